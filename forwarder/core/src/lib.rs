@@ -1,1 +1,9 @@
-//! TODO: placeholder, replaced by the crate's owner.
+//! The forwarder's sans-IO core: everything the peer-pod forwarder decides,
+//! with no sockets, files or clocks. Drivers feed it bytes and events and
+//! carry out the decisions it returns.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod mux;
