@@ -1,1 +1,13 @@
-//! The multiplexer of docs/protocol.md section 2 (placeholder, owned by the mux helper).
+//! The multiplexer of docs/protocol.md section 2 (`pp-mux-v1`), sans-IO:
+//! [`frame`] turns bytes into validated frames and back, [`session`] is the
+//! per-channel state machine one side runs. Drivers (the forwarder's, and
+//! the `pp-tunnel` crate's tokio driver) own the channel and feed them.
+
+pub mod frame;
+pub mod session;
+
+#[cfg(test)]
+mod session_tests;
+
+pub use frame::{Frame, FrameError, Phase, Role, Side, StreamId};
+pub use session::{CommandError, Event, INITIAL_WINDOW, MAX_WINDOW, MuxSession, ProtocolError};

@@ -1,0 +1,594 @@
+//! [`MuxSession`]: one side of a `pp-mux-v1` channel as a state machine
+//! with no IO (docs/protocol.md section 2.3).
+//!
+//! Contract: the driver hands received bytes to [`MuxSession::receive`] and
+//! pulls [`Event`]s with [`MuxSession::next_event`]; local commands (open,
+//! send, end, reset, consumed, control frames) queue frames that the driver
+//! writes out after [`MuxSession::take_transmit`]. The session enforces every
+//! rule of section 2.3 on what the peer sends; the first violation is a
+//! [`ProtocolError`] that the session keeps returning, and the driver must
+//! end the connection. Mistakes in local commands are [`CommandError`]s and
+//! never put anything on the wire. Nothing here panics on peer input.
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use super::frame::{self, Frame, FrameError, MAX_PAYLOAD, PROTOCOL_VERSION, Role, Side, StreamId};
+
+/// Bytes each direction of a new stream may carry before the first CREDIT.
+pub const INITIAL_WINDOW: u32 = 65536;
+/// The largest window a CREDIT may produce.
+pub const MAX_WINDOW: u32 = (1 << 31) - 1;
+/// Undelivered-to-credit threshold: CREDIT goes out once this much was consumed.
+const CREDIT_THRESHOLD: u32 = INITIAL_WINDOW / 2;
+
+/// What the peer did, in the order it did it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The peer's HELLO (version 1, opposite role).
+    Hello { side: Side },
+    /// The peer opened `stream` towards the local target `name`. Answer
+    /// with [`MuxSession::reset`] to refuse it.
+    Opened { stream: StreamId, name: String },
+    /// Stream data; report it with [`MuxSession::consumed`] once delivered.
+    Data { stream: StreamId, bytes: Vec<u8> },
+    /// The peer granted `n` more bytes on `stream`: sending may resume.
+    Credited { stream: StreamId, n: u32 },
+    /// The peer will send no more data on `stream` (half-close).
+    PeerEnded { stream: StreamId },
+    /// The peer aborted `stream`; it is finished.
+    PeerReset { stream: StreamId, reason: String },
+    /// The PP's Kubernetes-phase host key (received by the WN only).
+    Upgrade { host_key_line: String },
+    /// The WN asks for INFO (received by the PP only).
+    InfoRequest,
+    /// The PP's `key=value` lines (received by the WN only).
+    Info { text: String },
+}
+
+/// The peer broke the protocol; the connection must end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProtocolError {
+    Frame(FrameError),
+    /// The first frame was not HELLO.
+    HelloMissing,
+    /// A HELLO after the first frame.
+    HelloRepeated,
+    UnsupportedVersion(u8),
+    /// The peer claims our own role.
+    SameRole(Role),
+    /// A control frame the receiver's role never receives.
+    UnexpectedControl {
+        frame: &'static str,
+        receiver: Role,
+    },
+    /// OPEN with an id of our parity, reused, or not the next in sequence.
+    BadOpenId {
+        stream: StreamId,
+        expected: u32,
+    },
+    /// A stream frame for an id the peer never opened.
+    UnknownStream {
+        frame: &'static str,
+        stream: StreamId,
+    },
+    /// DATA beyond the window granted to the peer.
+    WindowOverrun {
+        stream: StreamId,
+        len: usize,
+        window: u32,
+    },
+    /// CREDIT taking the window above 2^31 - 1.
+    WindowTooLarge {
+        stream: StreamId,
+    },
+    /// DATA or END after the peer's END on the same stream.
+    AfterEnd {
+        frame: &'static str,
+        stream: StreamId,
+    },
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProtocolError::Frame(e) => write!(f, "malformed frame: {e}"),
+            ProtocolError::HelloMissing => write!(f, "peer sent another frame before HELLO"),
+            ProtocolError::HelloRepeated => write!(f, "peer sent HELLO twice"),
+            ProtocolError::UnsupportedVersion(v) => {
+                write!(
+                    f,
+                    "peer speaks pp-mux version {v}; only {PROTOCOL_VERSION} is supported"
+                )
+            }
+            ProtocolError::SameRole(r) => {
+                write!(
+                    f,
+                    "peer's HELLO claims role {r:?}, which is this side's role"
+                )
+            }
+            ProtocolError::UnexpectedControl { frame, receiver } => {
+                write!(f, "peer sent {frame}, which a {receiver:?} never receives")
+            }
+            ProtocolError::BadOpenId { stream, expected } => write!(
+                f,
+                "peer opened stream {stream}; the next id it may open is {expected}"
+            ),
+            ProtocolError::UnknownStream { frame, stream } => {
+                write!(
+                    f,
+                    "peer sent {frame} for stream {stream}, which was never opened"
+                )
+            }
+            ProtocolError::WindowOverrun {
+                stream,
+                len,
+                window,
+            } => write!(
+                f,
+                "peer sent {len} bytes on stream {stream} with only {window} bytes of window left"
+            ),
+            ProtocolError::WindowTooLarge { stream } => {
+                write!(
+                    f,
+                    "peer's CREDIT on stream {stream} raises the window above 2^31-1"
+                )
+            }
+            ProtocolError::AfterEnd { frame, stream } => {
+                write!(f, "peer sent {frame} on stream {stream} after its END")
+            }
+        }
+    }
+}
+
+impl core::error::Error for ProtocolError {}
+
+impl From<FrameError> for ProtocolError {
+    fn from(e: FrameError) -> Self {
+        ProtocolError::Frame(e)
+    }
+}
+
+/// A local command that cannot be carried out; nothing was sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommandError {
+    /// The stream is finished, was never opened, or this side already ended it.
+    StreamClosed(StreamId),
+    /// More bytes reported consumed than were delivered.
+    OverConsumed(StreamId),
+    /// Frame content outside the table (bad tunnel name, bad key line).
+    Invalid(FrameError),
+    /// The frame is sent only by the other role.
+    WrongRole { frame: &'static str },
+    /// All 2^31 ids of this side's parity were used.
+    IdsExhausted,
+    /// The session already failed with a protocol error.
+    Failed(ProtocolError),
+}
+
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CommandError::StreamClosed(s) => write!(f, "stream {s} is not open for this operation"),
+            CommandError::OverConsumed(s) => {
+                write!(f, "more bytes consumed on stream {s} than were delivered")
+            }
+            CommandError::Invalid(e) => write!(f, "invalid frame content: {e}"),
+            CommandError::WrongRole { frame } => write!(f, "this side's role never sends {frame}"),
+            CommandError::IdsExhausted => write!(f, "no stream ids left on this channel"),
+            CommandError::Failed(e) => write!(f, "mux session failed earlier: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for CommandError {}
+
+/// Accounting for one live stream.
+#[derive(Debug)]
+struct Stream {
+    /// Bytes this side may still send.
+    send_window: u32,
+    /// Bytes the peer may still send.
+    receive_window: u32,
+    /// Delivered as events and not yet reported consumed.
+    unconsumed: u32,
+    /// Consumed but not yet returned to the peer as CREDIT.
+    uncredited: u32,
+    local_ended: bool,
+    peer_ended: bool,
+}
+
+impl Stream {
+    fn new() -> Self {
+        Stream {
+            send_window: INITIAL_WINDOW,
+            receive_window: INITIAL_WINDOW,
+            unconsumed: 0,
+            uncredited: 0,
+            local_ended: false,
+            peer_ended: false,
+        }
+    }
+}
+
+/// One side of a mux channel. See the module documentation.
+#[derive(Debug)]
+pub struct MuxSession {
+    side: Side,
+    peer_hello_seen: bool,
+    received: Vec<u8>,
+    received_start: usize,
+    transmit: Vec<u8>,
+    streams: BTreeMap<StreamId, Stream>,
+    /// The id this side opens next (0 once exhausted).
+    next_local_id: u32,
+    /// The id the peer must open next (0 once exhausted).
+    next_peer_id: u32,
+    failed: Option<ProtocolError>,
+}
+
+impl MuxSession {
+    /// A session for `side`; our HELLO is already queued for transmission.
+    pub fn new(side: Side) -> Self {
+        let (next_local_id, next_peer_id) = match side.role() {
+            Role::Pp => (2, 1),
+            Role::Wn => (1, 2),
+        };
+        let mut session = MuxSession {
+            side,
+            peer_hello_seen: false,
+            received: Vec::new(),
+            received_start: 0,
+            transmit: Vec::new(),
+            streams: BTreeMap::new(),
+            next_local_id,
+            next_peer_id,
+            failed: None,
+        };
+        session.queue(&Frame::Hello {
+            version: PROTOCOL_VERSION,
+            side,
+        });
+        session
+    }
+
+    pub fn side(&self) -> Side {
+        self.side
+    }
+
+    /// Appends bytes read from the channel; collect the results with
+    /// [`MuxSession::next_event`].
+    pub fn receive(&mut self, bytes: &[u8]) {
+        if self.received_start > 0 {
+            self.received.drain(..self.received_start);
+            self.received_start = 0;
+        }
+        self.received.extend_from_slice(bytes);
+    }
+
+    /// The next thing the peer did, `Ok(None)` once the received bytes
+    /// hold no complete frame, or the protocol error that ends the connection.
+    pub fn next_event(&mut self) -> Result<Option<Event>, ProtocolError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        loop {
+            let pending = self.received.get(self.received_start..).unwrap_or_default();
+            let parsed = frame::parse(pending).map_err(ProtocolError::from);
+            let (frame, used) = match parsed {
+                Ok(Some(parsed)) => parsed,
+                Ok(None) => return Ok(None),
+                Err(e) => return Err(self.fail(e)),
+            };
+            self.received_start += used;
+            if self.received_start == self.received.len() {
+                self.received.clear();
+                self.received_start = 0;
+            }
+            match self.handle(frame) {
+                Ok(Some(event)) => return Ok(Some(event)),
+                Ok(None) => continue,
+                Err(e) => return Err(self.fail(e)),
+            }
+        }
+    }
+
+    fn fail(&mut self, e: ProtocolError) -> ProtocolError {
+        self.failed = Some(e.clone());
+        e
+    }
+
+    fn handle(&mut self, frame: Frame) -> Result<Option<Event>, ProtocolError> {
+        if !self.peer_hello_seen {
+            let Frame::Hello { version, side } = frame else {
+                return Err(ProtocolError::HelloMissing);
+            };
+            if version != PROTOCOL_VERSION {
+                return Err(ProtocolError::UnsupportedVersion(version));
+            }
+            if side.role() == self.side.role() {
+                return Err(ProtocolError::SameRole(side.role()));
+            }
+            self.peer_hello_seen = true;
+            return Ok(Some(Event::Hello { side }));
+        }
+        let role = self.side.role();
+        let unexpected = |frame| {
+            Err(ProtocolError::UnexpectedControl {
+                frame,
+                receiver: role,
+            })
+        };
+        match frame {
+            Frame::Hello { .. } => Err(ProtocolError::HelloRepeated),
+            Frame::Upgrade { .. } if role == Role::Pp => unexpected("UPGRADE"),
+            Frame::Upgrade { host_key_line } => Ok(Some(Event::Upgrade { host_key_line })),
+            Frame::InfoRequest if role == Role::Wn => unexpected("INFO_REQUEST"),
+            Frame::InfoRequest => Ok(Some(Event::InfoRequest)),
+            Frame::Info { .. } if role == Role::Pp => unexpected("INFO"),
+            Frame::Info { text } => Ok(Some(Event::Info { text })),
+            Frame::Open { stream, name } => self.handle_open(stream, name),
+            Frame::Data { stream, bytes } => self.handle_data(stream, bytes),
+            Frame::Credit { stream, n } => self.handle_credit(stream, n),
+            Frame::End { stream } => self.handle_end(stream),
+            Frame::Reset { stream, reason } => {
+                if self.live_stream(stream, "RESET")?.is_none() {
+                    return Ok(None);
+                }
+                self.streams.remove(&stream);
+                Ok(Some(Event::PeerReset { stream, reason }))
+            }
+        }
+    }
+
+    fn handle_open(
+        &mut self,
+        stream: StreamId,
+        name: String,
+    ) -> Result<Option<Event>, ProtocolError> {
+        if stream.get() != self.next_peer_id {
+            return Err(ProtocolError::BadOpenId {
+                stream,
+                expected: self.next_peer_id,
+            });
+        }
+        self.next_peer_id = self.next_peer_id.checked_add(2).unwrap_or(0);
+        self.streams.insert(stream, Stream::new());
+        Ok(Some(Event::Opened { stream, name }))
+    }
+
+    fn handle_data(
+        &mut self,
+        stream: StreamId,
+        bytes: Vec<u8>,
+    ) -> Result<Option<Event>, ProtocolError> {
+        let Some(state) = self.live_stream(stream, "DATA")? else {
+            return Ok(None);
+        };
+        if state.peer_ended {
+            return Err(ProtocolError::AfterEnd {
+                frame: "DATA",
+                stream,
+            });
+        }
+        let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+        let window = state.receive_window;
+        if len > window {
+            return Err(ProtocolError::WindowOverrun {
+                stream,
+                len: bytes.len(),
+                window,
+            });
+        }
+        state.receive_window = window - len;
+        state.unconsumed += len;
+        Ok(Some(Event::Data { stream, bytes }))
+    }
+
+    fn handle_credit(&mut self, stream: StreamId, n: u32) -> Result<Option<Event>, ProtocolError> {
+        let Some(state) = self.live_stream(stream, "CREDIT")? else {
+            return Ok(None);
+        };
+        state.send_window = state
+            .send_window
+            .checked_add(n)
+            .filter(|w| *w <= MAX_WINDOW)
+            .ok_or(ProtocolError::WindowTooLarge { stream })?;
+        Ok(Some(Event::Credited { stream, n }))
+    }
+
+    fn handle_end(&mut self, stream: StreamId) -> Result<Option<Event>, ProtocolError> {
+        let Some(state) = self.live_stream(stream, "END")? else {
+            return Ok(None);
+        };
+        if state.peer_ended {
+            return Err(ProtocolError::AfterEnd {
+                frame: "END",
+                stream,
+            });
+        }
+        state.peer_ended = true;
+        if state.local_ended {
+            self.streams.remove(&stream);
+        }
+        Ok(Some(Event::PeerEnded { stream }))
+    }
+
+    /// The state of a live stream; `None` for a finished one (its frames are
+    /// ignored); an error for an id that was never opened.
+    fn live_stream(
+        &mut self,
+        stream: StreamId,
+        frame: &'static str,
+    ) -> Result<Option<&mut Stream>, ProtocolError> {
+        let was_opened = self.was_opened(stream);
+        match self.streams.get_mut(&stream) {
+            Some(state) => Ok(Some(state)),
+            None if was_opened => Ok(None),
+            None => Err(ProtocolError::UnknownStream { frame, stream }),
+        }
+    }
+
+    /// Whether `stream` was opened at some point (ids are handed out in
+    /// sequence, so every id below the next one was).
+    fn was_opened(&self, stream: StreamId) -> bool {
+        let next = if stream.opener() == self.side.role() {
+            self.next_local_id
+        } else {
+            self.next_peer_id
+        };
+        next == 0 || stream.get() < next
+    }
+
+    /// Opens a stream to the peer's target `name`. Data may follow at once.
+    pub fn open(&mut self, name: &str) -> Result<StreamId, CommandError> {
+        self.check_alive()?;
+        frame::check_tunnel_name(name).map_err(CommandError::Invalid)?;
+        let stream = StreamId::new(self.next_local_id).ok_or(CommandError::IdsExhausted)?;
+        self.next_local_id = self.next_local_id.checked_add(2).unwrap_or(0);
+        self.streams.insert(stream, Stream::new());
+        self.queue(&Frame::Open {
+            stream,
+            name: name.into(),
+        });
+        Ok(stream)
+    }
+
+    /// Queues as much of `bytes` as the peer's window allows and returns how
+    /// many bytes that was (0 when the window is closed: wait for
+    /// [`Event::Credited`]).
+    pub fn send(&mut self, stream: StreamId, bytes: &[u8]) -> Result<usize, CommandError> {
+        self.check_alive()?;
+        let state = self.streams.get_mut(&stream).filter(|s| !s.local_ended);
+        let state = state.ok_or(CommandError::StreamClosed(stream))?;
+        let window = usize::try_from(state.send_window).unwrap_or(usize::MAX);
+        let accepted = bytes.get(..window).unwrap_or(bytes);
+        state.send_window -= u32::try_from(accepted.len()).unwrap_or(u32::MAX);
+        for chunk in accepted.chunks(MAX_PAYLOAD) {
+            frame::emit_data(stream, chunk, &mut self.transmit);
+        }
+        Ok(accepted.len())
+    }
+
+    /// Bytes that [`MuxSession::send`] would accept on `stream` right now.
+    pub fn send_window(&self, stream: StreamId) -> Option<u32> {
+        let state = self.streams.get(&stream).filter(|s| !s.local_ended)?;
+        Some(state.send_window)
+    }
+
+    /// Whether `stream` is neither finished nor unknown.
+    pub fn is_live(&self, stream: StreamId) -> bool {
+        self.streams.contains_key(&stream)
+    }
+
+    /// Half-closes `stream`: this side sends no more data.
+    pub fn end(&mut self, stream: StreamId) -> Result<(), CommandError> {
+        self.check_alive()?;
+        let state = self.streams.get_mut(&stream).filter(|s| !s.local_ended);
+        let state = state.ok_or(CommandError::StreamClosed(stream))?;
+        state.local_ended = true;
+        if state.peer_ended {
+            self.streams.remove(&stream);
+        }
+        self.queue(&Frame::End { stream });
+        Ok(())
+    }
+
+    /// Aborts `stream` (also how an incoming OPEN is refused). `reason` is
+    /// cut to 256 bytes.
+    pub fn reset(&mut self, stream: StreamId, reason: &str) -> Result<(), CommandError> {
+        self.check_alive()?;
+        self.streams
+            .remove(&stream)
+            .ok_or(CommandError::StreamClosed(stream))?;
+        let reason = frame::truncate_reset_reason(reason).into();
+        self.queue(&Frame::Reset { stream, reason });
+        Ok(())
+    }
+
+    /// Reports that `n` received bytes of `stream` reached their consumer;
+    /// queues CREDIT once at least half a window was consumed.
+    pub fn consumed(&mut self, stream: StreamId, n: u32) -> Result<(), CommandError> {
+        self.check_alive()?;
+        let was_opened = self.was_opened(stream);
+        let Some(state) = self.streams.get_mut(&stream) else {
+            // A finished stream needs no more credit.
+            return if was_opened {
+                Ok(())
+            } else {
+                Err(CommandError::StreamClosed(stream))
+            };
+        };
+        state.unconsumed = state
+            .unconsumed
+            .checked_sub(n)
+            .ok_or(CommandError::OverConsumed(stream))?;
+        state.uncredited += n;
+        if state.uncredited >= CREDIT_THRESHOLD && !state.peer_ended {
+            let n = core::mem::take(&mut state.uncredited);
+            state.receive_window += n;
+            self.queue(&Frame::Credit { stream, n });
+        }
+        Ok(())
+    }
+
+    /// PP only: announces the Kubernetes-phase host key.
+    pub fn send_upgrade(&mut self, host_key_line: &str) -> Result<(), CommandError> {
+        self.check_control(Role::Pp, "UPGRADE")?;
+        frame::check_host_key_line(host_key_line).map_err(CommandError::Invalid)?;
+        self.queue(&Frame::Upgrade {
+            host_key_line: host_key_line.into(),
+        });
+        Ok(())
+    }
+
+    /// WN only: asks the PP for INFO.
+    pub fn send_info_request(&mut self) -> Result<(), CommandError> {
+        self.check_control(Role::Wn, "INFO_REQUEST")?;
+        self.queue(&Frame::InfoRequest);
+        Ok(())
+    }
+
+    /// PP only: answers an INFO_REQUEST. `text` must fit one frame.
+    pub fn send_info(&mut self, text: &str) -> Result<(), CommandError> {
+        self.check_control(Role::Pp, "INFO")?;
+        if text.len() > MAX_PAYLOAD {
+            let len = text.len();
+            return Err(CommandError::Invalid(FrameError::PayloadTooLong { len }));
+        }
+        self.queue(&Frame::Info { text: text.into() });
+        Ok(())
+    }
+
+    /// The bytes queued for the peer since the last call.
+    pub fn take_transmit(&mut self) -> Vec<u8> {
+        core::mem::take(&mut self.transmit)
+    }
+
+    /// Whether [`MuxSession::take_transmit`] would return anything.
+    pub fn wants_transmit(&self) -> bool {
+        !self.transmit.is_empty()
+    }
+
+    fn check_control(&self, sender: Role, frame: &'static str) -> Result<(), CommandError> {
+        self.check_alive()?;
+        if self.side.role() == sender {
+            Ok(())
+        } else {
+            Err(CommandError::WrongRole { frame })
+        }
+    }
+
+    fn check_alive(&self) -> Result<(), CommandError> {
+        match &self.failed {
+            Some(e) => Err(CommandError::Failed(e.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn queue(&mut self, frame: &Frame) {
+        frame::emit(frame, &mut self.transmit);
+    }
+}

@@ -1,0 +1,538 @@
+//! Two [`MuxSession`]s driven against each other with no IO: the rules of
+//! docs/protocol.md section 2.3 as seen from both ends.
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use super::frame::{self, Frame, FrameError, Phase, Role, Side, StreamId};
+use super::session::{CommandError, Event, INITIAL_WINDOW, MuxSession, ProtocolError};
+
+fn id(n: u32) -> StreamId {
+    StreamId::new(n).unwrap()
+}
+
+/// Moves everything `from` queued into `to` and returns `to`'s events.
+fn deliver(from: &mut MuxSession, to: &mut MuxSession) -> Result<Vec<Event>, ProtocolError> {
+    to.receive(&from.take_transmit());
+    drain(to)
+}
+
+fn drain(to: &mut MuxSession) -> Result<Vec<Event>, ProtocolError> {
+    let mut events = Vec::new();
+    while let Some(event) = to.next_event()? {
+        events.push(event);
+    }
+    Ok(events)
+}
+
+/// A PP and a WN session that have exchanged HELLO.
+fn connected() -> (MuxSession, MuxSession) {
+    let mut pp = MuxSession::new(Side::Pp(Phase::Attestation));
+    let mut wn = MuxSession::new(Side::Wn);
+    assert_eq!(
+        deliver(&mut pp, &mut wn).unwrap(),
+        [Event::Hello {
+            side: Side::Pp(Phase::Attestation)
+        }]
+    );
+    assert_eq!(
+        deliver(&mut wn, &mut pp).unwrap(),
+        [Event::Hello { side: Side::Wn }]
+    );
+    (pp, wn)
+}
+
+/// Feeds a hand-built frame to `to` as if its peer had sent it.
+fn inject(to: &mut MuxSession, frame: &Frame) -> Result<Vec<Event>, ProtocolError> {
+    let mut wire = Vec::new();
+    frame::emit(frame, &mut wire);
+    to.receive(&wire);
+    drain(to)
+}
+
+#[test]
+fn a_stream_carries_data_both_ways_and_finishes_after_both_ends() {
+    let (mut pp, mut wn) = connected();
+    let s = wn.open("KATAAGENT").unwrap();
+    assert_eq!(s, id(1));
+    assert_eq!(wn.send(s, b"ping").unwrap(), 4);
+    wn.end(s).unwrap();
+    assert_eq!(
+        deliver(&mut wn, &mut pp).unwrap(),
+        [
+            Event::Opened {
+                stream: s,
+                name: "KATAAGENT".into()
+            },
+            Event::Data {
+                stream: s,
+                bytes: b"ping".to_vec()
+            },
+            Event::PeerEnded { stream: s },
+        ]
+    );
+    assert_eq!(pp.send(s, b"pong").unwrap(), 4);
+    pp.end(s).unwrap();
+    assert!(!pp.is_live(s));
+    assert_eq!(
+        deliver(&mut pp, &mut wn).unwrap(),
+        [
+            Event::Data {
+                stream: s,
+                bytes: b"pong".to_vec()
+            },
+            Event::PeerEnded { stream: s },
+        ]
+    );
+    assert!(!wn.is_live(s));
+    assert_eq!(wn.send(s, b"late"), Err(CommandError::StreamClosed(s)));
+}
+
+#[test]
+fn each_side_opens_ids_of_its_own_parity_in_sequence() {
+    let (mut pp, mut wn) = connected();
+    assert_eq!(pp.open("KBS").unwrap(), id(2));
+    assert_eq!(pp.open("KBS").unwrap(), id(4));
+    assert_eq!(wn.open("A").unwrap(), id(1));
+    assert_eq!(wn.open("B").unwrap(), id(3));
+    assert_eq!(deliver(&mut pp, &mut wn).unwrap().len(), 2);
+    assert_eq!(deliver(&mut wn, &mut pp).unwrap().len(), 2);
+}
+
+#[test]
+fn sending_stops_at_the_window_and_credit_reopens_it() {
+    let (mut pp, mut wn) = connected();
+    let s = wn.open("KATAAGENT").unwrap();
+    let payload = vec![1u8; 100_000];
+    assert_eq!(wn.send(s, &payload).unwrap(), 65536);
+    assert_eq!(wn.send(s, &payload).unwrap(), 0);
+    let events = deliver(&mut wn, &mut pp).unwrap();
+    assert_eq!(events.len(), 1 + 4, "OPEN then four full DATA frames");
+
+    pp.consumed(s, 32767).unwrap();
+    assert!(
+        !pp.wants_transmit(),
+        "no CREDIT before half a window is consumed"
+    );
+    pp.consumed(s, 1).unwrap();
+    assert_eq!(
+        deliver(&mut pp, &mut wn).unwrap(),
+        [Event::Credited {
+            stream: s,
+            n: 32768
+        }]
+    );
+    assert_eq!(wn.send_window(s), Some(32768));
+    assert_eq!(wn.send(s, &payload).unwrap(), 32768);
+}
+
+#[test]
+fn consuming_more_than_was_delivered_is_refused() {
+    let (mut pp, mut wn) = connected();
+    let s = wn.open("X").unwrap();
+    wn.send(s, b"abc").unwrap();
+    deliver(&mut wn, &mut pp).unwrap();
+    assert_eq!(pp.consumed(s, 4), Err(CommandError::OverConsumed(s)));
+}
+
+#[test]
+fn overrunning_the_window_is_a_protocol_error() {
+    let (mut pp, mut wn) = connected();
+    let s = wn.open("X").unwrap();
+    assert_eq!(wn.send(s, &vec![0; 65536]).unwrap(), 65536);
+    deliver(&mut wn, &mut pp).unwrap();
+    let err = inject(
+        &mut pp,
+        &Frame::Data {
+            stream: s,
+            bytes: vec![0],
+        },
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        ProtocolError::WindowOverrun {
+            stream: s,
+            len: 1,
+            window: 0
+        }
+    );
+}
+
+#[test]
+fn a_protocol_error_is_sticky() {
+    let (mut pp, _wn) = connected();
+    let err = inject(&mut pp, &Frame::End { stream: id(7) }).unwrap_err();
+    assert!(matches!(
+        err,
+        ProtocolError::UnknownStream { frame: "END", .. }
+    ));
+    assert_eq!(pp.next_event(), Err(err.clone()));
+    assert_eq!(pp.open("KBS"), Err(CommandError::Failed(err)));
+}
+
+#[test]
+fn credit_beyond_two_to_the_31_is_a_protocol_error() {
+    let (mut pp, mut wn) = connected();
+    let s = pp.open("KBS").unwrap();
+    deliver(&mut pp, &mut wn).unwrap();
+    let headroom = (1 << 31) - 1 - INITIAL_WINDOW;
+    assert_eq!(
+        inject(
+            &mut pp,
+            &Frame::Credit {
+                stream: s,
+                n: headroom
+            }
+        )
+        .unwrap()
+        .len(),
+        1
+    );
+    let err = inject(&mut pp, &Frame::Credit { stream: s, n: 1 }).unwrap_err();
+    assert_eq!(err, ProtocolError::WindowTooLarge { stream: s });
+}
+
+#[test]
+fn crossing_resets_are_ignored_by_both_sides() {
+    let (mut pp, mut wn) = connected();
+    let s = wn.open("KATAAGENT").unwrap();
+    deliver(&mut wn, &mut pp).unwrap();
+    wn.send(s, b"in flight").unwrap();
+    wn.reset(s, "client gone").unwrap();
+    pp.send(s, b"also in flight").unwrap();
+    pp.reset(s, "target refused").unwrap();
+    assert_eq!(deliver(&mut wn, &mut pp).unwrap(), []);
+    assert_eq!(deliver(&mut pp, &mut wn).unwrap(), []);
+    assert!(!pp.is_live(s) && !wn.is_live(s));
+}
+
+#[test]
+fn a_refusal_reaches_the_opener_and_frames_crossing_it_are_ignored() {
+    let (mut pp, mut wn) = connected();
+    let s = wn.open("NOPE").unwrap();
+    wn.send(s, b"optimistic").unwrap();
+    let events = deliver(&mut wn, &mut pp).unwrap();
+    assert_eq!(
+        events[0],
+        Event::Opened {
+            stream: s,
+            name: "NOPE".into()
+        }
+    );
+    pp.reset(s, "no tunnel NOPE in this phase").unwrap();
+    pp.consumed(s, 10).unwrap();
+    wn.send(s, b"crossing the reset").unwrap();
+    wn.end(s).unwrap();
+    assert_eq!(deliver(&mut wn, &mut pp).unwrap(), []);
+    assert_eq!(
+        deliver(&mut pp, &mut wn).unwrap(),
+        [Event::PeerReset {
+            stream: s,
+            reason: "no tunnel NOPE in this phase".into()
+        }]
+    );
+}
+
+#[test]
+fn reset_delivers_the_reason_to_the_peer() {
+    let (mut pp, mut wn) = connected();
+    let s = pp.open("KBS").unwrap();
+    deliver(&mut pp, &mut wn).unwrap();
+    wn.reset(s, "trustee unreachable").unwrap();
+    assert_eq!(
+        deliver(&mut wn, &mut pp).unwrap(),
+        [Event::PeerReset {
+            stream: s,
+            reason: "trustee unreachable".into()
+        }]
+    );
+    assert_eq!(pp.send(s, b"x"), Err(CommandError::StreamClosed(s)));
+}
+
+#[test]
+fn open_with_the_receivers_parity_is_a_protocol_error() {
+    let (mut pp, _wn) = connected();
+    let err = inject(
+        &mut pp,
+        &Frame::Open {
+            stream: id(2),
+            name: "KBS".into(),
+        },
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        ProtocolError::BadOpenId {
+            stream: id(2),
+            expected: 1
+        }
+    );
+}
+
+#[test]
+fn reusing_or_skipping_an_id_is_a_protocol_error() {
+    let (mut pp, _wn) = connected();
+    let open = |n| Frame::Open {
+        stream: id(n),
+        name: "KBS".into(),
+    };
+    inject(&mut pp, &open(1)).unwrap();
+    assert_eq!(
+        inject(&mut pp, &open(1)).unwrap_err(),
+        ProtocolError::BadOpenId {
+            stream: id(1),
+            expected: 3
+        }
+    );
+    let (mut pp, _wn) = connected();
+    assert_eq!(
+        inject(&mut pp, &open(3)).unwrap_err(),
+        ProtocolError::BadOpenId {
+            stream: id(3),
+            expected: 1
+        }
+    );
+}
+
+#[test]
+fn data_for_a_stream_never_opened_is_a_protocol_error() {
+    let (mut pp, _wn) = connected();
+    let err = inject(
+        &mut pp,
+        &Frame::Data {
+            stream: id(2),
+            bytes: vec![1],
+        },
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        ProtocolError::UnknownStream {
+            frame: "DATA",
+            stream: id(2)
+        }
+    );
+}
+
+#[test]
+fn data_after_the_peers_end_is_a_protocol_error() {
+    let (mut pp, mut wn) = connected();
+    let s = wn.open("X").unwrap();
+    wn.end(s).unwrap();
+    deliver(&mut wn, &mut pp).unwrap();
+    let err = inject(
+        &mut pp,
+        &Frame::Data {
+            stream: s,
+            bytes: vec![1],
+        },
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        ProtocolError::AfterEnd {
+            frame: "DATA",
+            stream: s
+        }
+    );
+}
+
+#[test]
+fn the_first_frame_must_be_hello() {
+    let mut pp = MuxSession::new(Side::Pp(Phase::Kubernetes));
+    let err = inject(&mut pp, &Frame::InfoRequest).unwrap_err();
+    assert_eq!(err, ProtocolError::HelloMissing);
+}
+
+#[test]
+fn a_hello_with_another_version_or_the_same_role_is_rejected() {
+    let mut pp = MuxSession::new(Side::Pp(Phase::Kubernetes));
+    let err = inject(
+        &mut pp,
+        &Frame::Hello {
+            version: 2,
+            side: Side::Wn,
+        },
+    )
+    .unwrap_err();
+    assert_eq!(err, ProtocolError::UnsupportedVersion(2));
+    let mut pp = MuxSession::new(Side::Pp(Phase::Kubernetes));
+    let hello = Frame::Hello {
+        version: 1,
+        side: Side::Pp(Phase::Attestation),
+    };
+    assert_eq!(
+        inject(&mut pp, &hello).unwrap_err(),
+        ProtocolError::SameRole(Role::Pp)
+    );
+}
+
+#[test]
+fn a_second_hello_is_rejected() {
+    let (mut pp, _wn) = connected();
+    let err = inject(
+        &mut pp,
+        &Frame::Hello {
+            version: 1,
+            side: Side::Wn,
+        },
+    )
+    .unwrap_err();
+    assert_eq!(err, ProtocolError::HelloRepeated);
+}
+
+#[test]
+fn malformed_bytes_surface_as_a_frame_error() {
+    let (mut pp, _wn) = connected();
+    pp.receive(&[0x42, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(
+        pp.next_event(),
+        Err(ProtocolError::Frame(FrameError::UnknownType(0x42)))
+    );
+}
+
+#[test]
+fn upgrade_and_info_flow_only_from_pp_to_wn() {
+    let (mut pp, mut wn) = connected();
+    wn.send_info_request().unwrap();
+    assert_eq!(deliver(&mut wn, &mut pp).unwrap(), [Event::InfoRequest]);
+    pp.send_info("phase=attestation").unwrap();
+    pp.send_upgrade("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5").unwrap();
+    assert_eq!(
+        deliver(&mut pp, &mut wn).unwrap(),
+        [
+            Event::Info {
+                text: "phase=attestation".into()
+            },
+            Event::Upgrade {
+                host_key_line: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5".into()
+            },
+        ]
+    );
+    assert_eq!(
+        wn.send_upgrade("ssh-ed25519 AAAA"),
+        Err(CommandError::WrongRole { frame: "UPGRADE" })
+    );
+    assert_eq!(
+        pp.send_info_request(),
+        Err(CommandError::WrongRole {
+            frame: "INFO_REQUEST"
+        })
+    );
+    let err = inject(
+        &mut pp,
+        &Frame::Info {
+            text: String::new(),
+        },
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        ProtocolError::UnexpectedControl {
+            frame: "INFO",
+            receiver: Role::Pp
+        }
+    );
+}
+
+#[test]
+fn frames_split_into_single_bytes_parse_the_same() {
+    let (mut pp, mut wn) = connected();
+    let s = wn.open("KATAAGENT").unwrap();
+    wn.send(s, &[9; 20_000]).unwrap();
+    let mut events = Vec::new();
+    for byte in wn.take_transmit() {
+        pp.receive(&[byte]);
+        events.extend(drain(&mut pp).unwrap());
+    }
+    let received: usize = events
+        .iter()
+        .map(|e| match e {
+            Event::Data { bytes, .. } => bytes.len(),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(received, 20_000);
+}
+
+#[test]
+fn a_stalled_stream_does_not_hold_back_sixteen_others() {
+    const STREAMS: u32 = 17;
+    const PER_STREAM: usize = 300_000;
+    let (mut pp, mut wn) = connected();
+    let streams: Vec<StreamId> = (0..STREAMS)
+        .map(|_| wn.open("KATAAGENT").unwrap())
+        .collect();
+    deliver(&mut wn, &mut pp).unwrap();
+    let stalled = streams[5];
+    let byte_at = |s: StreamId, i: usize| (s.get() as usize * 31 + i * 7) as u8;
+    let mut sent: BTreeMap<StreamId, usize> = streams.iter().map(|s| (*s, 0)).collect();
+    let mut delivered: BTreeMap<StreamId, Vec<u8>> = BTreeMap::new();
+    let mut consumed: BTreeMap<StreamId, usize> = BTreeMap::new();
+    let mut stall_released = false;
+
+    for _round in 0..1000 {
+        for (s, offset) in sent.iter_mut() {
+            let chunk: Vec<u8> = (*offset..PER_STREAM)
+                .take(20_000)
+                .map(|i| byte_at(*s, i))
+                .collect();
+            *offset += wn.send(*s, &chunk).unwrap();
+        }
+        let unfinished: Vec<StreamId> = streams
+            .iter()
+            .filter(|s| **s != stalled && delivered.get(s).map_or(0, Vec::len) < PER_STREAM)
+            .copied()
+            .collect();
+        let mut streams_with_data_this_round = Vec::new();
+        for event in deliver(&mut wn, &mut pp).unwrap() {
+            let Event::Data { stream, bytes } = event else {
+                panic!("{event:?}")
+            };
+            streams_with_data_this_round.push(stream);
+            delivered
+                .entry(stream)
+                .or_default()
+                .extend_from_slice(&bytes);
+        }
+        streams_with_data_this_round.dedup();
+        for s in streams.iter().filter(|s| **s != stalled || stall_released) {
+            let total = delivered.get(s).map_or(0, Vec::len);
+            let done = consumed.entry(*s).or_default();
+            pp.consumed(*s, (total - *done) as u32).unwrap();
+            *done = total;
+        }
+        deliver(&mut pp, &mut wn).unwrap();
+
+        let complete = |s: &StreamId| delivered.get(s).map_or(0, Vec::len) == PER_STREAM;
+        if !stall_released {
+            for s in &unfinished {
+                assert!(
+                    streams_with_data_this_round.contains(s),
+                    "stream {s} moved this round"
+                );
+            }
+            if streams.iter().filter(|s| **s != stalled).all(complete) {
+                assert_eq!(
+                    delivered[&stalled].len(),
+                    65536,
+                    "stalled stream got exactly one window"
+                );
+                stall_released = true;
+            }
+        } else if streams.iter().all(complete) {
+            for s in &streams {
+                let expected: Vec<u8> = (0..PER_STREAM).map(|i| byte_at(*s, i)).collect();
+                assert!(
+                    delivered[s] == expected,
+                    "stream {s} data arrived intact and in order"
+                );
+            }
+            return;
+        }
+    }
+    panic!("streams did not finish: sent {sent:?}");
+}
