@@ -8,3 +8,4 @@ extern crate alloc;
 
 pub mod key;
 pub mod mux;
+pub mod tag;

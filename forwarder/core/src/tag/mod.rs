@@ -1,0 +1,162 @@
+//! Tunnel tags, the operators' syntax from cloud-api-adaptor kept as it was
+//! (docs/protocol.md section 3):
+//!
+//! ```text
+//! PHASE:NAME:PORT               127.0.0.1:PORT
+//! PHASE:NAME:HOST:PORT          HOST an IPv4 literal or [IPv6] literal
+//! PHASE:NAME:NETNS:PORT         127.0.0.1:PORT inside network namespace NETNS
+//! PHASE:NAME:unix:PATH          a unix socket (absolute path)
+//! ```
+//!
+//! `NETNS` is a path (`/run/netns/podns`). In *inbound* tags a bare
+//! namespace name (`podns`) is also accepted, as cloud-api-adaptor did, and
+//! means `/run/netns/podns`. In *outbound* tags a bare word used to be a
+//! host name; there is no DNS in the peer pod, so it is refused.
+//!
+//! Contract: [`Tag::parse`] never panics; it returns a [`Tag`] whose every
+//! field is valid, or a [`TagError`] naming the tag, the field and the
+//! expected form. [`Tag::emit`] writes the canonical form, and
+//! `parse(emit(tag)) == tag` for every parsed tag.
+//! [`TunnelSet`] holds tags with distinct names and decides which tunnel a
+//! connection of a given phase may open.
+
+mod error;
+mod parse;
+mod set;
+
+pub use error::{TagError, TagErrorKind};
+pub use set::{OpenRefusal, TunnelSet};
+
+use alloc::string::String;
+use core::net::IpAddr;
+
+/// The longest tunnel name (`[A-Za-z0-9_-]{1,64}`).
+pub const MAX_NAME_LEN: usize = 64;
+/// Where bare network namespace names of inbound tags live.
+pub const NETNS_DIR: &str = "/run/netns";
+
+/// In which connection phases a tunnel is available.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// `ATTESTATION_PHASE`
+    Attestation,
+    /// `KUBERNETES_PHASE`
+    Kubernetes,
+    /// `BOTH_PHASES`
+    Both,
+}
+
+/// The phase of one SSH connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnectionPhase {
+    Attestation,
+    Kubernetes,
+}
+
+impl Phase {
+    /// Whether a tunnel of this phase may be used on a connection of `phase`.
+    pub fn allows(self, phase: ConnectionPhase) -> bool {
+        matches!(
+            (self, phase),
+            (Self::Both, _)
+                | (Self::Attestation, ConnectionPhase::Attestation)
+                | (Self::Kubernetes, ConnectionPhase::Kubernetes)
+        )
+    }
+
+    /// The tag spelling: `ATTESTATION_PHASE`, `KUBERNETES_PHASE`, `BOTH_PHASES`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Attestation => "ATTESTATION_PHASE",
+            Self::Kubernetes => "KUBERNETES_PHASE",
+            Self::Both => "BOTH_PHASES",
+        }
+    }
+}
+
+impl ConnectionPhase {
+    /// `attestation` or `kubernetes`, as log lines and `INFO` spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Attestation => "attestation",
+            Self::Kubernetes => "kubernetes",
+        }
+    }
+}
+
+/// Whether a tag describes a local listener or a target to dial; the two
+/// read a bare word in the `HOST`/`NETNS` position differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// A local listener whose connections become streams.
+    Inbound,
+    /// A target that streams opened by the peer are connected to.
+    Outbound,
+}
+
+/// Where a tunnel ends on this side.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// A TCP address (listen address for inbound, peer for outbound).
+    Tcp { ip: IpAddr, port: u16 },
+    /// TCP on 127.0.0.1:`port` inside the network namespace at `netns_path`.
+    NetnsTcp { netns_path: String, port: u16 },
+    /// A unix stream socket at the absolute `path`.
+    Unix { path: String },
+}
+
+/// One validated tunnel tag.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Tag {
+    phase: Phase,
+    name: String,
+    target: Target,
+}
+
+impl Tag {
+    /// The phases in which the tunnel is available.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// The tunnel name (`[A-Za-z0-9_-]{1,64}`), as used in mux `OPEN`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Where the tunnel ends on this side.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+}
+
+/// Whether `name` is a valid tunnel name: `[A-Za-z0-9_-]{1,64}`.
+pub fn is_valid_name(name: &str) -> bool {
+    (1..=MAX_NAME_LEN).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_phase_allows_exactly_its_connection_phases() {
+        use ConnectionPhase::{Attestation as A, Kubernetes as K};
+        assert!(Phase::Attestation.allows(A) && !Phase::Attestation.allows(K));
+        assert!(!Phase::Kubernetes.allows(A) && Phase::Kubernetes.allows(K));
+        assert!(Phase::Both.allows(A) && Phase::Both.allows(K));
+    }
+
+    #[test]
+    fn names_follow_the_protocol_alphabet_and_length() {
+        assert!(is_valid_name("KATA_AGENT-2"));
+        assert!(is_valid_name(&"a".repeat(64)));
+        assert!(!is_valid_name(&"a".repeat(65)));
+        assert!(!is_valid_name(""));
+        assert!(!is_valid_name("with space"));
+        assert!(!is_valid_name("dot.ted"));
+    }
+}

@@ -1,0 +1,315 @@
+//! `Tag::parse` and `Tag::emit`: the text form of a tunnel tag.
+
+use super::{Direction, NETNS_DIR, Phase, Tag, TagError, TagErrorKind, Target, is_valid_name};
+use alloc::format;
+use alloc::string::{String, ToString};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// `sun_path` holds 108 bytes including the terminating NUL.
+const MAX_UNIX_PATH_LEN: usize = 107;
+/// Linux's PATH_MAX, a generous bound for namespace paths.
+const MAX_NETNS_PATH_LEN: usize = 4096;
+/// Linux's NAME_MAX, the bound for a bare namespace name.
+const MAX_NETNS_NAME_LEN: usize = 255;
+const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+impl Tag {
+    /// Parses one tag (surrounding whitespace ignored). `direction` decides
+    /// how a bare word before the port is read (see the module comment) and
+    /// whether port 0 (any free port, listeners only) is allowed.
+    pub fn parse(text: &str, direction: Direction) -> Result<Self, TagError> {
+        let tag = text.trim();
+        parse_fields(tag, direction).map_err(|kind| TagError {
+            tag: tag.into(),
+            kind,
+        })
+    }
+
+    /// The canonical text form: the short `PHASE:NAME:PORT` form for
+    /// 127.0.0.1, bracketed IPv6, full namespace paths.
+    pub fn emit(&self) -> String {
+        let head = format!("{}:{}", self.phase.as_str(), self.name);
+        match &self.target {
+            Target::Tcp { ip, port } if *ip == LOCALHOST => format!("{head}:{port}"),
+            Target::Tcp {
+                ip: IpAddr::V4(ip),
+                port,
+            } => format!("{head}:{ip}:{port}"),
+            Target::Tcp {
+                ip: IpAddr::V6(ip),
+                port,
+            } => format!("{head}:[{ip}]:{port}"),
+            Target::NetnsTcp { netns_path, port } => format!("{head}:{netns_path}:{port}"),
+            Target::Unix { path } => format!("{head}:unix:{path}"),
+        }
+    }
+}
+
+fn parse_fields(tag: &str, direction: Direction) -> Result<Tag, TagErrorKind> {
+    let (phase, rest) = tag.split_once(':').ok_or(TagErrorKind::Shape)?;
+    let (name, rest) = rest.split_once(':').ok_or(TagErrorKind::Shape)?;
+    let phase = parse_phase(phase)?;
+    if !is_valid_name(name) {
+        return Err(TagErrorKind::Name { found: name.into() });
+    }
+    let target = parse_target(rest, direction)?;
+    Ok(Tag {
+        phase,
+        name: name.into(),
+        target,
+    })
+}
+
+fn parse_phase(text: &str) -> Result<Phase, TagErrorKind> {
+    [Phase::Attestation, Phase::Kubernetes, Phase::Both]
+        .into_iter()
+        .find(|phase| phase.as_str() == text)
+        .ok_or_else(|| TagErrorKind::Phase { found: text.into() })
+}
+
+/// Parses what follows `PHASE:NAME:`.
+fn parse_target(rest: &str, direction: Direction) -> Result<Target, TagErrorKind> {
+    if let Some(path) = rest.strip_prefix("unix:") {
+        return parse_unix_path(path);
+    }
+    if let Some(bracketed) = rest.strip_prefix('[') {
+        let (ip, port) = bracketed
+            .split_once("]:")
+            .ok_or_else(|| TagErrorKind::Host { found: rest.into() })?;
+        let ip: Ipv6Addr = ip
+            .parse()
+            .map_err(|_| TagErrorKind::Host { found: ip.into() })?;
+        return Ok(Target::Tcp {
+            ip: IpAddr::V6(ip),
+            port: parse_port(port, direction)?,
+        });
+    }
+    let Some((place, port)) = rest.rsplit_once(':') else {
+        return Ok(Target::Tcp {
+            ip: LOCALHOST,
+            port: parse_port(rest, direction)?,
+        });
+    };
+    let port = parse_port(port, direction)?;
+    if let Ok(ip) = place.parse::<Ipv4Addr>() {
+        return Ok(Target::Tcp {
+            ip: IpAddr::V4(ip),
+            port,
+        });
+    }
+    if place.starts_with('/') {
+        return Ok(Target::NetnsTcp {
+            netns_path: parse_netns_path(place)?,
+            port,
+        });
+    }
+    match direction {
+        Direction::Inbound if is_netns_name(place) => Ok(Target::NetnsTcp {
+            netns_path: format!("{NETNS_DIR}/{place}"),
+            port,
+        }),
+        Direction::Inbound => Err(TagErrorKind::NetnsPath {
+            found: place.into(),
+        }),
+        Direction::Outbound => Err(TagErrorKind::Host {
+            found: place.into(),
+        }),
+    }
+}
+
+fn parse_port(text: &str, direction: Direction) -> Result<u16, TagErrorKind> {
+    let error = || TagErrorKind::Port { found: text.into() };
+    if text.is_empty() || text.len() > 5 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(error());
+    }
+    let port: u16 = text.parse().map_err(|_| error())?;
+    if port == 0 && direction == Direction::Outbound {
+        return Err(error());
+    }
+    Ok(port)
+}
+
+/// Paths must be absolute and free of whitespace and control characters,
+/// so that the canonical form stays one unambiguous word.
+fn is_clean_absolute_path(path: &str, max_len: usize) -> bool {
+    path.starts_with('/')
+        && path.len() <= max_len
+        && !path.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+fn parse_unix_path(path: &str) -> Result<Target, TagErrorKind> {
+    if is_clean_absolute_path(path, MAX_UNIX_PATH_LEN) {
+        Ok(Target::Unix { path: path.into() })
+    } else {
+        Err(TagErrorKind::UnixPath { found: path.into() })
+    }
+}
+
+fn parse_netns_path(path: &str) -> Result<String, TagErrorKind> {
+    if is_clean_absolute_path(path, MAX_NETNS_PATH_LEN) {
+        Ok(path.to_string())
+    } else {
+        Err(TagErrorKind::NetnsPath { found: path.into() })
+    }
+}
+
+/// A bare namespace name as `ip netns` creates them under /run/netns.
+fn is_netns_name(name: &str) -> bool {
+    (1..=MAX_NETNS_NAME_LEN).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Direction::{Inbound, Outbound};
+    use alloc::vec::Vec;
+
+    fn tcp(ip: &str, port: u16) -> Target {
+        Target::Tcp {
+            ip: ip.parse().unwrap(),
+            port,
+        }
+    }
+
+    #[test]
+    fn every_documented_form_parses_to_its_target() {
+        let cases = [
+            ("BOTH_PHASES:KBS:8080", Inbound, tcp("127.0.0.1", 8080)),
+            (
+                "KUBERNETES_PHASE:mytunnel:149.81.64.62:7777",
+                Outbound,
+                tcp("149.81.64.62", 7777),
+            ),
+            (
+                "KUBERNETES_PHASE:v6:[fd00::1]:22",
+                Outbound,
+                tcp("fd00::1", 22),
+            ),
+            (
+                "KUBERNETES_PHASE:ns:/run/netns/podns:6666",
+                Outbound,
+                Target::NetnsTcp {
+                    netns_path: "/run/netns/podns".into(),
+                    port: 6666,
+                },
+            ),
+            (
+                "KUBERNETES_PHASE:KATAAGENT:unix:/run/kata-containers/agent.sock",
+                Outbound,
+                Target::Unix {
+                    path: "/run/kata-containers/agent.sock".into(),
+                },
+            ),
+        ];
+        for (text, direction, target) in cases {
+            let tag = Tag::parse(text, direction).unwrap();
+            assert_eq!(tag.target(), &target, "{text}");
+            assert_eq!(tag.emit(), text);
+        }
+    }
+
+    #[test]
+    fn inbound_bare_namespace_names_mean_run_netns_as_in_cloud_api_adaptor() {
+        let tag = Tag::parse(" KUBERNETES_PHASE:mytunnel:podns:6666 ", Inbound).unwrap();
+        assert_eq!(
+            tag.target(),
+            &Target::NetnsTcp {
+                netns_path: "/run/netns/podns".into(),
+                port: 6666
+            }
+        );
+        assert_eq!(
+            tag.emit(),
+            "KUBERNETES_PHASE:mytunnel:/run/netns/podns:6666"
+        );
+    }
+
+    #[test]
+    fn outbound_host_names_are_refused_because_there_is_no_dns() {
+        let error = Tag::parse("KUBERNETES_PHASE:ABC:myhost.com:1234", Outbound).unwrap_err();
+        assert_eq!(
+            error.kind,
+            TagErrorKind::Host {
+                found: "myhost.com".into()
+            }
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains("KUBERNETES_PHASE:ABC:myhost.com:1234"),
+            "{message}"
+        );
+        assert!(
+            message.contains("HOST") && message.contains("IPv4 literal"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn explicit_localhost_is_emitted_in_the_short_form() {
+        let tag = Tag::parse("BOTH_PHASES:KBS:127.0.0.1:8080", Inbound).unwrap();
+        assert_eq!(tag.emit(), "BOTH_PHASES:KBS:8080");
+    }
+
+    #[test]
+    fn each_bad_field_is_named_in_the_error() {
+        let cases: [(&str, Direction, &str); 11] = [
+            ("KBS:8080", Inbound, "tag"),
+            ("SOME_PHASE:KBS:8080", Inbound, "PHASE"),
+            ("both_phases:KBS:8080", Inbound, "PHASE"),
+            ("BOTH_PHASES:K.B.S:8080", Inbound, "NAME"),
+            ("BOTH_PHASES::8080", Inbound, "NAME"),
+            ("BOTH_PHASES:KBS:80800", Inbound, "PORT"),
+            ("BOTH_PHASES:KBS:+80", Inbound, "PORT"),
+            ("BOTH_PHASES:KBS:0", Outbound, "PORT"),
+            ("BOTH_PHASES:KBS:[::1:80", Outbound, "HOST"),
+            ("BOTH_PHASES:KBS:unix:relative.sock", Outbound, "PATH"),
+            ("BOTH_PHASES:KBS:bad/ns:80", Inbound, "NETNS"),
+        ];
+        for (text, direction, field) in cases {
+            let error = Tag::parse(text, direction).unwrap_err();
+            assert_eq!(error.kind.field(), field, "{text}: {error}");
+            assert_eq!(error.tag, text);
+            assert!(error.to_string().contains("expected"), "{error}");
+        }
+    }
+
+    #[test]
+    fn port_zero_is_a_listener_only_choice() {
+        let tag = Tag::parse("BOTH_PHASES:KBS:0", Inbound).unwrap();
+        assert_eq!(tag.target(), &tcp("127.0.0.1", 0));
+    }
+
+    #[test]
+    fn unix_paths_longer_than_sun_path_are_refused() {
+        let long = format!("BOTH_PHASES:X:unix:/{}", "a".repeat(107));
+        assert_eq!(
+            Tag::parse(&long, Outbound).unwrap_err().kind.field(),
+            "PATH"
+        );
+        let fits = format!("BOTH_PHASES:X:unix:/{}", "a".repeat(106));
+        assert!(Tag::parse(&fits, Outbound).is_ok());
+    }
+
+    #[test]
+    fn emit_of_a_parsed_tag_parses_back_to_the_same_tag() {
+        let texts: Vec<&str> = alloc::vec![
+            "ATTESTATION_PHASE:a:1",
+            "BOTH_PHASES:b:[::ffff:1.2.3.4]:65535",
+            "KUBERNETES_PHASE:c:/x:y:9",
+            "KUBERNETES_PHASE:d:unix:/a:b",
+            "BOTH_PHASES:e:ns.1:80",
+        ];
+        for text in texts {
+            for direction in [Inbound, Outbound] {
+                if let Ok(tag) = Tag::parse(text, direction) {
+                    assert_eq!(Tag::parse(&tag.emit(), direction), Ok(tag), "{text}");
+                }
+            }
+        }
+    }
+}
