@@ -1,0 +1,2 @@
+//! The `pp-adaptor` command line (being written: subcommands land in the next commits).
+fn main() {}

@@ -1,0 +1,114 @@
+//! The relay check of docs/protocol.md section 2.3 "Info": in the
+//! Kubernetes phase the PP reports which attestation connection it served
+//! (`attestation-hostkey`, `attestation-peer`); if that is not the
+//! connection the adaptor itself made, someone else relayed the attestation
+//! phase.
+//!
+//! Contract: [`check_info`] is pure. It passes only when both keys are
+//! present and equal what the adaptor saw (addresses compared after mapping
+//! IPv4-mapped IPv6 to IPv4). Anything else is a [`RelayVerdict`] naming
+//! the first difference.
+
+use crate::pp_record::AttestationSighting;
+use std::net::SocketAddr;
+
+/// The outcome of comparing `INFO` with the adaptor's own sighting.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RelayVerdict {
+    /// The PP served the adaptor's own attestation connection.
+    SameConnection,
+    /// The PP reports another attestation connection: relayed.
+    Relayed { reason: String },
+}
+
+/// Compares the `INFO` text with `sighting`.
+pub fn check_info(info_text: &str, sighting: &AttestationSighting) -> RelayVerdict {
+    let value_of = |key: &str| {
+        info_text.lines().find_map(|line| {
+            line.split_once('=')
+                .filter(|(k, _)| k.trim() == key)
+                .map(|(_, v)| v.trim())
+        })
+    };
+    let Some(hostkey) = value_of("attestation-hostkey") else {
+        return RelayVerdict::Relayed {
+            reason: "INFO has no attestation-hostkey".into(),
+        };
+    };
+    if hostkey != sighting.hostkey_fingerprint {
+        return RelayVerdict::Relayed {
+            reason: format!(
+                "the PP's attestation connection had host key {hostkey}, the adaptor saw {}",
+                sighting.hostkey_fingerprint
+            ),
+        };
+    }
+    let Some(peer) = value_of("attestation-peer") else {
+        return RelayVerdict::Relayed {
+            reason: "INFO has no attestation-peer".into(),
+        };
+    };
+    match peer.parse::<SocketAddr>() {
+        Ok(peer) if canonical(peer) == canonical(sighting.local_addr) => {
+            RelayVerdict::SameConnection
+        }
+        Ok(_) | Err(_) => RelayVerdict::Relayed {
+            reason: format!(
+                "the PP's attestation peer was {peer}, the adaptor's own address was {}",
+                sighting.local_addr
+            ),
+        },
+    }
+}
+
+fn canonical(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
+            None => addr,
+        },
+        SocketAddr::V4(_) => addr,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sighting() -> AttestationSighting {
+        AttestationSighting {
+            hostkey_fingerprint: "SHA256:abc".into(),
+            local_addr: "10.0.0.5:40000".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn the_adaptors_own_attestation_connection_passes() {
+        let info =
+            "phase=kubernetes\nattestation-hostkey=SHA256:abc\nattestation-peer=10.0.0.5:40000\n";
+        assert_eq!(check_info(info, &sighting()), RelayVerdict::SameConnection);
+    }
+
+    #[test]
+    fn an_ipv4_mapped_peer_address_counts_as_the_same() {
+        let info = "attestation-hostkey=SHA256:abc\nattestation-peer=[::ffff:10.0.0.5]:40000";
+        assert_eq!(check_info(info, &sighting()), RelayVerdict::SameConnection);
+    }
+
+    #[test]
+    fn another_host_key_another_peer_or_missing_keys_mean_relayed() {
+        for info in [
+            "attestation-hostkey=SHA256:xyz\nattestation-peer=10.0.0.5:40000",
+            "attestation-hostkey=SHA256:abc\nattestation-peer=10.0.0.6:40000",
+            "attestation-hostkey=SHA256:abc\nattestation-peer=10.0.0.5:40001",
+            "attestation-hostkey=SHA256:abc\nattestation-peer=garbage",
+            "attestation-hostkey=SHA256:abc",
+            "phase=kubernetes",
+        ] {
+            assert!(
+                matches!(check_info(info, &sighting()), RelayVerdict::Relayed { .. }),
+                "{info}"
+            );
+        }
+    }
+}
