@@ -6,6 +6,7 @@
 
 extern crate alloc;
 
+pub mod config;
 pub mod initdata;
 pub mod key;
 pub mod mux;

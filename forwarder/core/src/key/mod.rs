@@ -27,4 +27,4 @@ pub use public::PublicKey;
 pub const ED25519_KEY_TYPE: &str = "ssh-ed25519";
 
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;

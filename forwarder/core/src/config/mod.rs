@@ -1,0 +1,226 @@
+//! The forwarder's settings from init-data: `[data]."forwarder.toml"`, a
+//! TOML file with kebab-case keys, all optional:
+//!
+//! ```toml
+//! wn-public-key = "ssh-ed25519 AAAA... comment"   # attestation-phase WN key
+//! inbounds = ["BOTH_PHASES:KBS:8080"]             # local listeners
+//! outbounds = ["KUBERNETES_PHASE:KATAAGENT:unix:/run/kata-containers/agent.sock"]
+//! ```
+//!
+//! `inbounds` / `outbounds`, when present, replace the defaults (an empty
+//! list means none). Without init-data, or without `forwarder.toml` in it,
+//! the defaults apply: no WN key (attestation phase accepts `none` auth),
+//! inbound `BOTH_PHASES:KBS:8080`, outbound
+//! `KUBERNETES_PHASE:KATAAGENT:unix:/run/kata-containers/agent.sock`.
+//!
+//! Contract: [`ForwarderConfig::parse`] never panics; unknown keys, a bad
+//! key or a bad tag are errors that name the file and the field.
+
+use crate::initdata::InitData;
+use crate::key::{KeyError, PublicKey};
+use crate::tag::{Direction, TagError, TunnelSet};
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+use serde::Deserialize;
+
+/// The name of the forwarder's file in init-data's `[data]`.
+pub const FILE_NAME: &str = "forwarder.toml";
+/// The inbound tunnel when none is configured: CDH's KBS traffic.
+pub const DEFAULT_INBOUND: &str = "BOTH_PHASES:KBS:8080";
+/// The outbound tunnel when none is configured: the kata-agent.
+pub const DEFAULT_OUTBOUND: &str =
+    "KUBERNETES_PHASE:KATAAGENT:unix:/run/kata-containers/agent.sock";
+
+/// The forwarder's validated settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwarderConfig {
+    /// The WN key the attestation phase requires; `None` means `none` auth.
+    pub wn_public_key: Option<PublicKey>,
+    /// Local listeners whose connections become streams to the WN.
+    pub inbounds: TunnelSet,
+    /// Targets the WN may open streams to.
+    pub outbounds: TunnelSet,
+}
+
+/// Why `forwarder.toml` was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// Not TOML, or keys of the wrong type or unknown.
+    Toml { message: String },
+    /// `wn-public-key` is not a usable Ed25519 public key.
+    WnPublicKey(KeyError),
+    /// A tag in `inbounds` or `outbounds` is invalid.
+    Tag {
+        field: &'static str,
+        error: TagError,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Toml { message } => write!(f, "init-data {FILE_NAME}: {message}"),
+            Self::WnPublicKey(error) => write!(f, "init-data {FILE_NAME}: wn-public-key: {error}"),
+            Self::Tag { field, error } => write!(f, "init-data {FILE_NAME}: {field}: {error}"),
+        }
+    }
+}
+
+impl core::error::Error for ConfigError {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawConfig {
+    wn_public_key: Option<String>,
+    inbounds: Option<Vec<String>>,
+    outbounds: Option<Vec<String>>,
+}
+
+impl Default for ForwarderConfig {
+    fn default() -> Self {
+        Self {
+            wn_public_key: None,
+            inbounds: default_set(DEFAULT_INBOUND, Direction::Inbound),
+            outbounds: default_set(DEFAULT_OUTBOUND, Direction::Outbound),
+        }
+    }
+}
+
+/// A set holding one built-in tag; the constants above are valid tags (a
+/// test checks), so the empty fallback is never taken.
+fn default_set(tag: &str, direction: Direction) -> TunnelSet {
+    TunnelSet::parse([tag], direction).unwrap_or_default()
+}
+
+impl ForwarderConfig {
+    /// Parses the text of `forwarder.toml`.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|error| ConfigError::Toml {
+            message: error.to_string(),
+        })?;
+        let mut config = Self::default();
+        if let Some(line) = raw.wn_public_key {
+            config.wn_public_key = Some(PublicKey::parse(&line).map_err(ConfigError::WnPublicKey)?);
+        }
+        if let Some(tags) = raw.inbounds {
+            config.inbounds = parse_set(&tags, Direction::Inbound, "inbounds")?;
+        }
+        if let Some(tags) = raw.outbounds {
+            config.outbounds = parse_set(&tags, Direction::Outbound, "outbounds")?;
+        }
+        Ok(config)
+    }
+
+    /// The settings for a boot: from `forwarder.toml` in init-data when
+    /// there is one, else the defaults.
+    pub fn from_init_data(init_data: Option<&InitData>) -> Result<Self, ConfigError> {
+        match init_data.and_then(|init_data| init_data.file(FILE_NAME)) {
+            Some(text) => Self::parse(text),
+            None => Ok(Self::default()),
+        }
+    }
+}
+
+fn parse_set(
+    tags: &[String],
+    direction: Direction,
+    field: &'static str,
+) -> Result<TunnelSet, ConfigError> {
+    TunnelSet::parse(tags.iter().map(String::as_str), direction)
+        .map_err(|error| ConfigError::Tag { field, error })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::fixtures;
+    use crate::tag::{Tag, TagErrorKind};
+
+    fn names(set: &TunnelSet) -> Vec<&str> {
+        set.iter().map(Tag::name).collect()
+    }
+
+    #[test]
+    fn the_built_in_defaults_are_valid_tags() {
+        assert!(Tag::parse(DEFAULT_INBOUND, Direction::Inbound).is_ok());
+        assert!(Tag::parse(DEFAULT_OUTBOUND, Direction::Outbound).is_ok());
+        let config = ForwarderConfig::default();
+        assert_eq!(config.wn_public_key, None);
+        assert_eq!(names(&config.inbounds), ["KBS"]);
+        assert_eq!(names(&config.outbounds), ["KATAAGENT"]);
+    }
+
+    #[test]
+    fn no_init_data_or_no_forwarder_file_means_defaults() {
+        assert_eq!(
+            ForwarderConfig::from_init_data(None),
+            Ok(ForwarderConfig::default())
+        );
+        let init_data = InitData::parse(b"version = \"0.1.0\"\nalgorithm = \"sha256\"\n").unwrap();
+        assert_eq!(
+            ForwarderConfig::from_init_data(Some(&init_data)),
+            Ok(ForwarderConfig::default())
+        );
+    }
+
+    #[test]
+    fn a_full_file_sets_the_key_and_replaces_the_tunnel_lists() {
+        let text = alloc::format!(
+            "wn-public-key = \"{}\"\ninbounds = []\noutbounds = [\"KUBERNETES_PHASE:A:9000\", \"BOTH_PHASES:B:unix:/b.sock\"]\n",
+            fixtures::ED25519_PUB.trim()
+        );
+        let config = ForwarderConfig::parse(&text).unwrap();
+        assert_eq!(
+            config.wn_public_key,
+            Some(PublicKey::parse(fixtures::ED25519_PUB).unwrap())
+        );
+        assert!(names(&config.inbounds).is_empty());
+        assert_eq!(names(&config.outbounds), ["A", "B"]);
+    }
+
+    #[test]
+    fn forwarder_file_inside_init_data_is_used() {
+        let init_data = InitData::parse(
+            b"version = \"0.1.0\"\nalgorithm = \"sha256\"\n[data]\n\"forwarder.toml\" = 'inbounds = [\"BOTH_PHASES:KBS:18080\"]'\n",
+        )
+        .unwrap();
+        let config = ForwarderConfig::from_init_data(Some(&init_data)).unwrap();
+        assert_eq!(
+            config.inbounds.get("KBS").unwrap().emit(),
+            "BOTH_PHASES:KBS:18080"
+        );
+        assert_eq!(names(&config.outbounds), ["KATAAGENT"]);
+    }
+
+    #[test]
+    fn errors_name_the_file_and_field() {
+        let unknown = ForwarderConfig::parse("wn_public_key = \"x\"\n").unwrap_err();
+        assert!(matches!(unknown, ConfigError::Toml { .. }));
+        assert!(unknown.to_string().contains("forwarder.toml"), "{unknown}");
+
+        let rsa = alloc::format!("wn-public-key = \"{}\"\n", fixtures::RSA_PUB.trim());
+        let error = ForwarderConfig::parse(&rsa).unwrap_err();
+        assert!(matches!(
+            error,
+            ConfigError::WnPublicKey(KeyError::NotEd25519 { .. })
+        ));
+        assert!(error.to_string().contains("wn-public-key"), "{error}");
+
+        let error = ForwarderConfig::parse("outbounds = [\"KUBERNETES_PHASE:A:host.example:1\"]")
+            .unwrap_err();
+        let ConfigError::Tag {
+            field,
+            error: tag_error,
+        } = &error
+        else {
+            panic!("{error}")
+        };
+        assert_eq!(*field, "outbounds");
+        assert!(matches!(tag_error.kind, TagErrorKind::Host { .. }));
+        assert!(
+            error.to_string().contains("outbounds: tunnel tag"),
+            "{error}"
+        );
+    }
+}
