@@ -1,1 +1,29 @@
-//! TODO: placeholder, replaced by the crate's owner.
+//! `pp-tunnel`: the tokio driver of the `pp-mux-v1` multiplexer
+//! (docs/protocol.md section 2) that both the forwarder (PP) and the adaptor
+//! (WN) run over their mux channel.
+//!
+//! [`start`] takes any `AsyncRead + AsyncWrite + Unpin` byte pipe by value
+//! and returns a [`MuxHandle`] (open streams, send control frames), a
+//! [`MuxEvents`] receiver (incoming streams and control frames) and a
+//! [`MuxDriver`] whose [`MuxDriver::run`] future does all the IO. The driver
+//! never spawns and never needs `Send` from the pipe, so it can run on a
+//! current-thread runtime or a `LocalSet`; handles and streams are `Send`.
+//! Each [`MuxStream`] is an `AsyncRead + AsyncWrite` with its own flow
+//! control: at most one window (64 KiB) is buffered per stream and CREDIT
+//! goes out only as the stream's reader drains it, so a stalled consumer
+//! never blocks other streams. [`pump`] joins a stream to a TCP or unix
+//! socket.
+#![forbid(unsafe_code)]
+
+mod driver;
+mod error;
+mod handle;
+mod pump;
+mod stream;
+
+pub use driver::{MuxDriver, start};
+pub use error::MuxError;
+pub use handle::{IncomingStream, MuxEvent, MuxEvents, MuxHandle};
+pub use pp_forwarder_core::mux::{CommandError, Phase, ProtocolError, Role, Side, StreamId};
+pub use pump::pump;
+pub use stream::MuxStream;

@@ -1,0 +1,48 @@
+//! [`MuxError`]: why the mux connection or a mux request failed.
+
+use std::fmt;
+use std::io;
+
+use pp_forwarder_core::mux::{CommandError, ProtocolError};
+
+#[derive(Debug)]
+pub enum MuxError {
+    /// The peer broke pp-mux-v1; the connection must be closed.
+    Protocol(ProtocolError),
+    /// Reading or writing the byte pipe failed.
+    Io(io::Error),
+    /// A local request was invalid (bad tunnel name, wrong role, ...).
+    Command(CommandError),
+    /// The driver is not running any more (the connection ended).
+    Stopped,
+    /// This side's flow-control accounting diverged from the session's.
+    WindowAccounting {
+        stream: pp_forwarder_core::mux::StreamId,
+    },
+}
+
+impl fmt::Display for MuxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MuxError::Protocol(e) => write!(f, "pp-mux-v1 protocol error from the peer: {e}"),
+            MuxError::Io(e) => write!(f, "mux channel IO failed: {e}"),
+            MuxError::Command(e) => write!(f, "mux request refused: {e}"),
+            MuxError::Stopped => write!(f, "the mux connection has ended"),
+            MuxError::WindowAccounting { stream } => write!(
+                f,
+                "internal error: stream {stream} wrote beyond its send window (report this bug)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for MuxError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            MuxError::Protocol(e) => Some(e),
+            MuxError::Io(e) => Some(e),
+            MuxError::Command(e) => Some(e),
+            MuxError::Stopped | MuxError::WindowAccounting { .. } => None,
+        }
+    }
+}
