@@ -1,1 +1,34 @@
-//! TODO: placeholder, replaced by the crate's owner.
+//! TEST DOUBLES for the systems around the peer-pod forwarder. Nothing in
+//! this crate is a production component: every binary names itself a test
+//! double in its `--help` and in every log line.
+//!
+//! - `kbs-double`: a stand-in for Trustee's KBS (protocol "0.4.0", sample
+//!   TEE only, admin API with an Ed25519 admin JWT), in memory.
+//! - `cdh-double`: a stand-in for guest-components' api-server-rest + CDH +
+//!   attestation-agent as they run in the peer pod: each
+//!   `GET /cdh/resource/..` runs the KBS client protocol with "sample"
+//!   evidence.
+//! - `agent-echo`: a stand-in for the kata-agent that echoes bytes.
+//!
+//! The wire formats (HTTP/1.1 framing, canonical JSON, sample evidence,
+//! JWK/JWE/JWS) live in one module each and are shared by the server and
+//! client sides, so both doubles speak exactly the same protocol.
+//!
+//! Contract: no function here panics on bytes from the network; every
+//! parser of untrusted input is a plain function tested with garbage.
+#![forbid(unsafe_code)]
+
+pub mod admin_auth;
+pub mod admin_messages;
+pub mod canonical_json;
+pub mod cli;
+pub mod evidence;
+pub mod http1;
+pub mod jwe;
+pub mod jws;
+pub mod kbs_double;
+pub mod kbs_error;
+pub mod kbs_token;
+pub mod random;
+pub mod resource_path;
+pub mod tee_key;

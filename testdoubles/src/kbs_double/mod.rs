@@ -1,0 +1,17 @@
+//! The KBS TEST DOUBLE: Trustee's KBS protocol 0.4.0 for the "sample" TEE
+//! and its admin API, answered from memory. `KbsDouble::handle` is a pure
+//! function of (request, time) over the store that returns the response and
+//! the one log line the demo prints; `server` runs it on a TCP listener.
+//!
+//! Routes (all under `/kbs/v0/`): `POST auth`, `POST attest`,
+//! `GET resource/<r>/<t>/<g>` (session cookie or attestation token),
+//! admin `POST`/`DELETE resource/<r>/<t>/<g>`, `POST resource-policy`,
+//! `POST attestation-policy`, `POST reference-value`,
+//! `GET reference-value/<name>`; plus the test listing
+//! `GET /kbs-double/resources`.
+
+mod routes;
+pub mod server;
+pub mod store;
+
+pub use routes::{KbsDouble, Outcome};
