@@ -15,3 +15,5 @@ pub mod fixtures;
 pub mod ovmf;
 pub mod pe;
 pub mod snp;
+pub mod tdx;
+pub mod uki;
