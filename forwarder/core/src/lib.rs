@@ -10,4 +10,5 @@ pub mod config;
 pub mod initdata;
 pub mod key;
 pub mod mux;
+pub mod record;
 pub mod tag;

@@ -1,0 +1,233 @@
+//! The persisted phase record: what the forwarder writes to tmpfs (guest
+//! memory) so that a restarted process resumes its phase and never reopens
+//! the attestation phase within one boot.
+//!
+//! Bytes on disk: postcard encoding of `{ version: u16, boot_id: [u8; 16],
+//! phase }`, followed by SHA-256 over those encoded bytes. The PP keys are
+//! not in the record: the driver stores them as separate 0600 files (in the
+//! `key` module formats) before it writes a `Kubernetes` record, so such a
+//! record also says that the keys exist.
+//!
+//! Contract: [`PhaseRecord::parse`] never panics. It returns `Ok(None)` for
+//! a record of another boot (to be ignored), `Ok(Some(_))` for an intact
+//! record of this boot, and `Err` for anything damaged, truncated, too
+//! large or of an unknown version; the driver fails closed on `Err`.
+//! [`PhaseRecord::emit`] output always parses back to the same record.
+
+mod boot_id;
+
+pub use boot_id::{BootId, BootIdError, parse_boot_id};
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use core::net::SocketAddr;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The record format version written by this code.
+pub const RECORD_VERSION: u16 = 1;
+/// Records are small; anything larger is damage.
+pub const MAX_RECORD_LEN: usize = 16 * 1024;
+const CHECKSUM_LEN: usize = 32;
+
+/// The phase as persisted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecordedPhase {
+    /// One connection was admitted in the attestation phase; keys were
+    /// being fetched.
+    AttestationClaimed {
+        conn: u64,
+        peer: SocketAddr,
+        /// `SHA256:...` of the ephemeral host key that connection saw.
+        attestation_host_key_fingerprint: String,
+    },
+    /// Keys were obtained and stored; the Kubernetes phase is on.
+    Kubernetes {
+        attestation_host_key_fingerprint: String,
+        attestation_peer: SocketAddr,
+    },
+    /// The forwarder failed closed for this boot.
+    Failed { reason: String },
+}
+
+/// A phase record of one boot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhaseRecord {
+    pub boot_id: BootId,
+    pub phase: RecordedPhase,
+}
+
+/// The encoded layout (version first, so it can be read on its own).
+#[derive(Serialize, Deserialize)]
+struct Encoded {
+    version: u16,
+    record: PhaseRecord,
+}
+
+#[derive(Deserialize)]
+struct VersionOnly {
+    version: u16,
+}
+
+/// Why a record file cannot be trusted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordError {
+    TooLarge { len: usize },
+    Damaged { what: &'static str },
+    UnknownVersion { found: u16 },
+}
+
+impl fmt::Display for RecordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooLarge { len } => {
+                write!(
+                    f,
+                    "phase record is {len} bytes, more than {MAX_RECORD_LEN}: damaged"
+                )
+            }
+            Self::Damaged { what } => write!(f, "phase record is damaged: {what}"),
+            Self::UnknownVersion { found } => write!(
+                f,
+                "phase record has version {found}; this forwarder reads version {RECORD_VERSION}"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for RecordError {}
+
+impl PhaseRecord {
+    /// Encodes the record followed by its SHA-256.
+    pub fn emit(&self) -> Vec<u8> {
+        let encoded = Encoded {
+            version: RECORD_VERSION,
+            record: self.clone(),
+        };
+        // Encoding plain structs into a Vec cannot fail.
+        let mut bytes = postcard::to_allocvec(&encoded).unwrap_or_default();
+        let checksum = Sha256::digest(&bytes);
+        bytes.extend_from_slice(&checksum);
+        bytes
+    }
+
+    /// Reads a record file's bytes for the boot `current_boot_id`.
+    pub fn parse(bytes: &[u8], current_boot_id: &BootId) -> Result<Option<Self>, RecordError> {
+        if bytes.len() > MAX_RECORD_LEN {
+            return Err(RecordError::TooLarge { len: bytes.len() });
+        }
+        let (body, checksum) = bytes
+            .split_at_checked(bytes.len().saturating_sub(CHECKSUM_LEN))
+            .filter(|(_, checksum)| checksum.len() == CHECKSUM_LEN)
+            .ok_or(RecordError::Damaged {
+                what: "shorter than its checksum",
+            })?;
+        if Sha256::digest(body).as_slice() != checksum {
+            return Err(RecordError::Damaged {
+                what: "checksum mismatch",
+            });
+        }
+        let (VersionOnly { version }, _) = postcard::take_from_bytes(body)
+            .map_err(|_| RecordError::Damaged { what: "no version" })?;
+        if version != RECORD_VERSION {
+            return Err(RecordError::UnknownVersion { found: version });
+        }
+        let (encoded, rest): (Encoded, _) =
+            postcard::take_from_bytes(body).map_err(|_| RecordError::Damaged {
+                what: "undecodable contents",
+            })?;
+        if !rest.is_empty() {
+            return Err(RecordError::Damaged {
+                what: "extra bytes after the record",
+            });
+        }
+        Ok(Some(encoded.record).filter(|record| record.boot_id == *current_boot_id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BOOT: BootId = [7; 16];
+
+    fn samples() -> [PhaseRecord; 3] {
+        let peer: SocketAddr = "192.0.2.1:40000".parse().unwrap();
+        let fingerprint = String::from("SHA256:YZBWncr0kLKPquuT7yy1tBNW64tWvezdaiY0Y6Zf/VI");
+        [
+            RecordedPhase::AttestationClaimed {
+                conn: 3,
+                peer,
+                attestation_host_key_fingerprint: fingerprint.clone(),
+            },
+            RecordedPhase::Kubernetes {
+                attestation_host_key_fingerprint: fingerprint,
+                attestation_peer: "[2001:db8::1]:2222".parse().unwrap(),
+            },
+            RecordedPhase::Failed {
+                reason: "attestation deadline expired".into(),
+            },
+        ]
+        .map(|phase| PhaseRecord {
+            boot_id: BOOT,
+            phase,
+        })
+    }
+
+    #[test]
+    fn every_phase_round_trips() {
+        for record in samples() {
+            assert_eq!(PhaseRecord::parse(&record.emit(), &BOOT), Ok(Some(record)));
+        }
+    }
+
+    #[test]
+    fn a_record_of_another_boot_is_ignored() {
+        let record = &samples()[0];
+        assert_eq!(PhaseRecord::parse(&record.emit(), &[8; 16]), Ok(None));
+    }
+
+    #[test]
+    fn any_flipped_bit_or_cut_is_detected() {
+        let bytes = samples()[1].emit();
+        for index in 0..bytes.len() {
+            let mut damaged = bytes.clone();
+            damaged[index] ^= 0x10;
+            assert!(
+                PhaseRecord::parse(&damaged, &BOOT).is_err(),
+                "flip at {index}"
+            );
+            assert!(
+                PhaseRecord::parse(&bytes[..index], &BOOT).is_err(),
+                "cut at {index}"
+            );
+        }
+    }
+
+    #[test]
+    fn another_version_is_refused_even_with_a_valid_checksum() {
+        let mut body = postcard::to_allocvec(&Encoded {
+            version: 2,
+            record: samples()[2].clone(),
+        })
+        .unwrap();
+        let checksum = Sha256::digest(&body);
+        body.extend_from_slice(&checksum);
+        assert_eq!(
+            PhaseRecord::parse(&body, &BOOT),
+            Err(RecordError::UnknownVersion { found: 2 })
+        );
+    }
+
+    #[test]
+    fn oversized_files_are_refused_before_hashing() {
+        let big = alloc::vec![0u8; MAX_RECORD_LEN + 1];
+        assert_eq!(
+            PhaseRecord::parse(&big, &BOOT),
+            Err(RecordError::TooLarge {
+                len: MAX_RECORD_LEN + 1
+            })
+        );
+    }
+}
