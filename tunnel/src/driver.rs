@@ -231,6 +231,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> MuxDriver<IO> {
         if let Some(shared) = self.streams.get(&stream) {
             f(&mut lock(shared));
         }
+        self.forget_if_finished(stream);
+    }
+
+    fn forget_if_finished(&mut self, stream: StreamId) {
         if !self.session.is_live(stream) {
             self.streams.remove(&stream);
         }
@@ -258,7 +262,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> MuxDriver<IO> {
             Command::Consumed { stream, n } => ignore_closed(self.session.consumed(stream, n))?,
             Command::End { stream } => {
                 ignore_closed(self.session.end(stream))?;
-                self.with_stream(stream, |_| {});
+                self.forget_if_finished(stream);
             }
             Command::Reset { stream, reason } => {
                 ignore_closed(self.session.reset(stream, &reason))?;

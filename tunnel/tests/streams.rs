@@ -150,3 +150,22 @@ async fn pump_carries_a_request_and_its_reply_with_half_closes() {
     service.await.unwrap();
     assert_eq!(pumped.await.unwrap(), (7, 16));
 }
+
+#[tokio::test]
+async fn dropping_a_stream_without_shutdown_resets_it_at_the_peer() {
+    let (mut pp, wn) = pair();
+    tokio::spawn(pp.driver.run());
+    tokio::spawn(wn.driver.run());
+    let mut stream = wn.handle.open("KBS").await.unwrap();
+    stream.write_all(b"partial").await.unwrap();
+    drop(stream);
+    let mut incoming = next_incoming(&mut pp.events).await.stream;
+    let mut received = Vec::new();
+    let error = incoming.read_to_end(&mut received).await.unwrap_err();
+    assert_eq!(
+        received, b"partial",
+        "data sent before the reset is still delivered"
+    );
+    assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset);
+    assert!(error.to_string().contains("closed by its user"), "{error}");
+}
