@@ -1,8 +1,12 @@
 //! Command-line flags for the doubles: `--name VALUE` or `--name=VALUE`,
 //! each flag at most once, `-h`/`--help` for the usage text. Unknown flags
-//! and missing values are errors that name the flag.
+//! and missing values are errors that name the flag. `run_main` is the
+//! shared `main` of the three binaries: usage errors exit 2, runtime
+//! failures exit 1, each printed with the binary's name.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::process::ExitCode;
 
 /// What the command line asked for.
 #[derive(Debug, PartialEq, Eq)]
@@ -56,6 +60,66 @@ pub fn parse_args(
     Ok(Command::Run(Flags(flags)))
 }
 
+/// Parses the process arguments, prints `usage` for `--help`, lets
+/// `start` check the configuration and build the server future, and runs
+/// that future on a single-threaded tokio runtime.
+pub fn run_main<F, Fut>(name: &str, usage: &str, known: &[&str], start: F) -> ExitCode
+where
+    F: FnOnce(&Flags) -> Result<Fut, String>,
+    Fut: Future<Output = Result<(), String>>,
+{
+    let flags = match parse_args(std::env::args().skip(1), known) {
+        Ok(Command::Help) => {
+            print!("{usage}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Run(flags)) => flags,
+        Err(e) => {
+            eprintln!("{name} (test double): {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("{name} (test double): cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let server = match start(&flags) {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("{name} (test double): {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(server) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name} (test double): {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Parses `--listen`: an IP literal and port on loopback.
+pub fn loopback_listen_addr(flags: &Flags, default: &str) -> Result<std::net::SocketAddr, String> {
+    let text = flags.get("listen").unwrap_or(default);
+    let addr: std::net::SocketAddr = text.parse().map_err(|_| {
+        format!("--listen {text:?} is not IP:PORT (IP literals only, no host names)")
+    })?;
+    if addr.ip().is_loopback() {
+        Ok(addr)
+    } else {
+        Err(format!(
+            "--listen {addr}: a test double listens on loopback only (127.0.0.0/8 or ::1)"
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,5 +164,25 @@ mod tests {
                 .contains("twice")
         );
         assert!(parse_args(args(&["stray"]), &["x"]).is_err());
+    }
+
+    #[test]
+    fn listen_addresses_must_be_loopback_ip_literals() {
+        let Ok(Command::Run(flags)) = parse_args(args(&[]), &["listen"]) else {
+            panic!("not parsed");
+        };
+        assert_eq!(
+            loopback_listen_addr(&flags, "127.0.0.1:8006"),
+            Ok("127.0.0.1:8006".parse().unwrap())
+        );
+        for bad in ["0.0.0.0:1", "10.0.0.1:1", "localhost:1", "127.0.0.1"] {
+            let Ok(Command::Run(flags)) = parse_args(args(&["--listen", bad]), &["listen"]) else {
+                panic!("not parsed");
+            };
+            assert!(
+                loopback_listen_addr(&flags, "127.0.0.1:1").is_err(),
+                "accepted {bad}"
+            );
+        }
     }
 }

@@ -20,15 +20,20 @@
 
 pub mod admin_auth;
 pub mod admin_messages;
+pub mod agent_echo;
 pub mod canonical_json;
+pub mod cdh_double;
 pub mod cli;
 pub mod evidence;
 pub mod http1;
 pub mod jwe;
 pub mod jws;
+pub mod kbs_client;
 pub mod kbs_double;
 pub mod kbs_error;
+pub mod kbs_protocol;
 pub mod kbs_token;
+pub mod kbs_url;
 pub mod random;
 pub mod resource_path;
 pub mod tee_key;

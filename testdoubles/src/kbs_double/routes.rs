@@ -13,6 +13,7 @@ use crate::evidence::{runtime_data_digest, verify_sample_evidence};
 use crate::http1::{Request, Response, header};
 use crate::jwe;
 use crate::kbs_error::KbsError;
+use crate::kbs_protocol::{PROTOCOL_VERSION, SESSION_COOKIE, session_from_cookie};
 use crate::kbs_token::TokenIssuer;
 use crate::random::random_bytes;
 use crate::random::random_hex;
@@ -20,11 +21,6 @@ use crate::resource_path::{ResourcePath, is_valid_segment};
 use crate::tee_key::public_key_from_jwk;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-
-/// The only KBS protocol version the double (like Trustee) accepts.
-pub const PROTOCOL_VERSION: &str = "0.4.0";
-/// The session cookie's name.
-pub const SESSION_COOKIE: &str = "kbs-session-id";
 
 /// The answer to one request and the line to log about it.
 #[derive(Debug)]
@@ -79,16 +75,6 @@ fn attestation_error(detail: impl Into<String>) -> KbsError {
 
 fn json_response(value: &Value) -> Response {
     Response::new(200, "application/json", value.to_string())
-}
-
-fn session_cookie(headers: &crate::http1::Headers) -> Option<&str> {
-    headers
-        .iter()
-        .filter(|(name, _)| name == "cookie")
-        .flat_map(|(_, value)| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| value)
 }
 
 fn parse_json_object(body: &[u8]) -> Option<serde_json::Map<String, Value>> {
@@ -212,7 +198,7 @@ impl KbsDouble {
                 "RCAR handshake Attest failed: {why}"
             )))
         };
-        let Some(id) = session_cookie(&request.head.headers) else {
+        let Some(id) = session_from_cookie(&request.head.headers) else {
             return fail("cookie not found".into());
         };
         let Some(nonce) = self.store().session_mut(id, now).map(|s| s.nonce.clone()) else {
@@ -282,7 +268,7 @@ impl KbsDouble {
                 .map_err(|why| KbsError::new(401, "TokenVerifierError", why));
         }
         let not_found = || KbsError::new(401, "TokenNotFound", "Attestation Token not found");
-        let id = session_cookie(&request.head.headers).ok_or_else(not_found)?;
+        let id = session_from_cookie(&request.head.headers).ok_or_else(not_found)?;
         self.store()
             .session_mut(id, now)
             .and_then(|s| s.attested_key.clone())

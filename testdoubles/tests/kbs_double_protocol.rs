@@ -1,0 +1,437 @@
+//! The KBS double seen from outside: the RCAR handshake and resource
+//! retrieval driven step by step on one keep-alive connection, the JWE
+//! bound to the attested key, and the admin API's checks.
+
+mod common;
+
+use common::{AdminKey, RunningDouble, connect, error_detail, send, send_once, unix_now};
+use ed25519_dalek::SigningKey;
+use pp_testdoubles::jwe::{decrypt, parse_jwe};
+use pp_testdoubles::kbs_protocol::{
+    attestation_request, auth_request, parse_attestation_response, parse_challenge,
+    session_from_set_cookie,
+};
+use pp_testdoubles::tee_key::{generate_secret_key, jwk_from_public_key};
+use serde_json::{Value, json};
+
+fn start_kbs(admin: &AdminKey, extra: &[&str]) -> RunningDouble {
+    let mut args = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-public-key",
+        admin.public_pem_file.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    RunningDouble::start(env!("CARGO_BIN_EXE_kbs-double"), &args)
+}
+
+#[tokio::test]
+async fn the_released_jwe_decrypts_with_the_attested_key_only() {
+    let admin = AdminKey::new("jwe");
+    let kbs = start_kbs(&admin, &[]);
+    let bearer = admin.valid_bearer();
+    send_once(
+        &kbs.address,
+        "POST",
+        "/kbs/v0/resource/default/k/v",
+        &[("Authorization", &bearer)],
+        b"the payload",
+    )
+    .await;
+
+    // auth, attest and resource on ONE connection (keep-alive).
+    let mut connection = connect(&kbs.address).await;
+    let challenge = send(
+        &mut connection,
+        "POST",
+        "/kbs/v0/auth",
+        &[],
+        auth_request().to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(challenge.status, 200);
+    let session = session_from_set_cookie(&challenge.headers).expect("session cookie");
+    let nonce = parse_challenge(&challenge.body).unwrap();
+    let challenge_body: Value = serde_json::from_slice(&challenge.body).unwrap();
+    assert_eq!(challenge_body["extra-params"], "");
+
+    let tee_key = generate_secret_key().unwrap();
+    let attestation = attestation_request(
+        &nonce,
+        &jwk_from_public_key(&tee_key.public_key(), true),
+        None,
+    )
+    .unwrap();
+    let cookie = format!("kbs-session-id={session}");
+    let answer = send(
+        &mut connection,
+        "POST",
+        "/kbs/v0/attest",
+        &[("Cookie", &cookie)],
+        attestation.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let token = parse_attestation_response(&answer.body).unwrap();
+
+    let sealed = send(
+        &mut connection,
+        "GET",
+        "/kbs/v0/resource/default/k/v",
+        &[("Cookie", &cookie)],
+        b"",
+    )
+    .await;
+    assert_eq!(sealed.status, 200);
+    let jwe = parse_jwe(&sealed.body).unwrap();
+    assert_eq!(decrypt(&tee_key, &jwe).unwrap(), b"the payload");
+    assert!(decrypt(&generate_secret_key().unwrap(), &jwe).is_err());
+
+    // The attestation token works instead of the cookie.
+    let token_header = format!("Bearer {token}");
+    let by_token = send_once(
+        &kbs.address,
+        "GET",
+        "/kbs/v0/resource/default/k/v",
+        &[("Authorization", &token_header)],
+        b"",
+    )
+    .await;
+    assert_eq!(
+        decrypt(&tee_key, &parse_jwe(&by_token.body).unwrap()).unwrap(),
+        b"the payload"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_protocol_version_is_refused_with_a_trustee_error() {
+    let admin = AdminKey::new("version");
+    let kbs = start_kbs(&admin, &[]);
+    let body = json!({"version": "0.3.0", "tee": "sample", "extra-params": ""}).to_string();
+    let answer = send_once(&kbs.address, "POST", "/kbs/v0/auth", &[], body.as_bytes()).await;
+    assert_eq!(answer.status, 401);
+    let (kind, detail) = error_detail(&answer);
+    assert_eq!(
+        kind,
+        "https://github.com/confidential-containers/kbs/errors/AttestationError"
+    );
+    assert!(detail.contains("Version Mismatch"), "{detail}");
+}
+
+#[tokio::test]
+async fn evidence_for_another_nonce_or_without_a_session_is_refused() {
+    let admin = AdminKey::new("nonce");
+    let kbs = start_kbs(&admin, &[]);
+    let mut connection = connect(&kbs.address).await;
+    let challenge = send(
+        &mut connection,
+        "POST",
+        "/kbs/v0/auth",
+        &[],
+        auth_request().to_string().as_bytes(),
+    )
+    .await;
+    let cookie = format!(
+        "kbs-session-id={}",
+        session_from_set_cookie(&challenge.headers).unwrap()
+    );
+    let nonce = parse_challenge(&challenge.body).unwrap();
+    let key = jwk_from_public_key(&generate_secret_key().unwrap().public_key(), true);
+
+    let wrong_nonce = attestation_request("bm90IHRoZSBub25jZQ==", &key, None)
+        .unwrap()
+        .to_string();
+    let answer = send(
+        &mut connection,
+        "POST",
+        "/kbs/v0/attest",
+        &[("Cookie", &cookie)],
+        wrong_nonce.as_bytes(),
+    )
+    .await;
+    assert_eq!(answer.status, 401);
+
+    let mut tampered = attestation_request(&nonce, &key, None).unwrap();
+    tampered["tee-evidence"]["primary_evidence"]["report_data"] = json!("AAAA");
+    let answer = send(
+        &mut connection,
+        "POST",
+        "/kbs/v0/attest",
+        &[("Cookie", &cookie)],
+        tampered.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(answer.status, 401);
+    assert!(error_detail(&answer).1.contains("report_data"));
+
+    let good = attestation_request(&nonce, &key, None).unwrap().to_string();
+    let no_cookie = send(
+        &mut connection,
+        "POST",
+        "/kbs/v0/attest",
+        &[],
+        good.as_bytes(),
+    )
+    .await;
+    assert_eq!(no_cookie.status, 401);
+    let unattested = send(
+        &mut connection,
+        "GET",
+        "/kbs/v0/resource/a/b/c",
+        &[("Cookie", &cookie)],
+        b"",
+    )
+    .await;
+    assert_eq!(
+        error_detail(&unattested).0,
+        "https://github.com/confidential-containers/kbs/errors/TokenNotFound"
+    );
+}
+
+#[tokio::test]
+async fn expired_roleless_or_foreign_admin_tokens_are_refused() {
+    let admin = AdminKey::new("admin-refusals");
+    let kbs = start_kbs(&admin, &[]);
+    let foreign = SigningKey::from_bytes(&[7; 32]);
+    let cases = [
+        (
+            admin.bearer(&json!({"role": "admin", "exp": unix_now() - 1})),
+            "expired",
+        ),
+        (admin.bearer(&json!({"exp": unix_now() + 60})), "role"),
+        (admin.bearer(&json!({"role": "admin"})), "exp"),
+        (
+            AdminKey::bearer_signed_by(&foreign, &json!({"role": "admin", "exp": unix_now() + 60})),
+            "signature",
+        ),
+    ];
+    for (bearer, expected) in cases {
+        let answer = send_once(
+            &kbs.address,
+            "POST",
+            "/kbs/v0/resource/a/b/c",
+            &[("Authorization", &bearer)],
+            b"x",
+        )
+        .await;
+        assert_eq!(answer.status, 401);
+        let (kind, detail) = error_detail(&answer);
+        assert_eq!(
+            kind,
+            "https://github.com/confidential-containers/kbs/errors/AdminAuthAccess"
+        );
+        assert!(detail.contains(expected), "{detail} lacks {expected}");
+    }
+    let listing = send_once(&kbs.address, "GET", "/kbs-double/resources", &[], b"").await;
+    let listing: Value = serde_json::from_slice(&listing.body).unwrap();
+    assert_eq!(listing["resources"], json!([]));
+}
+
+#[tokio::test]
+async fn issuer_and_audience_are_enforced_when_configured() {
+    let admin = AdminKey::new("iss-aud");
+    let kbs = start_kbs(
+        &admin,
+        &["--admin-issuer", "wn-adaptor", "--admin-audience", "kbs"],
+    );
+    let exp = unix_now() + 60;
+    let good =
+        admin.bearer(&json!({"role": "admin", "exp": exp, "iss": "wn-adaptor", "aud": "kbs"}));
+    let wrong_iss =
+        admin.bearer(&json!({"role": "admin", "exp": exp, "iss": "other", "aud": "kbs"}));
+    let no_aud = admin.bearer(&json!({"role": "admin", "exp": exp, "iss": "wn-adaptor"}));
+    let post = |bearer: String| {
+        let address = kbs.address.clone();
+        async move {
+            send_once(
+                &address,
+                "POST",
+                "/kbs/v0/resource/a/b/c",
+                &[("Authorization", &bearer)],
+                b"x",
+            )
+            .await
+            .status
+        }
+    };
+    assert_eq!(post(good).await, 200);
+    assert_eq!(post(wrong_iss).await, 401);
+    assert_eq!(post(no_aud).await, 401);
+}
+
+#[tokio::test]
+async fn an_openssh_admin_public_key_is_accepted() {
+    use base64::Engine;
+    let admin = AdminKey::new("openssh");
+    let mut blob = Vec::new();
+    blob.extend_from_slice(&11u32.to_be_bytes());
+    blob.extend_from_slice(b"ssh-ed25519");
+    blob.extend_from_slice(&32u32.to_be_bytes());
+    blob.extend_from_slice(admin.signing.verifying_key().as_bytes());
+    let line = format!(
+        "ssh-ed25519 {} admin@wn\n",
+        base64::engine::general_purpose::STANDARD.encode(blob)
+    );
+    let file = std::env::temp_dir().join(format!("kbs-double-openssh-{}.pub", std::process::id()));
+    std::fs::write(&file, line).unwrap();
+    let kbs = RunningDouble::start(
+        env!("CARGO_BIN_EXE_kbs-double"),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-public-key",
+            file.to_str().unwrap(),
+        ],
+    );
+    std::fs::remove_file(&file).unwrap();
+    let bearer = admin.valid_bearer();
+    let answer = send_once(
+        &kbs.address,
+        "POST",
+        "/kbs/v0/resource/a/b/c",
+        &[("Authorization", &bearer)],
+        b"x",
+    )
+    .await;
+    assert_eq!(answer.status, 200);
+}
+
+#[tokio::test]
+async fn admin_uploads_are_validated_stored_and_read_back() {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let admin = AdminKey::new("uploads");
+    let kbs = start_kbs(&admin, &[]);
+    let bearer = admin.valid_bearer();
+    let auth = [("Authorization", bearer.as_str())];
+    let rego = URL_SAFE_NO_PAD.encode("package policy\ndefault allow = true\n");
+    let values = STANDARD.encode(json!({"snp_launch_measurement": ["00ff"]}).to_string());
+    let uploads = [
+        ("/kbs/v0/resource-policy", json!({"policy": rego}), 200),
+        (
+            "/kbs/v0/resource-policy",
+            json!({"policy": rego, "x": 1}),
+            400,
+        ),
+        (
+            "/kbs/v0/attestation-policy",
+            json!({"type": "rego", "policy_id": "default_cpu", "policy": rego}),
+            200,
+        ),
+        (
+            "/kbs/v0/attestation-policy",
+            json!({"type": "rego", "policy": rego}),
+            400,
+        ),
+        (
+            "/kbs/v0/reference-value",
+            json!({"version": "0.1.0", "type": "sample", "payload": values}),
+            200,
+        ),
+        (
+            "/kbs/v0/reference-value",
+            json!({"version": "0.1.0", "type": "sample", "payload": "!"}),
+            400,
+        ),
+    ];
+    for (path, body, status) in uploads {
+        let answer = send_once(
+            &kbs.address,
+            "POST",
+            path,
+            &auth,
+            body.to_string().as_bytes(),
+        )
+        .await;
+        assert_eq!(
+            answer.status,
+            status,
+            "{path} {body}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+    }
+    let value = send_once(
+        &kbs.address,
+        "GET",
+        "/kbs/v0/reference-value/snp_launch_measurement",
+        &auth,
+        b"",
+    )
+    .await;
+    assert_eq!(
+        serde_json::from_slice::<Value>(&value.body).unwrap(),
+        json!(["00ff"])
+    );
+    let unauthenticated = send_once(
+        &kbs.address,
+        "GET",
+        "/kbs/v0/reference-value/snp_launch_measurement",
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(unauthenticated.status, 401);
+    let listing = send_once(&kbs.address, "GET", "/kbs-double/resources", &[], b"").await;
+    let listing: Value = serde_json::from_slice(&listing.body).unwrap();
+    assert!(
+        listing["attestation_policies"]["default_cpu"]
+            .as_str()
+            .unwrap()
+            .starts_with("package policy")
+    );
+    kbs.wait_for_log("stored reference values snp_launch_measurement");
+}
+
+#[tokio::test]
+async fn deleting_a_resource_makes_it_unknown() {
+    let admin = AdminKey::new("delete");
+    let kbs = start_kbs(&admin, &[]);
+    let bearer = admin.valid_bearer();
+    let auth = [("Authorization", bearer.as_str())];
+    assert_eq!(
+        send_once(&kbs.address, "POST", "/kbs/v0/resource/a/b/c", &auth, b"x")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        send_once(&kbs.address, "DELETE", "/kbs/v0/resource/a/b/c", &auth, b"")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        send_once(&kbs.address, "DELETE", "/kbs/v0/resource/a/b/c", &auth, b"")
+            .await
+            .status,
+        404
+    );
+    let bad_path = send_once(&kbs.address, "POST", "/kbs/v0/resource/a/../c", &auth, b"x").await;
+    assert_eq!(bad_path.status, 404);
+}
+
+#[tokio::test]
+async fn garbage_on_the_wire_gets_a_400_and_the_double_keeps_serving() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let admin = AdminKey::new("garbage");
+    let kbs = start_kbs(&admin, &[]);
+    let mut raw = tokio::net::TcpStream::connect(&kbs.address).await.unwrap();
+    raw.write_all(b"\x00\x01 not http\r\n\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    raw.read_to_end(&mut answer).await.unwrap();
+    assert!(answer.starts_with(b"HTTP/1.1 400"));
+    let still_up = send_once(
+        &kbs.address,
+        "POST",
+        "/kbs/v0/auth",
+        &[],
+        auth_request().to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(still_up.status, 200);
+}
