@@ -100,6 +100,14 @@ impl KeyStore {
         Ok(self.load_pair(&name)?.public())
     }
 
+    /// The text of PP `sid`'s private key file, as it goes to Trustee.
+    pub fn pp_private_key_file(
+        &self,
+        sid: &Sid,
+    ) -> Result<zeroize::Zeroizing<String>, KeyStoreError> {
+        read(&self.path(&sid.pp_name())).map(zeroize::Zeroizing::new)
+    }
+
     /// Removes PP `sid`'s key pair; missing files are not an error.
     pub fn remove_pp(&self, sid: &Sid) -> Result<(), KeyStoreError> {
         let name = sid.pp_name();

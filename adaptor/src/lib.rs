@@ -6,15 +6,23 @@
 //! other tunnels. The wire contract is docs/protocol.md.
 #![forbid(unsafe_code)]
 
+pub mod adaptor;
 pub mod admin_jwt;
 pub mod admin_key;
+pub mod backoff;
+pub mod config;
 pub mod host_key_policy;
 pub mod kbs_proxy;
 pub mod keystore;
+pub mod local_tunnels;
+pub mod mux_connection;
+pub mod pp_driver;
 pub mod pp_record;
+pub mod pp_status;
 pub mod relay_check;
 pub mod rewrite;
 pub mod sid;
 pub mod ssh_connect;
+pub mod teardown;
 pub mod trustee_admin;
 pub mod upstream;

@@ -1,2 +1,168 @@
-//! The `pp-adaptor` command line (being written: subcommands land in the next commits).
-fn main() {}
+//! `pp-adaptor`: the worker-node side of peer-pod secure comms, on the
+//! command line. Every subcommand reads the same TOML configuration (see
+//! `pp_adaptor::config`); logs go to stderr (`RUST_LOG` filters, default
+//! `info`), results a script needs go to stdout.
+#![forbid(unsafe_code)]
+
+use clap::{Parser, Subcommand};
+use pp_adaptor::adaptor::Adaptor;
+use pp_adaptor::config::AdaptorConfig;
+use pp_adaptor::keystore::{KeyStore, public_line};
+use pp_adaptor::sid::Sid;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Worker-node side of peer-pod secure comms: keys, Trustee registration,
+/// the two-phase SSH connection to each peer pod's forwarder, the KBS
+/// reverse proxy and local tunnel listeners.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    /// The adaptor's TOML configuration (Trustee URL, admin key, key and
+    /// state directories, deadlines, peer pods).
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "PP_ADAPTOR_CONFIG",
+        default_value = "/etc/pp-adaptor/adaptor.toml"
+    )]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The WN key pair shared by all peer pods.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Per-peer-pod keys and their registration at Trustee.
+    #[command(subcommand)]
+    Pp(PpCommand),
+    /// Serve every peer pod of the configuration until SIGINT/SIGTERM.
+    Serve,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Make the WN key pair (or load the existing one) and print its public
+    /// key line, the one to put into init-data.
+    Init,
+    /// Store the WN public key at Trustee as default/sshclient/publicKey.
+    Register,
+}
+
+#[derive(Subcommand)]
+enum PpCommand {
+    /// Make the peer pod's key pair (or reuse it), register its private key
+    /// (default/pp-SID/privateKey) and the WN public key at Trustee, and
+    /// print the WN public key line for the peer pod's init-data.
+    Create {
+        /// The peer pod's sandbox id.
+        #[arg(long)]
+        sid: Sid,
+    },
+    /// Delete the peer pod's private key at Trustee and its local key pair
+    /// and state.
+    Delete {
+        /// The peer pod's sandbox id.
+        #[arg(long)]
+        sid: Sid,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("pp-adaptor: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("pp-adaptor: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let config = AdaptorConfig::load(&cli.config).map_err(|error| error.to_string())?;
+    match cli.command {
+        Command::Keys(KeysCommand::Init) => {
+            let keys = KeyStore::open(&config.key_dir).map_err(|error| error.to_string())?;
+            let wn_key = keys
+                .load_or_create_wn()
+                .map_err(|error| error.to_string())?;
+            eprintln!(
+                "WN key pair in {} ({})",
+                keys.dir().display(),
+                wn_key.public().fingerprint()
+            );
+            print!("{}", public_line(&wn_key));
+        }
+        Command::Keys(KeysCommand::Register) => {
+            let adaptor = Adaptor::new(&config).map_err(|error| error.to_string())?;
+            adaptor
+                .register_wn_key()
+                .await
+                .map_err(|error| error.to_string())?;
+        }
+        Command::Pp(PpCommand::Create { sid }) => {
+            let adaptor = Adaptor::new(&config).map_err(|error| error.to_string())?;
+            let pp_key = adaptor
+                .create_pp(&sid)
+                .await
+                .map_err(|error| error.to_string())?;
+            eprintln!(
+                "pp {sid}: key pair ready and registered at Trustee; its Kubernetes-phase host key is {}",
+                pp_key.fingerprint()
+            );
+            eprintln!("put this WN public key into the peer pod's init-data:");
+            println!("{}", adaptor.wn_public_key_line());
+        }
+        Command::Pp(PpCommand::Delete { sid }) => {
+            let adaptor = Adaptor::new(&config).map_err(|error| error.to_string())?;
+            adaptor
+                .teardown(&sid)
+                .await
+                .map_err(|error| error.to_string())?;
+        }
+        Command::Serve => serve(&config).await?,
+    }
+    Ok(())
+}
+
+async fn serve(config: &AdaptorConfig) -> Result<(), String> {
+    let adaptor = Adaptor::new(config).map_err(|error| error.to_string())?;
+    if config.pps.is_empty() {
+        tracing::warn!("the configuration lists no peer pods ([[pp]] tables); nothing to serve");
+    }
+    for pp in &config.pps {
+        let sid = pp.sid.clone();
+        // One PP that cannot start (missing key, busy port) must not stop the others.
+        if let Err(error) = adaptor.serve_pp(pp.clone()).await {
+            tracing::error!("pp {sid}: not served: {error}");
+        }
+    }
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|error| format!("cannot watch SIGTERM: {error}"))?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    tracing::info!("stopping");
+    Ok(())
+}

@@ -32,6 +32,10 @@ pub struct PpRecord {
     pub upgraded: bool,
     /// The attestation connection the adaptor itself made, once known.
     pub attestation: Option<AttestationSighting>,
+    /// A Kubernetes-phase connection was made: the attestation deadline no
+    /// longer applies.
+    #[serde(default)]
+    pub kubernetes_reached: bool,
 }
 
 /// Why the record could not be read or written.
@@ -144,6 +148,7 @@ mod tests {
         assert_eq!(store.load(&sid).unwrap(), PpRecord::default());
         let record = PpRecord {
             upgraded: true,
+            kubernetes_reached: true,
             attestation: Some(AttestationSighting {
                 hostkey_fingerprint: "SHA256:abc".into(),
                 local_addr: "127.0.0.1:40000".parse().unwrap(),

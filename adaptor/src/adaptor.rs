@@ -1,0 +1,290 @@
+//! [`Adaptor`]: one process serving many PPs, each in its own task with its
+//! own state; the library API the CLI and the end-to-end tests drive.
+//!
+//! Contract: [`Adaptor::new`] opens the key and state directories, makes
+//! or loads the WN key pair and loads the Trustee admin key, failing with a
+//! message naming what to fix. [`Adaptor::create_pp`] makes (or reuses) a
+//! PP's key pair and registers it and the WN public key at Trustee.
+//! [`Adaptor::serve_pp`] binds the PP's local tunnel listeners and starts
+//! its task, returning a [`PpHandle`] to follow its [`PpStatus`]. A PP's
+//! task never waits on another's. [`Adaptor::teardown`] stops the task and
+//! deletes the PP's key at Trustee and locally.
+
+use crate::admin_jwt::AdminTokenSigner;
+use crate::admin_key::{AdminKeyError, load_admin_key};
+use crate::config::{AdaptorConfig, PpConfig, Timing};
+use crate::kbs_proxy::KbsProxy;
+use crate::keystore::{KeyStore, KeyStoreError, public_line};
+use crate::local_tunnels::{BindError, LocalAddress, LocalTunnels};
+use crate::pp_driver::PpDriver;
+use crate::pp_record::{RecordError, RecordStore};
+use crate::pp_status::PpStatus;
+use crate::sid::Sid;
+use crate::ssh_connect::AuthPlan;
+use crate::teardown::Teardown;
+use crate::trustee_admin::{TrusteeAdmin, TrusteeError};
+use crate::upstream::Upstream;
+use pp_forwarder_core::key::{PrivateKey, PublicKey};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Why an adaptor operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdaptorError {
+    #[error(transparent)]
+    Keys(#[from] KeyStoreError),
+    #[error(transparent)]
+    AdminKey(#[from] AdminKeyError),
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error(transparent)]
+    Trustee(#[from] TrusteeError),
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    #[error("pp {sid} is already being served")]
+    AlreadyServed { sid: Sid },
+    #[error("teardown of pp {sid} failed: {reason}")]
+    Teardown { sid: Sid, reason: String },
+}
+
+/// The adaptor: cheap to clone, all clones serve the same PPs.
+#[derive(Clone)]
+pub struct Adaptor {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    keys: KeyStore,
+    wn_key: PrivateKey,
+    upstream: Upstream,
+    teardown: Arc<Teardown>,
+    timing: Timing,
+    running: Mutex<HashMap<Sid, Running>>,
+}
+
+struct Running {
+    task: JoinHandle<()>,
+    status: watch::Sender<PpStatus>,
+}
+
+/// Follows one served PP.
+#[derive(Clone, Debug)]
+pub struct PpHandle {
+    sid: Sid,
+    status: watch::Receiver<PpStatus>,
+    tunnels: Vec<(String, LocalAddress)>,
+}
+
+impl PpHandle {
+    pub fn sid(&self) -> &Sid {
+        &self.sid
+    }
+
+    /// The current status.
+    pub fn status(&self) -> PpStatus {
+        self.status.borrow().clone()
+    }
+
+    /// A receiver of every status change.
+    pub fn watch(&self) -> watch::Receiver<PpStatus> {
+        self.status.clone()
+    }
+
+    /// Waits up to `timeout` for a status for which `accept` is true and
+    /// returns it; on timeout, or when the PP reached a final status that
+    /// `accept` refuses, returns `Err` with the last status seen.
+    pub async fn wait_for(
+        &self,
+        timeout: Duration,
+        mut accept: impl FnMut(&PpStatus) -> bool,
+    ) -> Result<PpStatus, PpStatus> {
+        let mut status = self.status.clone();
+        let reached = matches!(
+            tokio::time::timeout(
+                timeout,
+                status.wait_for(|current| accept(current) || current.is_final())
+            )
+            .await,
+            Ok(Ok(_))
+        );
+        let last = status.borrow().clone();
+        if reached && accept(&last) {
+            Ok(last)
+        } else {
+            Err(last)
+        }
+    }
+
+    /// Where the local listener of tunnel `name` is bound.
+    pub fn tunnel_address(&self, name: &str) -> Option<&LocalAddress> {
+        self.tunnels
+            .iter()
+            .find(|(tunnel, _)| tunnel == name)
+            .map(|(_, address)| address)
+    }
+}
+
+impl Adaptor {
+    /// Opens the directories, the WN key pair (made when missing) and the
+    /// admin key of `config`; `config.pps` is not used here (see
+    /// [`Adaptor::serve_pp`]).
+    pub fn new(config: &AdaptorConfig) -> Result<Self, AdaptorError> {
+        let keys = KeyStore::open(&config.key_dir)?;
+        let wn_key = keys.load_or_create_wn()?;
+        let records = RecordStore::open(&config.state_dir)?;
+        let signer = AdminTokenSigner::new(
+            load_admin_key(&config.admin_key_path)?,
+            config.admin_claims.clone(),
+        );
+        let upstream = Upstream::new(config.trustee_url.clone());
+        let trustee = TrusteeAdmin::new(upstream.clone(), signer);
+        let teardown = Arc::new(Teardown {
+            trustee,
+            keys: keys.clone(),
+            records,
+        });
+        Ok(Self {
+            inner: Arc::new(Inner {
+                keys,
+                wn_key,
+                upstream,
+                teardown,
+                timing: config.timing.clone(),
+                running: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The WN public key, shared by all PPs.
+    pub fn wn_public_key(&self) -> PublicKey {
+        self.inner.wn_key.public()
+    }
+
+    /// The WN public key as one authorized_keys line (with its comment), as
+    /// it goes into init-data and to Trustee.
+    pub fn wn_public_key_line(&self) -> String {
+        public_line(&self.inner.wn_key).trim_end().to_owned()
+    }
+
+    /// Stores the WN public key at Trustee (`default/sshclient/publicKey`).
+    pub async fn register_wn_key(&self) -> Result<(), AdaptorError> {
+        self.inner
+            .teardown
+            .trustee
+            .set_wn_public_key(&self.wn_public_key_line())
+            .await?;
+        tracing::info!(
+            "registered the WN public key {} at Trustee",
+            self.wn_public_key().fingerprint()
+        );
+        Ok(())
+    }
+
+    /// Makes (or reuses) PP `sid`'s key pair and registers its private key
+    /// and the WN public key at Trustee; returns the PP's public key.
+    pub async fn create_pp(&self, sid: &Sid) -> Result<PublicKey, AdaptorError> {
+        let key = self.inner.keys.load_or_create_pp(sid)?;
+        self.register_wn_key().await?;
+        let key_file = self.inner.keys.pp_private_key_file(sid)?;
+        self.inner
+            .teardown
+            .trustee
+            .set_pp_private_key(sid, key_file.as_bytes())
+            .await?;
+        tracing::info!(
+            "pp {sid}: registered its private key at Trustee (host key {})",
+            key.public().fingerprint()
+        );
+        Ok(key.public())
+    }
+
+    /// Starts serving `pp` in its own task.
+    pub async fn serve_pp(&self, pp: PpConfig) -> Result<PpHandle, AdaptorError> {
+        let sid = pp.sid.clone();
+        if self.is_running(&sid) {
+            return Err(AdaptorError::AlreadyServed { sid });
+        }
+        let pp_key = self.inner.keys.pp_public_key(&sid)?;
+        let tunnels = LocalTunnels::bind(&sid, &pp.tunnels).await?;
+        let addresses = tunnels.addresses().to_vec();
+        let (status_tx, status_rx) = watch::channel(PpStatus::Connecting);
+        let (slot_tx, slot_rx) = watch::channel(None);
+        let driver = PpDriver {
+            auth: AuthPlan::new(&self.inner.wn_key, pp.init_data_has_wn_key),
+            proxy: KbsProxy::new(self.inner.upstream.clone(), sid.clone()),
+            records: self.inner.teardown.records.clone(),
+            teardown: self.inner.teardown.clone(),
+            timing: self.inner.timing.clone(),
+            status: status_tx.clone(),
+            slot: slot_tx,
+            pp_key,
+            pp,
+        };
+        tracing::info!(
+            "pp {sid}: serving (PP host key must become {})",
+            pp_key.fingerprint()
+        );
+        let tunnel_wait = self.inner.timing.tunnel_wait;
+        let task = tokio::spawn(async move {
+            tokio::select! {
+                () = driver.run() => {}
+                () = tunnels.run(slot_rx, tunnel_wait) => {}
+            }
+        });
+        let mut running = self
+            .inner
+            .running
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        running.insert(
+            sid.clone(),
+            Running {
+                task,
+                status: status_tx,
+            },
+        );
+        Ok(PpHandle {
+            sid,
+            status: status_rx,
+            tunnels: addresses,
+        })
+    }
+
+    /// Stops serving PP `sid` (if served) and deletes its private key at
+    /// Trustee, its local key pair and its record.
+    pub async fn teardown(&self, sid: &Sid) -> Result<(), AdaptorError> {
+        let running = self
+            .inner
+            .running
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(sid);
+        if let Some(running) = running {
+            running.task.abort();
+            let _ = running.task.await;
+            running.status.send_replace(PpStatus::TornDown);
+        }
+        self.inner
+            .teardown
+            .run(sid)
+            .await
+            .map_err(|reason| AdaptorError::Teardown {
+                sid: sid.clone(),
+                reason,
+            })
+    }
+
+    fn is_running(&self, sid: &Sid) -> bool {
+        let running = self
+            .inner
+            .running
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        running
+            .get(sid)
+            .is_some_and(|running| !running.task.is_finished())
+    }
+}

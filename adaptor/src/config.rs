@@ -1,0 +1,363 @@
+//! The adaptor's configuration: the TOML file `serve --config FILE` reads,
+//! and the typed values the library takes (tests build those directly).
+//!
+//! Contract: [`AdaptorConfig::from_toml`] either returns a configuration in
+//! which every field is valid (Trustee URL, SIDs, tunnel tags, addresses,
+//! distinct SIDs and tunnel names) or an error naming the file, the field
+//! and the expected form. Unknown fields are errors (typos must not be
+//! silently ignored). Relative paths are relative to the file's folder.
+//!
+//! ```toml
+//! trustee_url = "http://127.0.0.1:8080"
+//! admin_key = "admin.pem"          # PKCS#8 PEM or OpenSSH Ed25519
+//! key_dir = "keys"
+//! state_dir = "state"
+//!
+//! [admin_token]                    # optional
+//! role = "admin"
+//! issuer = "pp-adaptor"
+//! audience = "trustee"
+//! lifetime_secs = 300
+//!
+//! [timing]                         # optional, seconds
+//! attestation_deadline_secs = 600
+//!
+//! [[pp]]
+//! sid = "0123abcd"
+//! forwarder = "192.0.2.7:2222"     # port 2222 when omitted
+//! init_data_has_wn_key = true
+//! tunnels = ["KUBERNETES_PHASE:KATAAGENT:127.0.0.1:15150"]
+//! ```
+
+use crate::admin_jwt::AdminClaims;
+use crate::sid::Sid;
+use crate::ssh_connect::SshSettings;
+use crate::upstream::TrusteeUrl;
+use pp_forwarder_core::tag::{Direction, Tag, Target, TunnelSet};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The forwarder's port when the address names none.
+pub const DEFAULT_FORWARDER_PORT: u16 = 2222;
+
+/// Everything one adaptor process needs.
+#[derive(Clone, Debug)]
+pub struct AdaptorConfig {
+    pub trustee_url: TrusteeUrl,
+    pub admin_key_path: PathBuf,
+    pub admin_claims: AdminClaims,
+    pub key_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub timing: Timing,
+    pub pps: Vec<PpConfig>,
+}
+
+/// Deadlines, keepalives and backoff.
+#[derive(Clone, Debug)]
+pub struct Timing {
+    /// The Kubernetes phase must be reached within this time of starting to
+    /// serve a PP (that has not upgraded yet), else the PP is failed.
+    pub attestation_deadline: Duration,
+    pub ssh: SshSettings,
+    /// First reconnect delay; doubled after each failure up to `backoff_max`.
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+    /// How long a connection to a local tunnel listener waits for a phase in
+    /// which its tunnel is allowed.
+    pub tunnel_wait: Duration,
+    /// How long after `UPGRADE` the attestation connection is kept for
+    /// in-flight KBS streams before the Kubernetes-phase reconnect.
+    pub upgrade_grace: Duration,
+    /// How long the PP may take to answer `INFO_REQUEST`.
+    pub info_timeout: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            attestation_deadline: Duration::from_secs(600),
+            ssh: SshSettings::default(),
+            backoff_initial: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(30),
+            tunnel_wait: Duration::from_secs(60),
+            upgrade_grace: Duration::from_secs(2),
+            info_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// One PP the adaptor serves.
+#[derive(Clone, Debug)]
+pub struct PpConfig {
+    pub sid: Sid,
+    /// `HOST:PORT` of the PP's forwarder.
+    pub forwarder: String,
+    /// Whether the PP's init-data carries the WN public key (then the
+    /// attestation connection authenticates with it, else with `none`).
+    pub init_data_has_wn_key: bool,
+    /// Local listeners on the WN whose connections become streams to the PP.
+    pub tunnels: TunnelSet,
+}
+
+impl PpConfig {
+    /// A PP with no local tunnels; `forwarder` gets port 2222 when it has none.
+    pub fn new(sid: Sid, forwarder: &str, init_data_has_wn_key: bool) -> Self {
+        Self {
+            sid,
+            forwarder: with_default_port(forwarder),
+            init_data_has_wn_key,
+            tunnels: TunnelSet::default(),
+        }
+    }
+}
+
+/// Why the configuration is not usable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    trustee_url: TrusteeUrl,
+    admin_key: PathBuf,
+    key_dir: PathBuf,
+    state_dir: PathBuf,
+    #[serde(default)]
+    admin_token: FileAdminToken,
+    #[serde(default)]
+    timing: FileTiming,
+    #[serde(default)]
+    pp: Vec<FilePp>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileAdminToken {
+    role: Option<String>,
+    issuer: Option<String>,
+    audience: Option<String>,
+    lifetime_secs: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileTiming {
+    attestation_deadline_secs: Option<u64>,
+    connect_timeout_secs: Option<u64>,
+    handshake_timeout_secs: Option<u64>,
+    keepalive_interval_secs: Option<u64>,
+    keepalive_max: Option<usize>,
+    backoff_initial_ms: Option<u64>,
+    backoff_max_secs: Option<u64>,
+    tunnel_wait_secs: Option<u64>,
+    upgrade_grace_secs: Option<u64>,
+    info_timeout_secs: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePp {
+    sid: Sid,
+    forwarder: String,
+    #[serde(default)]
+    init_data_has_wn_key: bool,
+    #[serde(default)]
+    tunnels: Vec<String>,
+}
+
+impl AdaptorConfig {
+    /// Reads and checks the TOML file at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text, path)
+    }
+
+    /// Checks `text`; `path` names the file in errors and anchors relative paths.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let invalid = |reason: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            reason,
+        };
+        let file: FileConfig = toml::from_str(text).map_err(|error| invalid(error.to_string()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let defaults = AdminClaims::default();
+        let admin_claims = AdminClaims {
+            role: file.admin_token.role.unwrap_or(defaults.role),
+            issuer: file.admin_token.issuer,
+            audience: file.admin_token.audience,
+            lifetime: file
+                .admin_token
+                .lifetime_secs
+                .map(Duration::from_secs)
+                .unwrap_or(defaults.lifetime),
+        };
+        let timing = file.timing.into_timing();
+        let mut pps: Vec<PpConfig> = Vec::with_capacity(file.pp.len());
+        for pp in file.pp {
+            if pps.iter().any(|earlier| earlier.sid == pp.sid) {
+                return Err(invalid(format!("pp {}: the sid appears twice", pp.sid)));
+            }
+            let tunnels = parse_local_tunnels(&pp.tunnels)
+                .map_err(|reason| invalid(format!("pp {}: {reason}", pp.sid)))?;
+            let mut config = PpConfig::new(pp.sid, &pp.forwarder, pp.init_data_has_wn_key);
+            config.tunnels = tunnels;
+            pps.push(config);
+        }
+        Ok(Self {
+            trustee_url: file.trustee_url,
+            admin_key_path: base.join(file.admin_key),
+            admin_claims,
+            key_dir: base.join(file.key_dir),
+            state_dir: base.join(file.state_dir),
+            timing,
+            pps,
+        })
+    }
+}
+
+impl FileTiming {
+    fn into_timing(self) -> Timing {
+        let defaults = Timing::default();
+        let secs = |value: Option<u64>, default: Duration| {
+            value.map(Duration::from_secs).unwrap_or(default)
+        };
+        Timing {
+            attestation_deadline: secs(
+                self.attestation_deadline_secs,
+                defaults.attestation_deadline,
+            ),
+            ssh: SshSettings {
+                connect_timeout: secs(self.connect_timeout_secs, defaults.ssh.connect_timeout),
+                handshake_timeout: secs(
+                    self.handshake_timeout_secs,
+                    defaults.ssh.handshake_timeout,
+                ),
+                keepalive_interval: secs(
+                    self.keepalive_interval_secs,
+                    defaults.ssh.keepalive_interval,
+                ),
+                keepalive_max: self.keepalive_max.unwrap_or(defaults.ssh.keepalive_max),
+            },
+            backoff_initial: self
+                .backoff_initial_ms
+                .map(Duration::from_millis)
+                .unwrap_or(defaults.backoff_initial),
+            backoff_max: secs(self.backoff_max_secs, defaults.backoff_max),
+            tunnel_wait: secs(self.tunnel_wait_secs, defaults.tunnel_wait),
+            upgrade_grace: secs(self.upgrade_grace_secs, defaults.upgrade_grace),
+            info_timeout: secs(self.info_timeout_secs, defaults.info_timeout),
+        }
+    }
+}
+
+/// Parses the local tunnel tags of one PP: TCP or unix listeners on the WN
+/// (network namespaces are a PP-side feature).
+pub fn parse_local_tunnels(texts: &[String]) -> Result<TunnelSet, String> {
+    let set = TunnelSet::parse(texts.iter().map(String::as_str), Direction::Inbound)
+        .map_err(|error| error.to_string())?;
+    if let Some(tag) = set
+        .iter()
+        .find(|tag| matches!(tag.target(), Target::NetnsTcp { .. }))
+    {
+        return Err(format!(
+            "tunnel {}: network namespaces are not supported on the worker node; use PHASE:NAME:HOST:PORT or PHASE:NAME:unix:PATH",
+            Tag::emit(tag)
+        ));
+    }
+    Ok(set)
+}
+
+/// `HOST` → `HOST:2222`; `HOST:PORT` and `[V6]:PORT` stay as they are.
+fn with_default_port(address: &str) -> String {
+    let address = address.trim();
+    let has_port = if address.starts_with('[') {
+        address.contains("]:")
+    } else {
+        address.matches(':').count() == 1
+    };
+    match (has_port, address.parse::<std::net::Ipv6Addr>()) {
+        (_, Ok(v6)) => format!("[{v6}]:{DEFAULT_FORWARDER_PORT}"),
+        (true, Err(_)) => address.to_owned(),
+        (false, Err(_)) => format!("{address}:{DEFAULT_FORWARDER_PORT}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+        trustee_url = "http://127.0.0.1:8080"
+        admin_key = "admin.pem"
+        key_dir = "/var/lib/pp-adaptor/keys"
+        state_dir = "state"
+        [admin_token]
+        audience = "kbs"
+        [timing]
+        attestation_deadline_secs = 60
+        [[pp]]
+        sid = "abc"
+        forwarder = "192.0.2.7"
+        init_data_has_wn_key = true
+        tunnels = ["KUBERNETES_PHASE:KATAAGENT:127.0.0.1:15150"]
+        [[pp]]
+        sid = "def"
+        forwarder = "192.0.2.8:2223"
+    "#;
+
+    #[test]
+    fn the_example_configuration_reads_with_defaults_and_relative_paths() {
+        let config = AdaptorConfig::from_toml(EXAMPLE, Path::new("/etc/pp/adaptor.toml")).unwrap();
+        assert_eq!(config.admin_key_path, Path::new("/etc/pp/admin.pem"));
+        assert_eq!(config.key_dir, Path::new("/var/lib/pp-adaptor/keys"));
+        assert_eq!(config.state_dir, Path::new("/etc/pp/state"));
+        assert_eq!(config.admin_claims.role, "admin");
+        assert_eq!(config.admin_claims.audience.as_deref(), Some("kbs"));
+        assert_eq!(config.timing.attestation_deadline, Duration::from_secs(60));
+        assert_eq!(
+            config.timing.ssh.keepalive_interval,
+            Duration::from_secs(15)
+        );
+        assert_eq!(config.pps.len(), 2);
+        assert_eq!(config.pps[0].forwarder, "192.0.2.7:2222");
+        assert!(config.pps[0].init_data_has_wn_key);
+        assert!(config.pps[0].tunnels.get("KATAAGENT").is_some());
+        assert_eq!(config.pps[1].forwarder, "192.0.2.8:2223");
+        assert!(!config.pps[1].init_data_has_wn_key);
+    }
+
+    #[test]
+    fn a_typo_a_duplicate_sid_or_a_bad_tag_is_an_error_naming_the_file() {
+        let typo = EXAMPLE.replace("state_dir", "statedir");
+        let duplicate = EXAMPLE.replace("sid = \"def\"", "sid = \"abc\"");
+        let bad_tag = EXAMPLE.replace("KUBERNETES_PHASE:KATAAGENT", "LATER:KATAAGENT");
+        let netns = EXAMPLE.replace("127.0.0.1:15150", "/run/netns/x:15150");
+        for text in [typo, duplicate, bad_tag, netns] {
+            let error = AdaptorConfig::from_toml(&text, Path::new("/etc/pp/adaptor.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(error.starts_with("/etc/pp/adaptor.toml: "), "{error}");
+        }
+    }
+
+    #[test]
+    fn forwarder_addresses_get_port_2222_only_when_they_have_none() {
+        assert_eq!(with_default_port("10.0.0.1"), "10.0.0.1:2222");
+        assert_eq!(with_default_port("10.0.0.1:22"), "10.0.0.1:22");
+        assert_eq!(with_default_port("pp.example"), "pp.example:2222");
+        assert_eq!(with_default_port("::1"), "[::1]:2222");
+        assert_eq!(with_default_port("[::1]:22"), "[::1]:22");
+    }
+}

@@ -1,0 +1,221 @@
+//! Local listeners on the WN for a PP's tunnels (tags such as
+//! `KUBERNETES_PHASE:KATAAGENT:127.0.0.1:15150`): each accepted connection
+//! becomes a mux stream `OPEN(NAME)` to the PP.
+//!
+//! Contract: [`LocalTunnels::bind`] binds every listener at once (so a bad
+//! address fails the PP's start, and port 0 gets its real port, reported by
+//! [`LocalTunnels::addresses`]). An accepted connection waits at most
+//! `wait` for a current connection whose phase the tag allows (published in
+//! the [`MuxSlot`] by the PP's driver), then is carried to the PP; if none
+//! comes it is closed with a log line. Dropping [`LocalTunnels`] (or the
+//! task running it) closes the listeners and every carried connection.
+
+use crate::sid::Sid;
+use pp_forwarder_core::tag::{ConnectionPhase, Tag, Target, TunnelSet};
+use pp_tunnel::MuxHandle;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// The PP's current mux connection, if any, and its phase.
+#[derive(Clone, Debug)]
+pub struct ActiveMux {
+    pub phase: ConnectionPhase,
+    pub handle: MuxHandle,
+}
+
+/// Published by the PP driver, watched by the listeners.
+pub type MuxSlot = watch::Receiver<Option<ActiveMux>>;
+
+/// Where a listener is bound.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LocalAddress {
+    Tcp(SocketAddr),
+    Unix(String),
+}
+
+enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+struct BoundTunnel {
+    tag: Tag,
+    listener: Listener,
+}
+
+/// The bound listeners of one PP.
+pub struct LocalTunnels {
+    sid: Sid,
+    bound: Vec<BoundTunnel>,
+    addresses: Vec<(String, LocalAddress)>,
+}
+
+/// A listener could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("pp {sid}: cannot listen for tunnel {tag}: {source}")]
+pub struct BindError {
+    pub sid: Sid,
+    pub tag: String,
+    pub source: std::io::Error,
+}
+
+impl LocalTunnels {
+    /// Binds one listener per tag of `tunnels`.
+    pub async fn bind(sid: &Sid, tunnels: &TunnelSet) -> Result<Self, BindError> {
+        let mut bound = Vec::new();
+        let mut addresses = Vec::new();
+        for tag in tunnels.iter() {
+            let bind_error = |source| BindError {
+                sid: sid.clone(),
+                tag: tag.emit(),
+                source,
+            };
+            let (listener, address) = match tag.target() {
+                Target::Tcp { ip, port } => {
+                    let listener = TcpListener::bind((*ip, *port)).await.map_err(bind_error)?;
+                    let address = listener.local_addr().map_err(bind_error)?;
+                    (Listener::Tcp(listener), LocalAddress::Tcp(address))
+                }
+                Target::Unix { path } => (
+                    Listener::Unix(UnixListener::bind(path).map_err(bind_error)?),
+                    LocalAddress::Unix(path.clone()),
+                ),
+                Target::NetnsTcp { .. } => {
+                    return Err(bind_error(std::io::Error::new(
+                        std::io::ErrorKind::Unsupported,
+                        "network namespaces are not supported on the worker node",
+                    )));
+                }
+            };
+            tracing::info!(
+                "pp {sid}: listening on {address:?} for tunnel {}",
+                tag.emit()
+            );
+            addresses.push((tag.name().to_owned(), address));
+            bound.push(BoundTunnel {
+                tag: tag.clone(),
+                listener,
+            });
+        }
+        Ok(Self {
+            sid: sid.clone(),
+            bound,
+            addresses,
+        })
+    }
+
+    /// Tunnel name → where its listener is bound.
+    pub fn addresses(&self) -> &[(String, LocalAddress)] {
+        &self.addresses
+    }
+
+    /// Accepts and carries connections until dropped.
+    pub async fn run(self, slot: MuxSlot, wait: Duration) {
+        let mut listeners = JoinSet::new();
+        for tunnel in self.bound {
+            listeners.spawn(serve_listener(self.sid.clone(), tunnel, slot.clone(), wait));
+        }
+        while listeners.join_next().await.is_some() {}
+    }
+}
+
+async fn serve_listener(sid: Sid, tunnel: BoundTunnel, slot: MuxSlot, wait: Duration) {
+    let mut connections = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = accept(&tunnel.listener) => accepted,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        match accepted {
+            Ok(Accepted::Tcp(socket)) => {
+                connections.spawn(carry(
+                    sid.clone(),
+                    tunnel.tag.clone(),
+                    socket,
+                    slot.clone(),
+                    wait,
+                ));
+            }
+            Ok(Accepted::Unix(socket)) => {
+                connections.spawn(carry(
+                    sid.clone(),
+                    tunnel.tag.clone(),
+                    socket,
+                    slot.clone(),
+                    wait,
+                ));
+            }
+            Err(error) => {
+                tracing::warn!(
+                    "pp {sid}: accepting on tunnel {} failed: {error}",
+                    tunnel.tag.name()
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+enum Accepted {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+async fn accept(listener: &Listener) -> std::io::Result<Accepted> {
+    match listener {
+        Listener::Tcp(listener) => listener
+            .accept()
+            .await
+            .map(|(socket, _)| Accepted::Tcp(socket)),
+        Listener::Unix(listener) => listener
+            .accept()
+            .await
+            .map(|(socket, _)| Accepted::Unix(socket)),
+    }
+}
+
+/// Waits for an allowed connection, opens the stream and copies both ways.
+async fn carry<S>(sid: Sid, tag: Tag, socket: S, mut slot: MuxSlot, wait: Duration)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let allowed = |current: &Option<ActiveMux>| {
+        current
+            .as_ref()
+            .is_some_and(|mux| tag.phase().allows(mux.phase))
+    };
+    let active = match tokio::time::timeout(wait, slot.wait_for(allowed)).await {
+        Ok(Ok(current)) => current.clone(),
+        Ok(Err(_)) => return,
+        Err(_) => {
+            tracing::warn!(
+                "pp {sid}: tunnel {}: no connection in an allowed phase ({}) within {} s; closing the local connection",
+                tag.name(),
+                tag.phase().as_str(),
+                wait.as_secs()
+            );
+            return;
+        }
+    };
+    let Some(active) = active else { return };
+    match active.handle.open(tag.name()).await {
+        Ok(stream) => {
+            tracing::info!(
+                "pp {sid}: tunnel {} opened (stream {})",
+                tag.name(),
+                stream.id()
+            );
+            if let Err(error) = pp_tunnel::pump(stream, socket).await {
+                tracing::info!("pp {sid}: tunnel {} stream ended: {error}", tag.name());
+            }
+        }
+        Err(error) => tracing::warn!(
+            "pp {sid}: tunnel {}: cannot open a stream: {error}",
+            tag.name()
+        ),
+    }
+}

@@ -1,0 +1,215 @@
+//! Serving one established connection to a PP: runs the pp-tunnel mux over
+//! the `pp-mux-v1` channel and answers what the PP does on it.
+//!
+//! Contract: while the connection lasts it is published in the PP's
+//! [`MuxSlot`](crate::local_tunnels::MuxSlot) (so local tunnel listeners can
+//! open streams) and withdrawn before [`serve_connection`] returns. Incoming
+//! `KBS` streams go to the KBS reverse proxy; other incoming names are
+//! reset. Attestation phase: an `UPGRADE` whose key is the PP's registered
+//! key ends the connection with [`ConnectionEnd::Upgraded`] (after a short
+//! grace for in-flight KBS streams), any other key with
+//! [`ConnectionEnd::Stop`]. Kubernetes phase: `INFO_REQUEST` is sent at
+//! once when the adaptor has a sighting of its attestation connection, and
+//! the answer is checked by [`crate::relay_check`]; no answer in time is a
+//! `Stop`, a difference is [`ConnectionEnd::Relayed`]. The SSH connection
+//! is closed on return.
+
+use crate::config::Timing;
+use crate::host_key_policy::check_upgrade_key;
+use crate::kbs_proxy::KbsProxy;
+use crate::local_tunnels::ActiveMux;
+use crate::pp_record::AttestationSighting;
+use crate::pp_status::PpStatus;
+use crate::relay_check::{RelayVerdict, check_info};
+use crate::sid::Sid;
+use crate::ssh_connect::MuxConnection;
+use pp_forwarder_core::key::PublicKey;
+use pp_forwarder_core::tag::ConnectionPhase;
+use pp_tunnel::{MuxEvent, Side};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+/// The name of the PP's tunnel to Trustee.
+pub const KBS_TUNNEL: &str = "KBS";
+
+/// How a connection ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnectionEnd {
+    /// The connection went away (network, PP restart, keepalive loss):
+    /// reconnect.
+    Dropped { reason: String },
+    /// The PP upgraded with its registered key: reconnect for the
+    /// Kubernetes phase.
+    Upgraded,
+    /// Something that reconnecting cannot fix: stop serving the PP.
+    Stop { reason: String },
+    /// The PP served an attestation connection that was not the adaptor's.
+    Relayed { reason: String },
+}
+
+/// What serving a connection needs from the PP's driver.
+pub struct ConnectionContext<'a> {
+    pub sid: &'a Sid,
+    pub pp_key: &'a PublicKey,
+    pub proxy: &'a KbsProxy,
+    pub slot: &'a watch::Sender<Option<ActiveMux>>,
+    pub status: &'a watch::Sender<PpStatus>,
+    pub timing: &'a Timing,
+    /// What the adaptor saw of its own attestation connection, if known.
+    pub sighting: Option<&'a AttestationSighting>,
+}
+
+/// Serves `connection`, which is in `phase`, until it ends.
+pub async fn serve_connection(
+    context: &ConnectionContext<'_>,
+    connection: MuxConnection,
+    phase: ConnectionPhase,
+) -> ConnectionEnd {
+    let MuxConnection {
+        handle: ssh,
+        stream,
+        ..
+    } = connection;
+    let (mux, mut events, driver) = pp_tunnel::start(stream, Side::Wn);
+    let driver = driver.run();
+    tokio::pin!(driver);
+    let sid = context.sid;
+    let mut kbs_streams = JoinSet::new();
+    let mut info_deadline = None;
+    let mut upgrade_deadline = None;
+    context.slot.send_replace(Some(ActiveMux {
+        phase,
+        handle: mux.clone(),
+    }));
+    if phase == ConnectionPhase::Kubernetes {
+        match context.sighting {
+            Some(_) => {
+                info_deadline = Some(Instant::now() + context.timing.info_timeout);
+                // Queued now, written once the driver below runs; if it
+                // cannot go out, the connection is ending anyway.
+                let mux = mux.clone();
+                tokio::spawn(async move { mux.send_info_request().await });
+            }
+            None => tracing::warn!(
+                "pp {sid}: no record of the adaptor's own attestation connection (state dir lost?): \
+                 cannot check whether the attestation phase was relayed"
+            ),
+        }
+    }
+    let end = loop {
+        tokio::select! {
+            result = &mut driver => {
+                break ConnectionEnd::Dropped { reason: match result {
+                    Ok(()) => "the PP closed the mux channel".to_owned(),
+                    Err(error) => error.to_string(),
+                }};
+            }
+            event = events.recv() => {
+                let Some(event) = event else {
+                    break ConnectionEnd::Dropped { reason: "the mux ended".to_owned() };
+                };
+                if let Some(end) = handle_event(context, phase, event, &mut kbs_streams, &mut info_deadline, &mut upgrade_deadline) {
+                    break end;
+                }
+            }
+            () = sleep_until(info_deadline) => {
+                break ConnectionEnd::Stop { reason: format!(
+                    "the PP did not answer INFO_REQUEST within {} s, so the attestation phase cannot be verified",
+                    context.timing.info_timeout.as_secs()
+                )};
+            }
+            () = sleep_until(upgrade_deadline) => break ConnectionEnd::Upgraded,
+            Some(_) = kbs_streams.join_next(), if !kbs_streams.is_empty() => {
+                if upgrade_deadline.is_some() && kbs_streams.is_empty() {
+                    break ConnectionEnd::Upgraded;
+                }
+            }
+        }
+    };
+    context.slot.send_replace(None);
+    let _ = ssh
+        .disconnect(russh::Disconnect::ByApplication, "", "en")
+        .await;
+    end
+}
+
+fn handle_event(
+    context: &ConnectionContext<'_>,
+    phase: ConnectionPhase,
+    event: MuxEvent,
+    kbs_streams: &mut JoinSet<()>,
+    info_deadline: &mut Option<Instant>,
+    upgrade_deadline: &mut Option<Instant>,
+) -> Option<ConnectionEnd> {
+    let sid = context.sid;
+    match event {
+        MuxEvent::Hello(side) => {
+            tracing::info!(
+                "pp {sid}: {} phase: mux up (PP says {side:?})",
+                phase.as_str()
+            );
+        }
+        MuxEvent::Incoming(incoming) if incoming.name == KBS_TUNNEL => {
+            tracing::debug!(
+                "pp {sid}: KBS tunnel stream {} opened by the PP",
+                incoming.stream.id()
+            );
+            let proxy = context.proxy.clone();
+            kbs_streams.spawn(async move { proxy.serve_stream(incoming.stream).await });
+        }
+        MuxEvent::Incoming(incoming) => {
+            tracing::warn!(
+                "pp {sid}: refused stream to unknown WN tunnel {:?}",
+                incoming.name
+            );
+            incoming
+                .stream
+                .reset("no such tunnel on the worker node (only KBS)");
+        }
+        MuxEvent::Upgrade(line) if phase == ConnectionPhase::Attestation => {
+            if let Err(error) = check_upgrade_key(&line, context.pp_key) {
+                return Some(ConnectionEnd::Stop {
+                    reason: error.to_string(),
+                });
+            }
+            tracing::info!(
+                "pp {sid}: upgrade received (host key {} is the registered one); reconnecting for the Kubernetes phase",
+                context.pp_key.fingerprint()
+            );
+            context.status.send_replace(PpStatus::Upgrading);
+            // No new local tunnel streams on a connection that is going away.
+            context.slot.send_replace(None);
+            if kbs_streams.is_empty() {
+                return Some(ConnectionEnd::Upgraded);
+            }
+            *upgrade_deadline = Some(Instant::now() + context.timing.upgrade_grace);
+        }
+        MuxEvent::Upgrade(_) => {
+            tracing::warn!("pp {sid}: ignoring UPGRADE on a Kubernetes-phase connection")
+        }
+        MuxEvent::Info(text) => match (info_deadline.take(), context.sighting) {
+            (Some(_), Some(sighting)) => match check_info(&text, sighting) {
+                RelayVerdict::SameConnection => tracing::info!(
+                    "pp {sid}: Kubernetes phase: the PP confirms the adaptor's own attestation connection ({} from {})",
+                    sighting.hostkey_fingerprint,
+                    sighting.local_addr
+                ),
+                RelayVerdict::Relayed { reason } => return Some(ConnectionEnd::Relayed { reason }),
+            },
+            _ => tracing::debug!("pp {sid}: INFO {text:?}"),
+        },
+        MuxEvent::InfoRequest => {
+            tracing::debug!("pp {sid}: ignoring INFO_REQUEST (only the WN asks)")
+        }
+    }
+    None
+}
+
+/// Sleeps until `deadline`, or forever when there is none.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
