@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# scripts/build-image.sh: builds the peer-pod guest image with mkosi.
+#
+# Usage:
+#   scripts/build-image.sh [--profile test|production] [--output-dir DIR]
+#       [--guest-components DIR] [--binaries DIR] [--no-cache] [--no-measure]
+#
+#   --profile           test (default): the project's CDH and kata-agent test
+#                       doubles and a test hook; production: the user's
+#                       guest-components and kata-agent (--guest-components).
+#   --guest-components  production only: a directory holding attestation-agent,
+#                       confidential-data-hub, api-server-rest and kata-agent
+#                       (static or built for Debian bookworm, x86_64).
+#   --binaries          a directory that already holds this project's static
+#                       binaries (pp-forwarder, pp-provision, and for the test
+#                       profile cdh-double and agent-echo). Default: build them
+#                       with cargo (static glibc, x86_64-unknown-linux-gnu) into
+#                       $CARGO_TARGET_DIR (default: target/ in the repository).
+#   --output-dir        default: build/image/PROFILE in the repository.
+#   --no-cache          build from scratch (no incremental cache; the package
+#                       cache is still used): what check-reproducible.sh does.
+#   --no-measure        do not call pp-measure even when it is available.
+#   --allow-missing     development only: leave out binaries that do not exist
+#                       yet, with a warning (their services fail at boot, and
+#                       a pod without pp-provision or pp-forwarder powers off).
+#
+# Output: DIR/peerpod[-test].{vmlinuz,initrd,efi,cmdline}, DIR/SHA256SUMS, and
+# (when pp-measure exists) reference values in DIR/measurements/. The last
+# lines printed are the output paths with their SHA-256.
+#
+# Needs root (mkosi, apt). Installs mkosi 24.3 from bookworm-backports and the
+# other tools on first use. Apt sources come from this machine's configured
+# Debian mirror and are written outside the repository ($PEERPOD_CACHE,
+# default /var/cache/peerpod-image), which also holds the package cache.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=../guest-image/host-setup.sh
+source "$repo/guest-image/host-setup.sh"
+
+profile=test
+output_dir=
+guest_components=
+binaries=
+incremental=yes
+measure=yes
+allow_missing=no
+while (($#)); do
+    case "$1" in
+    --profile) profile=${2:?--profile needs test or production}; shift 2 ;;
+    --output-dir) output_dir=${2:?--output-dir needs a directory}; shift 2 ;;
+    --guest-components) guest_components=${2:?--guest-components needs a directory}; shift 2 ;;
+    --binaries) binaries=${2:?--binaries needs a directory}; shift 2 ;;
+    --no-cache) incremental=no; shift ;;
+    --no-measure) measure=no; shift ;;
+    --allow-missing) allow_missing=yes; shift ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown argument '$1' (see --help)" ;;
+    esac
+done
+
+case "$profile" in
+test) image_id=peerpod-test; project_bins=(pp-forwarder pp-provision cdh-double agent-echo) ;;
+production) image_id=peerpod; project_bins=(pp-forwarder pp-provision) ;;
+*) die "--profile must be 'test' or 'production', not '$profile'" ;;
+esac
+guest_components_bins=(attestation-agent confidential-data-hub api-server-rest kata-agent)
+if [[ "$profile" == production ]]; then
+    [[ -n "$guest_components" ]] || die "the production profile needs --guest-components DIR holding: ${guest_components_bins[*]}"
+elif [[ -n "$guest_components" ]]; then
+    die "--guest-components is for the production profile; the test profile carries the project's test doubles"
+fi
+[[ $EUID -eq 0 ]] || die "run as root (mkosi needs it to build the image)"
+output_dir=${output_dir:-$repo/build/image/$profile}
+
+# Builds this project's binaries, static (glibc static-pie), and prints the
+# directory that holds them.
+build_project_binaries() {
+    local target_dir=${CARGO_TARGET_DIR:-$repo/target}
+    local packages=(-p pp-forwarder -p pp-provision)
+    [[ "$profile" == test ]] && packages+=(-p pp-testdoubles)
+    log "building ${project_bins[*]} (static, release) into $target_dir"
+    (cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$target_dir" \
+        cargo build --release --locked --target x86_64-unknown-linux-gnu "${packages[@]}" >&2)
+    printf '%s\n' "$target_dir/x86_64-unknown-linux-gnu/release"
+}
+
+# Copies NAME from DIR into the staging tree's /usr/local/bin. The image has
+# glibc and little else: the binaries should be static.
+stage_binary() {
+    local dir=$1 name=$2 stage=$3
+    if [[ ! -f "$dir/$name" || ! -x "$dir/$name" ]]; then
+        [[ "$allow_missing" == yes ]] || die "$dir/$name is missing or not executable"
+        log "WARNING: $dir/$name is missing: the image will not carry it (--allow-missing)"
+        return 0
+    fi
+    install -m 0755 "$dir/$name" "$stage/usr/local/bin/$name"
+}
+
+ensure_build_tools
+if [[ -z "$binaries" ]]; then
+    if [[ "$allow_missing" == yes ]]; then
+        binaries=$(build_project_binaries) || binaries=${CARGO_TARGET_DIR:-$repo/target}/x86_64-unknown-linux-gnu/release
+    else
+        binaries=$(build_project_binaries)
+    fi
+fi
+
+stage="$PEERPOD_CACHE/stage/$profile"
+rm -rf "$stage"
+mkdir -p "$stage/usr/local/bin"
+for name in "${project_bins[@]}"; do stage_binary "$binaries" "$name" "$stage"; done
+if [[ "$profile" == production ]]; then
+    for name in "${guest_components_bins[@]}"; do stage_binary "$guest_components" "$name" "$stage"; done
+fi
+
+package_manager_tree=$(write_package_manager_tree)
+mkdir -p "$output_dir" "$PEERPOD_CACHE/packages" "$PEERPOD_CACHE/incremental"
+workspace=$(mktemp -d "$PEERPOD_CACHE/workspace.XXXXXX")
+trap 'rm -rf "$workspace"' EXIT
+
+log "building the $profile image into $output_dir"
+started=$SECONDS
+(
+    cd "$repo"
+    mkosi \
+        --profile "$profile" \
+        --mirror "$(debian_mirror_uri)" \
+        --package-manager-tree "$package_manager_tree" \
+        --extra-tree "$stage" \
+        --output-dir "$output_dir" \
+        --cache-dir "$PEERPOD_CACHE/incremental" \
+        --package-cache-dir "$PEERPOD_CACHE/packages" \
+        --workspace-dir "$workspace" \
+        --incremental "$incremental" \
+        --force \
+        build >&2
+)
+log "mkosi took $((SECONDS - started)) s"
+
+# The kernel command line of direct boot is the one inside the UKI.
+objcopy -O binary --only-section=.cmdline "$output_dir/$image_id.efi" "$output_dir/$image_id.cmdline.raw"
+tr -d '\0' <"$output_dir/$image_id.cmdline.raw" >"$output_dir/$image_id.cmdline"
+rm -f "$output_dir/$image_id.cmdline.raw"
+
+outputs=("$image_id.vmlinuz" "$image_id.initrd" "$image_id.efi" "$image_id.cmdline")
+for name in "${outputs[@]}"; do
+    [[ -s "$output_dir/$name" ]] || die "mkosi did not produce $output_dir/$name"
+done
+(cd "$output_dir" && sha256sum "${outputs[@]}" >SHA256SUMS)
+
+pp_measure=$(command -v pp-measure || true)
+[[ -n "$pp_measure" ]] || pp_measure=$(ls "${CARGO_TARGET_DIR:-$repo/target}"/{x86_64-unknown-linux-gnu/,}release/pp-measure 2>/dev/null | head -n1 || true)
+if [[ "$measure" == yes && -n "$pp_measure" ]]; then
+    log "writing reference values with $pp_measure"
+    "$pp_measure" image \
+        --kernel "$output_dir/$image_id.vmlinuz" \
+        --initrd "$output_dir/$image_id.initrd" \
+        --cmdline-file "$output_dir/$image_id.cmdline" \
+        --uki "$output_dir/$image_id.efi" \
+        --out "$output_dir/measurements" >&2
+elif [[ "$measure" == yes ]]; then
+    log "pp-measure not found: no reference values written (build it: cargo build -p pp-measurements)"
+fi
+
+log "outputs ($profile profile):"
+(cd "$output_dir" && for name in "${outputs[@]}"; do
+    printf '%s  %s  (%s bytes)\n' "$(sha256sum "$name" | cut -d' ' -f1)" "$output_dir/$name" "$(stat -c %s "$name")"
+done)

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# scripts/run-qemu.sh: boots the peer-pod image under QEMU (TCG; KVM is not
+# used) with user-mode networking, the forwarder's SSH port forwarded to a
+# loopback port, and a cidata config drive carrying init-data.
+#
+# Usage:
+#   scripts/run-qemu.sh [--image-dir DIR] [--profile test|production]
+#       [--initdata FILE.toml | --config-drive FILE.iso | --no-config-drive]
+#       [--port PORT] [--uki] [--memory MiB] [--append "ARGS"]
+#       [--serial-log FILE] [--test-hook PIPE] [--pidfile FILE]
+#
+#   --image-dir     where build-image.sh put the image (default
+#                   build/image/PROFILE in the repository)
+#   --initdata      an init-data TOML; it is packed into a config drive
+#                   (default: init-data/example.toml)
+#   --port          host loopback port forwarded to the guest's 2222
+#                   (default 2222)
+#   --uki           boot the UKI through OVMF instead of kernel + initrd
+#                   directly (SeaBIOS); --append is ignored then (the UKI's
+#                   command line is sealed in it)
+#   --append        extra kernel command line (direct boot only), e.g.
+#                   systemd.setenv=PP_ATTESTATION_DEADLINE=20s
+#   --serial-log    write the serial console there instead of to stdout
+#   --test-hook     test profile: connect the guest's test-hook port to the
+#                   FIFOs PIPE.in / PIPE.out (created if missing)
+#   --pidfile       QEMU writes its PID there
+#
+# QEMU runs in the foreground (exec) and exits when the guest powers off.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=../guest-image/host-setup.sh
+source "$repo/guest-image/host-setup.sh"
+
+profile=test image_dir= initdata=$repo/init-data/example.toml config_drive= use_drive=yes
+port=2222 uki=no memory=1024 append= serial_log= test_hook= pidfile=
+while (($#)); do
+    case "$1" in
+    --image-dir) image_dir=${2:?}; shift 2 ;;
+    --profile) profile=${2:?}; shift 2 ;;
+    --initdata) initdata=${2:?}; shift 2 ;;
+    --config-drive) config_drive=${2:?}; shift 2 ;;
+    --no-config-drive) use_drive=no; shift ;;
+    --port) port=${2:?}; shift 2 ;;
+    --uki) uki=yes; shift ;;
+    --memory) memory=${2:?}; shift 2 ;;
+    --append) append=${2?}; shift 2 ;;
+    --serial-log) serial_log=${2:?}; shift 2 ;;
+    --test-hook) test_hook=${2:?}; shift 2 ;;
+    --pidfile) pidfile=${2:?}; shift 2 ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown argument '$1' (see --help)" ;;
+    esac
+done
+case "$profile" in
+test) image_id=peerpod-test ;;
+production) image_id=peerpod ;;
+*) die "--profile must be 'test' or 'production', not '$profile'" ;;
+esac
+image_dir=${image_dir:-$repo/build/image/$profile}
+[[ -f "$image_dir/$image_id.vmlinuz" ]] || die "no image in $image_dir (run scripts/build-image.sh --profile $profile first)"
+command -v qemu-system-x86_64 >/dev/null || ensure_qemu_tools
+
+args=(
+    -accel tcg -machine q35 -cpu max -smp 2 -m "$memory"
+    -nographic -no-reboot -nodefaults
+    -netdev "user,id=net0,hostfwd=tcp:127.0.0.1:$port-:2222"
+    -device virtio-net-pci,netdev=net0,romfile=
+    -device virtio-rng-pci
+)
+if [[ -n "$serial_log" ]]; then
+    args+=(-serial "file:$serial_log")
+else
+    args+=(-serial stdio)
+fi
+[[ -z "$pidfile" ]] || args+=(-pidfile "$pidfile")
+
+if [[ "$uki" == yes ]]; then
+    ovmf_code=/usr/share/OVMF/OVMF_CODE_4M.fd
+    vars=$(mktemp --suffix=.fd)
+    cp /usr/share/OVMF/OVMF_VARS_4M.fd "$vars"
+    args+=(
+        -drive "if=pflash,format=raw,unit=0,readonly=on,file=$ovmf_code"
+        -drive "if=pflash,format=raw,unit=1,file=$vars"
+        -kernel "$image_dir/$image_id.efi"
+    )
+else
+    cmdline=$(cat "$image_dir/$image_id.cmdline")
+    args+=(
+        -kernel "$image_dir/$image_id.vmlinuz"
+        -initrd "$image_dir/$image_id.initrd"
+        -append "$cmdline${append:+ $append}"
+    )
+fi
+
+if [[ "$use_drive" == yes ]]; then
+    if [[ -z "$config_drive" ]]; then
+        config_drive=$(mktemp --suffix=.iso)
+        "$repo/guest-image/make-config-drive.sh" "$initdata" "$config_drive"
+    fi
+    args+=(-drive "file=$config_drive,if=virtio,format=raw,readonly=on")
+fi
+
+if [[ -n "$test_hook" ]]; then
+    [[ -p "$test_hook.in" ]] || mkfifo "$test_hook.in"
+    [[ -p "$test_hook.out" ]] || mkfifo "$test_hook.out"
+    args+=(
+        -device virtio-serial-pci
+        -chardev "pipe,id=testhook,path=$test_hook"
+        -device virtserialport,chardev=testhook,name=org.peerpod.test-hook
+    )
+fi
+
+log "booting $image_dir/$image_id ($([[ $uki == yes ]] && echo UKI via OVMF || echo direct kernel boot)), TCG"
+log "forwarder: 127.0.0.1:$port (e.g. pp-adaptor ... 127.0.0.1:$port; ssh -p $port peerpod@127.0.0.1)"
+exec qemu-system-x86_64 "${args[@]}"
