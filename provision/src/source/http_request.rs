@@ -1,0 +1,152 @@
+//! HTTP/1.1 requests to a cloud metadata service: emit the request bytes
+//! (any method, custom headers), send them over one TCP connection to an IP
+//! literal (no DNS) and read the whole response, bounded in size and time.
+//!
+//! Contract: [`Request::emit`] refuses header values and paths holding
+//! control characters (an AWS token comes from the network and is sent back
+//! in a header), so no request can be split. [`exchange`] reads at most
+//! `limit` bytes and fails on more; responses are parsed by the caller.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+/// What went wrong talking to the metadata service.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("{field} holds a control character or non-ASCII byte; refusing to send it")]
+    UnsafeField { field: String },
+    #[error("connecting to {addr}: {source}")]
+    Connect {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("talking to {addr}: {source}")]
+    Io {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("response from {addr} is longer than the {limit}-byte limit")]
+    TooLarge { addr: SocketAddr, limit: usize },
+}
+
+/// One request: method, path (with query), Host header and extra headers.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub host: &'a str,
+    pub headers: &'a [(&'a str, &'a str)],
+}
+
+impl Request<'_> {
+    /// The request bytes: request line, `Host`, `Connection: close`, the
+    /// extra headers, `Content-Length: 0` for methods other than GET.
+    pub fn emit(&self) -> Result<Vec<u8>, HttpError> {
+        check_field("request path", self.path)?;
+        check_field("Host header", self.host)?;
+        let mut out = format!(
+            "{} {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+            self.method, self.path, self.host
+        );
+        for (name, value) in self.headers {
+            check_field("header name", name)?;
+            check_field(&format!("{name} header"), value)?;
+            out.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if self.method != "GET" {
+            out.push_str("Content-Length: 0\r\n");
+        }
+        out.push_str("\r\n");
+        Ok(out.into_bytes())
+    }
+}
+
+/// Visible ASCII and spaces only: nothing that could end a line.
+fn check_field(field: &str, value: &str) -> Result<(), HttpError> {
+    if value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        Ok(())
+    } else {
+        Err(HttpError::UnsafeField {
+            field: field.to_owned(),
+        })
+    }
+}
+
+/// Send `request` to `addr` and read the response until the server closes
+/// the connection (we asked for `Connection: close`). `timeout` bounds the
+/// connect and each read and write.
+pub fn exchange(
+    addr: SocketAddr,
+    request: &[u8],
+    limit: usize,
+    timeout: Duration,
+) -> Result<Vec<u8>, HttpError> {
+    let io = |source| HttpError::Io { addr, source };
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|source| HttpError::Connect { addr, source })?;
+    stream.set_read_timeout(Some(timeout)).map_err(io)?;
+    stream.set_write_timeout(Some(timeout)).map_err(io)?;
+    stream.write_all(request).map_err(io)?;
+    let mut response = Vec::new();
+    let read_cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    (&mut stream)
+        .take(read_cap)
+        .read_to_end(&mut response)
+        .map_err(io)?;
+    if response.len() > limit {
+        return Err(HttpError::TooLarge { addr, limit });
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_put_request_carries_its_headers_and_an_empty_body() {
+        let bytes = Request {
+            method: "PUT",
+            path: "/latest/api/token",
+            host: "169.254.169.254",
+            headers: &[("X-aws-ec2-metadata-token-ttl-seconds", "60")],
+        }
+        .emit()
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            "PUT /latest/api/token HTTP/1.1\r\nHost: 169.254.169.254\r\nConnection: close\r\n\
+             X-aws-ec2-metadata-token-ttl-seconds: 60\r\nContent-Length: 0\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn a_header_value_with_a_line_break_is_refused() {
+        let err = Request {
+            method: "GET",
+            path: "/latest/user-data",
+            host: "169.254.169.254",
+            headers: &[("X-aws-ec2-metadata-token", "abc\r\nEvil: 1")],
+        }
+        .emit()
+        .unwrap_err();
+        assert!(err.to_string().contains("X-aws-ec2-metadata-token header"));
+    }
+
+    #[test]
+    fn a_response_longer_than_the_limit_is_refused() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 256];
+            let _ = conn.read(&mut buf).unwrap();
+            conn.write_all(&[b'x'; 100]).unwrap();
+        });
+        let err =
+            exchange(addr, b"GET / HTTP/1.1\r\n\r\n", 99, Duration::from_secs(5)).unwrap_err();
+        server.join().unwrap();
+        assert!(matches!(err, HttpError::TooLarge { limit: 99, .. }));
+    }
+}
