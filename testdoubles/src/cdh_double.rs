@@ -114,3 +114,50 @@ async fn serve_connection(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http1::RequestHead;
+
+    fn request(method: &str, target: &str) -> Request {
+        Request {
+            head: RequestHead {
+                method: method.into(),
+                target: target.into(),
+                headers: Vec::new(),
+            },
+            body: Vec::new(),
+        }
+    }
+
+    fn config() -> CdhConfig {
+        // Port 1 on loopback: nothing listens, so a KBS round trip fails fast.
+        CdhConfig {
+            kbs: KbsUrl::parse("http://127.0.0.1:1").unwrap(),
+            initdata_toml: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_peer_off_loopback_is_refused_with_403() {
+        let peer: SocketAddr = "10.0.0.7:40000".parse().unwrap();
+        let (response, _) = handle(&config(), &request("GET", "/cdh/resource/a/b/c"), peer).await;
+        assert_eq!(response.status, 403);
+    }
+
+    #[tokio::test]
+    async fn other_endpoints_methods_and_bad_paths_are_refused() {
+        let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let cases = [
+            ("GET", "/aa/token?token_type=kbs", 404),
+            ("POST", "/cdh/resource/a/b/c", 405),
+            ("GET", "/cdh/resource/a/../c", 500),
+            ("GET", "/cdh/resource/a/b/c", 500),
+        ];
+        for (method, target, status) in cases {
+            let (response, summary) = handle(&config(), &request(method, target), peer).await;
+            assert_eq!(response.status, status, "{method} {target}: {summary}");
+        }
+    }
+}
