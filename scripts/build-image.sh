@@ -7,7 +7,9 @@
 #
 #   --profile           test (default): the project's CDH and kata-agent test
 #                       doubles and a test hook; production: the user's
-#                       guest-components and kata-agent (--guest-components).
+#                       guest-components and kata-agent (--guest-components);
+#                       baseline: stock Debian systemd + OpenSSH with the same
+#                       kernel, only for scripts/bench-boot.sh.
 #   --guest-components  production only: a directory holding attestation-agent,
 #                       confidential-data-hub, api-server-rest and kata-agent
 #                       (static or built for Debian bookworm, x86_64).
@@ -62,7 +64,8 @@ done
 case "$profile" in
 test) image_id=peerpod-test; project_bins=(pp-forwarder pp-provision cdh-double agent-echo) ;;
 production) image_id=peerpod; project_bins=(pp-forwarder pp-provision) ;;
-*) die "--profile must be 'test' or 'production', not '$profile'" ;;
+baseline) image_id=peerpod-baseline; project_bins=() ;;
+*) die "--profile must be 'test', 'production' or 'baseline', not '$profile'" ;;
 esac
 guest_components_bins=(attestation-agent confidential-data-hub api-server-rest kata-agent)
 if [[ "$profile" == production ]]; then
@@ -81,7 +84,7 @@ build_project_binaries() {
     [[ "$profile" == test ]] && packages+=(-p pp-testdoubles)
     log "building ${project_bins[*]} (static, release) into $target_dir"
     (cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$target_dir" \
-        cargo build --release --locked --target x86_64-unknown-linux-gnu "${packages[@]}" >&2)
+        cargo build --release --target x86_64-unknown-linux-gnu "${packages[@]}" >&2)
     printf '%s\n' "$target_dir/x86_64-unknown-linux-gnu/release"
 }
 
@@ -98,7 +101,9 @@ stage_binary() {
 }
 
 ensure_build_tools
-if [[ -z "$binaries" ]]; then
+if ((${#project_bins[@]} == 0)); then
+    binaries=/nonexistent
+elif [[ -z "$binaries" ]]; then
     if [[ "$allow_missing" == yes ]]; then
         binaries=$(build_project_binaries) || binaries=${CARGO_TARGET_DIR:-$repo/target}/x86_64-unknown-linux-gnu/release
     else

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # scripts/run-qemu.sh: boots the peer-pod image under QEMU (TCG; KVM is not
 # used) with user-mode networking, the forwarder's SSH port forwarded to a
-# loopback port, and a cidata config drive carrying init-data.
+# loopback port, and a cidata config drive carrying init-data. The user
+# network is restricted: the guest gets DHCP but cannot connect to the host
+# or beyond (so the pod reaches the KBS only through the forwarder's tunnel).
 #
 # Usage:
 #   scripts/run-qemu.sh [--image-dir DIR] [--profile test|production]
@@ -13,12 +15,16 @@
 #                   build/image/PROFILE in the repository)
 #   --initdata      an init-data TOML; it is packed into a config drive
 #                   (default: init-data/example.toml)
-#   --port          host loopback port forwarded to the guest's 2222
+#   --port          host loopback port forwarded to the guest's SSH port
 #                   (default 2222)
+#   --guest-port    the guest's SSH port (default 2222, the forwarder; 22 for
+#                   the baseline profile's OpenSSH)
 #   --uki           boot the UKI through OVMF instead of kernel + initrd
-#                   directly (SeaBIOS); --append is ignored then (the UKI's
-#                   command line is sealed in it)
-#   --append        extra kernel command line (direct boot only), e.g.
+#                   directly (SeaBIOS). The UKI's command line is sealed in
+#                   it; systemd-stub accepts a replacement only while Secure
+#                   Boot is off (as with this OVMF), so --append then passes
+#                   the sealed line plus the extra arguments.
+#   --append        extra kernel command line, e.g.
 #                   systemd.setenv=PP_ATTESTATION_DEADLINE=20s
 #   --serial-log    write the serial console there instead of to stdout
 #   --test-hook     test profile: connect the guest's test-hook port to the
@@ -33,7 +39,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$repo/guest-image/host-setup.sh"
 
 profile=test image_dir= initdata=$repo/init-data/example.toml config_drive= use_drive=yes
-port=2222 uki=no memory=1024 append= serial_log= test_hook= pidfile=
+port=2222 guest_port=2222 uki=no memory=1024 append= serial_log= test_hook= pidfile=
 while (($#)); do
     case "$1" in
     --image-dir) image_dir=${2:?}; shift 2 ;;
@@ -42,6 +48,7 @@ while (($#)); do
     --config-drive) config_drive=${2:?}; shift 2 ;;
     --no-config-drive) use_drive=no; shift ;;
     --port) port=${2:?}; shift 2 ;;
+    --guest-port) guest_port=${2:?}; shift 2 ;;
     --uki) uki=yes; shift ;;
     --memory) memory=${2:?}; shift 2 ;;
     --append) append=${2?}; shift 2 ;;
@@ -55,16 +62,21 @@ done
 case "$profile" in
 test) image_id=peerpod-test ;;
 production) image_id=peerpod ;;
-*) die "--profile must be 'test' or 'production', not '$profile'" ;;
+baseline) image_id=peerpod-baseline ;;
+*) die "--profile must be 'test', 'production' or 'baseline', not '$profile'" ;;
 esac
 image_dir=${image_dir:-$repo/build/image/$profile}
 [[ -f "$image_dir/$image_id.vmlinuz" ]] || die "no image in $image_dir (run scripts/build-image.sh --profile $profile first)"
 command -v qemu-system-x86_64 >/dev/null || ensure_qemu_tools
+# Per-port scratch files (config drive, UEFI variables), reused by the next
+# run on the same port.
+scratch="$PEERPOD_CACHE/run/$port"
+mkdir -p "$scratch"
 
 args=(
     -accel tcg -machine q35 -cpu max -smp 2 -m "$memory"
     -nographic -no-reboot -nodefaults
-    -netdev "user,id=net0,hostfwd=tcp:127.0.0.1:$port-:2222"
+    -netdev "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:$port-:$guest_port"
     -device virtio-net-pci,netdev=net0,romfile=
     -device virtio-rng-pci
 )
@@ -77,13 +89,14 @@ fi
 
 if [[ "$uki" == yes ]]; then
     ovmf_code=/usr/share/OVMF/OVMF_CODE_4M.fd
-    vars=$(mktemp --suffix=.fd)
+    vars=$scratch/OVMF_VARS.fd
     cp /usr/share/OVMF/OVMF_VARS_4M.fd "$vars"
     args+=(
         -drive "if=pflash,format=raw,unit=0,readonly=on,file=$ovmf_code"
         -drive "if=pflash,format=raw,unit=1,file=$vars"
         -kernel "$image_dir/$image_id.efi"
     )
+    [[ -z "$append" ]] || args+=(-append "$(cat "$image_dir/$image_id.cmdline") $append")
 else
     cmdline=$(cat "$image_dir/$image_id.cmdline")
     args+=(
@@ -95,7 +108,7 @@ fi
 
 if [[ "$use_drive" == yes ]]; then
     if [[ -z "$config_drive" ]]; then
-        config_drive=$(mktemp --suffix=.iso)
+        config_drive=$scratch/cidata.iso
         "$repo/guest-image/make-config-drive.sh" "$initdata" "$config_drive"
     fi
     args+=(-drive "file=$config_drive,if=virtio,format=raw,readonly=on")

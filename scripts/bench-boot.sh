@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# scripts/bench-boot.sh: boot-time benchmark under QEMU TCG (no KVM here).
+#
+# Measures, for each variant, the time from starting QEMU to the first SSH
+# banner on the forwarded port (the forwarder, or OpenSSH for the baseline),
+# and prints a table with the image size:
+#   peer pod, kernel + initramfs, direct boot (SeaBIOS, -kernel/-initrd)
+#   peer pod, UKI through OVMF
+#   baseline: the same kernel with a stock Debian systemd userspace and
+#   OpenSSH (mkosi profile "baseline"), direct boot
+# The peer pod is the TEST image (its simulated TEE lets pp-provision pass
+# here); the production image differs only in the binaries it carries.
+#
+# Usage: scripts/bench-boot.sh [--runs N] [--skip-build] [--timeout SECONDS]
+#   --runs N      boots per variant (default 3); the table shows the median
+#                 and the range
+#   --skip-build  use the images already in $PEERPOD_CACHE/bench
+# TCG timings depend on the host's load: the load average is printed too.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=../guest-image/host-setup.sh
+source "$repo/guest-image/host-setup.sh"
+
+runs=3 skip_build=no timeout=180
+while (($#)); do
+    case "$1" in
+    --runs) runs=${2:?}; shift 2 ;;
+    --skip-build) skip_build=yes; shift ;;
+    --timeout) timeout=${2:?}; shift 2 ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown argument '$1' (see --help)" ;;
+    esac
+done
+
+bench_dir="$PEERPOD_CACHE/bench"
+if [[ "$skip_build" == no ]]; then
+    "$repo/scripts/build-image.sh" --profile test --no-measure --output-dir "$bench_dir/test" >/dev/null
+    "$repo/scripts/build-image.sh" --profile baseline --no-measure --output-dir "$bench_dir/baseline" >/dev/null
+fi
+command -v qemu-system-x86_64 >/dev/null || ensure_qemu_tools
+
+initdata=$repo/init-data/example.toml
+host_data=$(sha384sum "$initdata" | cut -c1-64)
+scratch=$(mktemp -d)
+qemu_pgid=
+stop_qemu() {
+    [[ -n "$qemu_pgid" ]] || return 0
+    kill -TERM -- "-$qemu_pgid" 2>/dev/null || true
+    wait "$qemu_pgid" 2>/dev/null || true
+    qemu_pgid=
+}
+trap 'stop_qemu; rm -rf "$scratch"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# True when the port answers with an SSH banner.
+ssh_banner() {
+    local line=
+    { exec 3<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 1
+    IFS= read -r -t 1 line <&3 || true
+    exec 3<&- 3>&-
+    [[ "$line" == SSH-* ]]
+}
+
+# boot_seconds RUN-QEMU-ARGS...: seconds from QEMU start to the SSH banner,
+# or "timeout".
+boot_seconds() {
+    local port start now
+    port=$((20000 + RANDOM % 30000))
+    start=$(date +%s.%N)
+    setsid "$repo/scripts/run-qemu.sh" --port "$port" --serial-log "$scratch/serial.log" "$@" \
+        >"$scratch/qemu.log" 2>&1 </dev/null &
+    qemu_pgid=$!
+    while :; do
+        if ssh_banner "$port"; then
+            now=$(date +%s.%N)
+            break
+        fi
+        if ! kill -0 "$qemu_pgid" 2>/dev/null || (($(date +%s) - ${start%.*} > timeout)); then
+            now=
+            break
+        fi
+        sleep 0.1
+    done
+    stop_qemu
+    if [[ -n "$now" ]]; then
+        awk -v a="$start" -v b="$now" 'BEGIN { printf "%.1f\n", b - a }'
+    else
+        echo timeout
+    fi
+}
+
+# summary T1 T2 ...: "median (min–max)" of the numeric values.
+summary() {
+    printf '%s\n' "$@" | grep -v timeout | sort -n | awk '
+        { v[NR] = $1 }
+        END {
+            if (NR == 0) { print "no SSH banner"; exit }
+            m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+            printf "%.1f s (%.1f-%.1f, %d runs)\n", m, v[1], v[NR], NR
+        }'
+}
+
+mib() { awk -v b="$(cat "$@" | wc -c)" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
+
+declare -a rows=()
+bench_variant() {
+    local label=$1 size=$2; shift 2
+    local times=() i
+    for ((i = 1; i <= runs; i++)); do
+        times+=("$(boot_seconds "$@")")
+        log "$label run $i: ${times[-1]} s"
+    done
+    rows+=("$(printf '| %-44s | %-22s | %-28s |' "$label" "$size" "$(summary "${times[@]}")")")
+}
+
+test_args=(--profile test --image-dir "$bench_dir/test" --initdata "$initdata")
+bench_variant "peer pod: kernel + initramfs, direct boot" \
+    "$(mib "$bench_dir/test/peerpod-test.vmlinuz" "$bench_dir/test/peerpod-test.initrd")" \
+    "${test_args[@]}" --append "pp.test.host_data=$host_data"
+bench_variant "peer pod: UKI via OVMF" \
+    "$(mib "$bench_dir/test/peerpod-test.efi")" \
+    "${test_args[@]}" --uki --append "pp.test.host_data=$host_data"
+bench_variant "baseline: stock Debian systemd + OpenSSH" \
+    "$(mib "$bench_dir/baseline/peerpod-baseline.vmlinuz" "$bench_dir/baseline/peerpod-baseline.initrd")" \
+    --profile baseline --image-dir "$bench_dir/baseline" --no-config-drive --guest-port 22
+
+echo
+echo "Boot to SSH banner under QEMU TCG ($(nproc) host CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)):"
+printf '| %-44s | %-22s | %-28s |\n' "variant" "image size" "QEMU start -> SSH banner"
+printf '|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..46})" "$(printf -- '-%.0s' {1..24})" "$(printf -- '-%.0s' {1..30})"
+printf '%s\n' "${rows[@]}"

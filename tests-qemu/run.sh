@@ -1,0 +1,256 @@
+#!/usr/bin/env bash
+# tests-qemu/run.sh: end-to-end tests that boot the TEST image under QEMU
+# (TCG) and drive it from the host with pp-adaptor, with kbs-double on the
+# host as Trustee. The pod reaches the KBS only through the forwarder's
+# tunnel: QEMU's user network is restricted (restrict=on), so the guest
+# cannot open connections to the host or beyond; only the forwarded SSH port
+# comes in.
+#
+# Usage: tests-qemu/run.sh [--skip-build] [--keep] [TEST_NAME...]
+#   --skip-build  use the binaries and image already built
+#   --keep        keep the scratch directory (logs, serial consoles)
+#   TEST_NAME     run only these tests (function names below)
+#
+# Environment: CARGO_TARGET_DIR (default target/ in the repository),
+# PEERPOD_CACHE (see scripts/build-image.sh), TESTS_QEMU_TIMEOUT_SCALE (an
+# integer multiplying every wait; default 1, use 2 or 3 on a busy machine).
+#
+# Prints one line per test and ends with "N passed, N failed".
+# Needs root (the image build). QEMU and every host process run in their own
+# process groups and are ended on every exit path.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=lib.sh
+source "$repo/tests-qemu/lib.sh"
+
+skip_build=no keep=no selected=()
+while (($#)); do
+    case "$1" in
+    --skip-build) skip_build=yes; shift ;;
+    --keep) keep=yes; shift ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    -*) echo "unknown option $1" >&2; exit 2 ;;
+    *) selected+=("$1"); shift ;;
+    esac
+done
+
+scale=${TESTS_QEMU_TIMEOUT_SCALE:-1}
+target_dir=${CARGO_TARGET_DIR:-$repo/target}
+BIN=$target_dir/x86_64-unknown-linux-gnu/release
+IMAGE_DIR=${PEERPOD_CACHE:-/var/cache/peerpod-image}/tests-qemu-image
+WORK=$(mktemp -d /tmp/tests-qemu.XXXXXX)
+
+on_exit() {
+    local status=$?
+    cleanup
+    close_hook
+    if [[ "$keep" == yes || $status -ne 0 ]]; then
+        log "logs kept in $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+    exit "$status"
+}
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+if [[ "$skip_build" == no ]]; then
+    log "building the binaries (static, release)"
+    (cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$target_dir" \
+        cargo build --release --target x86_64-unknown-linux-gnu \
+        -p pp-forwarder -p pp-provision -p pp-testdoubles -p pp-adaptor >&2)
+    log "building the test image"
+    "$repo/scripts/build-image.sh" --profile test --binaries "$BIN" --no-measure \
+        --output-dir "$IMAGE_DIR" >/dev/null
+fi
+for name in pp-adaptor kbs-double; do
+    [[ -x "$BIN/$name" ]] || { log "missing $BIN/$name (run without --skip-build)"; exit 1; }
+done
+[[ -f "$IMAGE_DIR/peerpod-test.initrd" ]] || { log "no test image in $IMAGE_DIR (run without --skip-build)"; exit 1; }
+source "$repo/guest-image/host-setup.sh"
+command -v qemu-system-x86_64 >/dev/null || ensure_qemu_tools
+
+# --- one world per test: KBS double, adaptor keys, init-data, a pod ---------
+
+# Sets up kbs-double and the adaptor's configuration and keys in $T (this
+# test's directory). Variables set: KBS_PORT SSH_PORT AGENT_PORT SID.
+setup_world() {
+    T=$WORK/$1
+    mkdir -p "$T"
+    KBS_PORT=$(free_port) SSH_PORT=$(free_port) AGENT_PORT=$(free_port) SID=0123abcd
+    ssh-keygen -q -t ed25519 -N '' -C kbs-admin -f "$T/admin" >/dev/null
+    spawn KBS_PID "$T/kbs.log" "$BIN/kbs-double" --admin-public-key "$T/admin.pub" \
+        --listen "127.0.0.1:$KBS_PORT"
+    wait_until $((10 * scale)) "kbs-double to listen" file_has "$T/kbs.log" "listening on" || return 1
+    cat >"$T/adaptor.toml" <<EOF
+trustee_url = "http://127.0.0.1:$KBS_PORT"
+admin_key = "admin"
+key_dir = "keys"
+state_dir = "state"
+
+[[pp]]
+sid = "$SID"
+forwarder = "127.0.0.1:$SSH_PORT"
+init_data_has_wn_key = true
+tunnels = ["KUBERNETES_PHASE:KATAAGENT:127.0.0.1:$AGENT_PORT"]
+EOF
+    "$BIN/pp-adaptor" --config "$T/adaptor.toml" keys init >"$T/wn.pub" 2>>"$T/adaptor-cli.log"
+    "$BIN/pp-adaptor" --config "$T/adaptor.toml" keys register 2>>"$T/adaptor-cli.log"
+    "$BIN/pp-adaptor" --config "$T/adaptor.toml" pp create --sid "$SID" >/dev/null 2>>"$T/adaptor-cli.log"
+    write_initdata "$T/initdata.toml" "$(cat "$T/wn.pub")"
+}
+
+# write_initdata FILE WN_PUBLIC_KEY_LINE
+write_initdata() {
+    cat >"$1" <<EOF
+version = "0.1.0"
+algorithm = "sha384"
+
+[data]
+"aa.toml" = '''
+[token_configs]
+[token_configs.kbs]
+url = "http://127.0.0.1:8080"
+'''
+
+"forwarder.toml" = '''
+wn-public-key = "$2"
+'''
+EOF
+}
+
+# boot_pod [EXTRA KERNEL ARGS...]: boots the test image with $T/initdata.toml
+# on its config drive and the simulated TEE launched with that init-data's
+# digest (SNP HOST_DATA: the first 32 bytes of SHA-384). Sets QEMU_PID.
+boot_pod() {
+    local host_data
+    host_data=$(sha384sum "$T/initdata.toml" | cut -c1-64)
+    spawn QEMU_PID "$T/qemu.log" "$repo/scripts/run-qemu.sh" --profile test \
+        --image-dir "$IMAGE_DIR" --initdata "$T/initdata.toml" --port "$SSH_PORT" \
+        --serial-log "$T/serial.log" --test-hook "$T/hook" \
+        --append "pp.test.host_data=$host_data $*"
+    wait_until $((10 * scale)) "QEMU to create the test-hook pipes" test -p "$T/hook.out" || return 1
+    open_hook "$T/hook"
+}
+
+start_adaptor() {
+    spawn ADAPTOR_PID "$T/adaptor.log" env RUST_LOG=info "$BIN/pp-adaptor" --config "$T/adaptor.toml" serve
+}
+
+kubernetes_phase_echo() { echo_round_trip "$AGENT_PORT" "ping-$RANDOM"; }
+attest_count() { grep -c 'POST /kbs/v0/attest' "$T/kbs.log" || true; }
+
+# --- the tests --------------------------------------------------------------
+
+# Boot, attestation through the tunnel, upgrade, Kubernetes phase, and a
+# byte round trip to the in-guest kata-agent double; the guest exposes only
+# the forwarder; then the forwarder is killed inside the guest, restarted by
+# systemd, and the adaptor is back in the Kubernetes phase without a new
+# attestation. (One boot: TCG boots are the expensive part.)
+test_two_phase_flow_reaches_the_agent_and_survives_a_forwarder_restart() {
+    setup_world two-phase || return 1
+    boot_pod || return 1
+    start_adaptor
+    wait_until $((240 * scale)) "the adaptor to reach the Kubernetes phase" \
+        file_has "$T/adaptor.log" "Kubernetes phase: connected" || return 1
+    file_has "$T/adaptor.log" "attestation phase: connected" ||
+        fail "the adaptor never saw the attestation phase" || return 1
+    wait_until $((30 * scale)) "a KATAAGENT round trip to agent-echo" kubernetes_phase_echo || return 1
+    log "two-phase flow done; KATAAGENT echo works"
+
+    hook listeners >"$T/listeners.txt" || fail "test hook: listeners" || return 1
+    non_loopback_listeners <"$T/listeners.txt" >"$T/exposed.txt"
+    if [[ "$(cat "$T/exposed.txt")" != "tcp 00000000:2222" ]]; then
+        fail "only the forwarder (0.0.0.0:2222) may listen beyond loopback; found: $(tr '\n' ';' <"$T/exposed.txt")"
+        return 1
+    fi
+    hook firewall >"$T/firewall.txt" || fail "test hook: firewall" || return 1
+    grep -q 'tcp dport 2222 accept' "$T/firewall.txt" && grep -q 'policy drop' "$T/firewall.txt" ||
+        fail "the nftables ruleset is not in force" || return 1
+
+    local attests_before old_pid new_pid
+    attests_before=$(attest_count)
+    old_pid=$(hook forwarder-pid)
+    hook kill-forwarder >/dev/null || fail "test hook: kill-forwarder" || return 1
+    forwarder_restarted() {
+        new_pid=$(hook forwarder-pid) && [[ "$new_pid" != 0 && "$new_pid" != "$old_pid" ]]
+    }
+    wait_until $((30 * scale)) "systemd to restart the forwarder" forwarder_restarted || return 1
+    log "forwarder restarted (pid $old_pid -> $new_pid)"
+    local connects_before
+    connects_before=$(grep -c "Kubernetes phase: connected" "$T/adaptor.log")
+    reconnected() { (($(grep -c "Kubernetes phase: connected" "$T/adaptor.log") > connects_before)); }
+    wait_until $((90 * scale)) "the adaptor to reconnect in the Kubernetes phase" reconnected || return 1
+    wait_until $((30 * scale)) "a KATAAGENT round trip after the restart" kubernetes_phase_echo || return 1
+    [[ "$(attest_count)" == "$attests_before" ]] ||
+        fail "the restarted forwarder attested again ($attests_before -> $(attest_count) attest requests)"
+}
+
+# While one WN holds the attestation phase, a second client is refused; and
+# since the attestation never completes, the pod powers itself off at the
+# attestation deadline (QEMU exits).
+test_a_second_attestation_client_is_refused_and_the_deadline_powers_off() {
+    setup_world second-client || return 1
+    local deadline=$((60 * scale))
+    boot_pod "systemd.setenv=PP_ATTESTATION_DEADLINE=${deadline}s" || return 1
+    local key=$T/keys/wn ssh_opts=(-p "$SSH_PORT" -o BatchMode=yes -o StrictHostKeyChecking=no
+        -o UserKnownHostsFile=/dev/null -o ConnectTimeout=20 -o LogLevel=ERROR)
+    # The first client keeps its stdin open (sleep) and so its session.
+    first_client() {
+        local pid
+        spawn pid "$T/first.err" bash -c 'sleep 3600 | exec ssh "$@" >"$0"' "$T/first.mux" \
+            -i "$key" "${ssh_opts[@]}" -s peerpod@127.0.0.1 pp-mux-v1
+        wait_until 20 "the first client's HELLO" test -s "$T/first.mux" && return 0
+        stop_group "$pid"
+        return 1
+    }
+    # The forwarder may not be up yet: retry the first client until it is in.
+    wait_until $((deadline - 10)) "the first attestation client to be admitted" first_client || return 1
+    log "first attestation-phase client admitted (HELLO received)"
+    if timeout 30 ssh -i "$key" "${ssh_opts[@]}" -s peerpod@127.0.0.1 pp-mux-v1 </dev/null >"$T/second.mux" 2>"$T/second.err"; then
+        fail "a second attestation-phase client was admitted"
+        return 1
+    fi
+    [[ ! -s "$T/second.mux" ]] || fail "the second client got mux bytes" || return 1
+    log "second client refused: $(tr '\n' ' ' <"$T/second.err")"
+    wait_until $((deadline + 60 * scale)) "the pod to power off at the attestation deadline" \
+        process_gone "$QEMU_PID" || return 1
+}
+
+# No WN ever connects: the pod powers itself off at the attestation deadline.
+test_with_no_wn_the_pod_powers_off_at_the_attestation_deadline() {
+    setup_world no-wn || return 1
+    local started=$SECONDS deadline=$((30 * scale))
+    boot_pod "systemd.setenv=PP_ATTESTATION_DEADLINE=${deadline}s" || return 1
+    wait_until $((deadline + 150 * scale)) "the pod to power off" process_gone "$QEMU_PID" || return 1
+    grep -q -i -E 'deadline|power' "$T/serial.log" ||
+        fail "QEMU exited but the console shows no deadline power-off" || return 1
+    log "powered off $((SECONDS - started)) s after QEMU start"
+}
+
+all_tests=(
+    test_two_phase_flow_reaches_the_agent_and_survives_a_forwarder_restart
+    test_a_second_attestation_client_is_refused_and_the_deadline_powers_off
+    test_with_no_wn_the_pod_powers_off_at_the_attestation_deadline
+)
+((${#selected[@]})) || selected=("${all_tests[@]}")
+
+passed=0 failed=0
+for name in "${selected[@]}"; do
+    declare -F "$name" >/dev/null || { log "no such test: $name"; failed=$((failed + 1)); continue; }
+    log "RUN  $name"
+    started=$SECONDS
+    if (set +e; trap cleanup EXIT; "$name"); then
+        passed=$((passed + 1))
+        echo "ok   $name ($((SECONDS - started)) s)"
+    else
+        failed=$((failed + 1))
+        echo "FAIL $name ($((SECONDS - started)) s; logs in $WORK)"
+        keep=yes
+    fi
+    cleanup
+done
+echo "$passed passed, $failed failed"
+((failed == 0))
