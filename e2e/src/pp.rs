@@ -1,0 +1,128 @@
+//! One peer pod on loopback: the forwarder with its init-data, the CDH
+//! test double (whose KBS URL is the forwarder's KBS tunnel) and the
+//! kata-agent test double (an echo server on a unix socket).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use pp_forwarder_core::initdata::emit_delivery;
+use pp_forwarder_core::key::PublicKey;
+
+use crate::process::Process;
+use crate::{bin, free_port, scratch_dir};
+
+/// How a test PP is set up.
+#[derive(Clone)]
+pub struct PpOptions {
+    /// The WN key in init-data; `None` means `none` auth in the attestation phase.
+    pub wn_key: Option<PublicKey>,
+    pub attestation_deadline: &'static str,
+    pub upgrade_grace: &'static str,
+    pub max_startups: usize,
+}
+
+impl Default for PpOptions {
+    fn default() -> Self {
+        Self { wn_key: None, attestation_deadline: "120s", upgrade_grace: "2s", max_startups: 10 }
+    }
+}
+
+pub struct Pp {
+    pub dir: tempfile::TempDir,
+    pub ssh_port: u16,
+    pub kbs_tunnel_port: u16,
+    pub cdh_port: u16,
+    pub options: PpOptions,
+    pub forwarder: Option<Process>,
+    pub cdh: Process,
+    pub agent: Process,
+}
+
+impl Pp {
+    pub fn start(options: PpOptions) -> Pp {
+        let dir = scratch_dir();
+        let ssh_port = free_port();
+        let kbs_tunnel_port = free_port();
+        let cdh_port = free_port();
+        let agent_socket = dir.path().join("agent.sock");
+        std::fs::write(dir.path().join("initdata"), initdata(&options, kbs_tunnel_port, &agent_socket))
+            .expect("can write init-data");
+        let agent = Process::spawn(&bin("agent-echo"), &["--unix".into(), agent_socket.display().to_string()]);
+        agent.wait_for("listening", Duration::from_secs(10));
+        let cdh = Process::spawn(
+            &bin("cdh-double"),
+            &[
+                "--listen".into(),
+                format!("127.0.0.1:{cdh_port}"),
+                "--kbs-url".into(),
+                format!("http://127.0.0.1:{kbs_tunnel_port}"),
+            ],
+        );
+        cdh.wait_for("listening", Duration::from_secs(10));
+        let mut pp = Pp { dir, ssh_port, kbs_tunnel_port, cdh_port, options, forwarder: None, cdh, agent };
+        pp.start_forwarder();
+        pp
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    pub fn ssh_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.ssh_port)
+    }
+
+    /// (Re)starts the forwarder process with the same state directory.
+    pub fn start_forwarder(&mut self) {
+        let args = vec![
+            "--listen".into(),
+            self.ssh_addr(),
+            "--state-dir".into(),
+            self.state_dir().display().to_string(),
+            "--initdata".into(),
+            self.dir.path().join("initdata").display().to_string(),
+            "--cdh-url".into(),
+            format!("http://127.0.0.1:{}", self.cdh_port),
+            "--attestation-deadline".into(),
+            self.options.attestation_deadline.into(),
+            "--deadline-action".into(),
+            "exit".into(),
+            "--upgrade-grace".into(),
+            self.options.upgrade_grace.into(),
+            "--max-startups".into(),
+            self.options.max_startups.to_string(),
+        ];
+        let forwarder = Process::spawn(&bin("pp-forwarder"), &args);
+        self.forwarder = Some(forwarder);
+    }
+
+    pub fn forwarder(&self) -> &Process {
+        self.forwarder.as_ref().expect("the forwarder was started")
+    }
+
+    pub fn forwarder_mut(&mut self) -> &mut Process {
+        self.forwarder.as_mut().expect("the forwarder was started")
+    }
+
+    /// Waits until the forwarder listens for SSH.
+    pub fn wait_listening(&self) {
+        self.forwarder().wait_for("listening for SSH", Duration::from_secs(20));
+    }
+}
+
+/// The init-data TOML in the peer-pod delivery form, base64(gzip(TOML)).
+pub fn initdata(options: &PpOptions, kbs_tunnel_port: u16, agent_socket: &Path) -> String {
+    let mut forwarder = String::new();
+    if let Some(key) = &options.wn_key {
+        forwarder.push_str(&format!("wn-public-key = \"{}\"\n", key.emit(None)));
+    }
+    forwarder.push_str(&format!("inbounds = [\"BOTH_PHASES:KBS:{kbs_tunnel_port}\"]\n"));
+    forwarder.push_str(&format!(
+        "outbounds = [\"KUBERNETES_PHASE:KATAAGENT:unix:{}\"]\n",
+        agent_socket.display()
+    ));
+    let toml = format!(
+        "version = \"0.1.0\"\nalgorithm = \"sha256\"\n\n[data]\n\"forwarder.toml\" = '''\n{forwarder}'''\n"
+    );
+    emit_delivery(toml.as_bytes())
+}

@@ -1,0 +1,1 @@
+//! Minimal SSH client for tests (russh).

@@ -1,0 +1,107 @@
+//! Fetching the Kubernetes-phase keys from CDH (guest-components'
+//! api-server-rest) over plain HTTP on loopback.
+//!
+//! `GET /cdh/resource/default/sshclient/publicKey` (the WN public key) and
+//! `GET /cdh/resource/default/pp-sid/privateKey` (this PP's host key; the
+//! WN's KBS proxy rewrites `pp-sid` to `pp-<SID>`). Every call makes CDH run
+//! a full attestation round through the KBS tunnel, and every failure is a
+//! 500, so each key is retried with capped exponential backoff and one log
+//! line per attempt until it arrives; the attestation deadline bounds it.
+//! Parsing and the retry rule live in `pp_forwarder_core::http`.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use log::{info, warn};
+use pp_forwarder_core::http::{self, CdhReply, Progress, ResponseParser};
+use pp_forwarder_core::key::{PrivateKey, PublicKey};
+use pp_forwarder_core::phase::PhaseKeys;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::controller::Controller;
+
+pub const WN_KEY_PATH: &str = "/cdh/resource/default/sshclient/publicKey";
+pub const HOST_KEY_PATH: &str = "/cdh/resource/default/pp-sid/privateKey";
+/// Keys are small; a larger reply is refused.
+const MAX_BODY: usize = 64 * 1024;
+/// One call includes a whole attestation round trip to Trustee.
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub async fn fetch_keys(ctrl: Rc<Controller>) {
+    let cdh = ctrl.cdh_addr();
+    let wn_key = fetch_until_valid(cdh, WN_KEY_PATH, "WN public key", |text| {
+        PublicKey::parse(text).map_err(|e| e.to_string())
+    })
+    .await;
+    let host_key = fetch_until_valid(cdh, HOST_KEY_PATH, "PP host key", |text| {
+        PrivateKey::parse(text).map_err(|e| e.to_string())
+    })
+    .await;
+    info!(
+        "keys obtained from CDH: WN key {}, PP host key {}",
+        wn_key.fingerprint(),
+        host_key.public().fingerprint()
+    );
+    ctrl.keys_obtained(PhaseKeys { host_key, wn_key });
+}
+
+async fn fetch_until_valid<T>(
+    cdh: SocketAddr,
+    path: &str,
+    what: &str,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> T {
+    let mut attempt: u32 = 0;
+    loop {
+        attempt = attempt.saturating_add(1);
+        let problem = match get(cdh, path).await {
+            Ok(body) => match std::str::from_utf8(&body).map_err(|_| "not UTF-8".to_string()).and_then(&parse) {
+                Ok(value) => return value,
+                Err(e) => format!("CDH returned an unusable {what}: {e}"),
+            },
+            Err(reason) => reason,
+        };
+        let wait = http::backoff(attempt, jitter_millis());
+        warn!("{what}: attempt {attempt}: GET http://{cdh}{path}: {problem}; retrying in {wait:?}");
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// One GET; `Ok` only for a 200 with a body within the limit.
+async fn get(cdh: SocketAddr, path: &str) -> Result<Vec<u8>, String> {
+    let call = async {
+        let mut stream = TcpStream::connect(cdh).await.map_err(|e| format!("cannot connect: {e}"))?;
+        stream
+            .write_all(&http::emit_get(&cdh.to_string(), path))
+            .await
+            .map_err(|e| format!("cannot send the request: {e}"))?;
+        let mut parser = ResponseParser::new(MAX_BODY);
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut buf).await.map_err(|e| format!("cannot read the reply: {e}"))?;
+            let progress = if n == 0 { parser.finish() } else { parser.feed(&buf[..n]) };
+            match progress.map_err(|e| format!("bad reply: {e}"))? {
+                Progress::NeedMore if n == 0 => return Err("the reply ended early".to_string()),
+                Progress::NeedMore => {}
+                Progress::Done(response) => {
+                    return match http::classify_cdh_reply(response.status, response.body) {
+                        CdhReply::Resource(body) => Ok(body),
+                        CdhReply::Retry(reason) => Err(reason),
+                    };
+                }
+            }
+        }
+    };
+    tokio::time::timeout(CALL_TIMEOUT, call)
+        .await
+        .unwrap_or_else(|_| Err(format!("no complete reply within {CALL_TIMEOUT:?}")))
+}
+
+/// Up to a second of jitter so several PPs do not retry in lockstep.
+fn jitter_millis() -> u64 {
+    let mut bytes = [0u8; 2];
+    let _ = rustix::rand::getrandom(&mut bytes, rustix::rand::GetRandomFlags::empty());
+    u64::from(u16::from_ne_bytes(bytes)) % 1000
+}

@@ -1,0 +1,415 @@
+//! The controller: owns the phase machine of `pp_forwarder_core::phase` and
+//! carries out its actions (persist, admit, refuse, close, upgrade, fetch
+//! keys, fail closed). Sessions, listeners and the key fetcher call it;
+//! it never blocks (persisting is a small write to tmpfs).
+//!
+//! Single-threaded: the forwarder runs on one thread, so the controller is
+//! shared as `Rc` and uses `RefCell`; no borrow is held across an `.await`.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use log::{info, warn};
+use pp_forwarder_core::config::ForwarderConfig;
+use pp_forwarder_core::key::PrivateKey;
+use pp_forwarder_core::phase::{
+    Action, AuthMethod, Event, PhaseKeys, PhaseMachine, Restored, Settings as MachineSettings,
+    State,
+};
+use pp_forwarder_core::record::RecordedPhase;
+use pp_forwarder_core::tag::{ConnectionPhase, Phase as TagPhase, Target};
+use pp_tunnel::MuxHandle;
+use sunset::SignKey;
+use tokio::sync::{Notify, watch};
+
+use crate::cdh;
+use crate::fail_closed::fail_closed;
+use crate::settings::Settings;
+use crate::store::{Loaded, PpKeys, Store};
+
+pub use pp_forwarder_core::phase::ConnId;
+
+/// The admitted connection that PP-side streams go to, with its phase.
+type CurrentMux = Option<(ConnId, ConnectionPhase, MuxHandle)>;
+
+/// Ends one connection from elsewhere (superseded, upgrade grace over).
+#[derive(Default)]
+pub struct Closer {
+    reason: RefCell<Option<String>>,
+    notify: Notify,
+}
+
+impl Closer {
+    pub fn close(&self, reason: String) {
+        self.reason.borrow_mut().get_or_insert(reason);
+        self.notify.notify_one();
+    }
+
+    /// Resolves with the reason once `close` was called.
+    pub async fn closed(&self) -> String {
+        loop {
+            if let Some(reason) = self.reason.borrow().clone() {
+                return reason;
+            }
+            self.notify.notified().await;
+        }
+    }
+}
+
+#[derive(Default)]
+struct Conn {
+    closer: Rc<Closer>,
+    /// The phase of the host key this connection was shown.
+    kex_phase: Option<ConnectionPhase>,
+    /// The phase it was admitted to.
+    admitted: Option<ConnectionPhase>,
+    mux: Option<MuxHandle>,
+}
+
+pub struct Controller {
+    settings: Settings,
+    config: ForwarderConfig,
+    store: Store,
+    ephemeral_host_key: SignKey,
+    machine: RefCell<PhaseMachine>,
+    pp_host_key: RefCell<Option<SignKey>>,
+    conns: RefCell<HashMap<ConnId, Conn>>,
+    next_conn: Cell<ConnId>,
+    current_mux: watch::Sender<CurrentMux>,
+}
+
+/// sunset's key type for one of our private keys.
+fn sign_key(key: &PrivateKey) -> SignKey {
+    SignKey::Ed25519(sunset::ed25519_dalek::SigningKey::from_bytes(key.seed()))
+}
+
+impl Controller {
+    /// Builds the controller and restores the phase from what the store
+    /// found. A damaged record fails closed inside.
+    pub fn start(
+        settings: Settings,
+        config: ForwarderConfig,
+        store: Store,
+        loaded: Result<Loaded, String>,
+    ) -> Result<Rc<Self>, String> {
+        let ephemeral = sunset::SignKey::generate(sunset::KeyType::Ed25519, None)
+            .map_err(|e| format!("cannot generate the attestation host key: {e}"))?;
+        let SignKey::Ed25519(dalek) = &ephemeral else {
+            return Err("the attestation host key is not Ed25519".into());
+        };
+        let ephemeral_public = PrivateKey::from_seed(dalek.to_bytes()).public();
+        info!("attestation-phase host key (ephemeral): {}", ephemeral_public.fingerprint());
+        let machine = PhaseMachine::new(MachineSettings {
+            boot_id: store.boot_id(),
+            attestation_host_key: ephemeral_public,
+            init_data_wn_key: config.wn_public_key,
+        });
+        let ctrl = Rc::new(Self {
+            settings,
+            config,
+            store,
+            ephemeral_host_key: ephemeral,
+            machine: RefCell::new(machine),
+            pp_host_key: RefCell::new(None),
+            conns: RefCell::new(HashMap::new()),
+            next_conn: Cell::new(1),
+            current_mux: watch::Sender::new(None),
+        });
+        let restored = match loaded {
+            Err(reason) => Restored::Damaged { reason },
+            Ok(Loaded::Fresh) => Restored::NoRecord,
+            Ok(Loaded::Claimed(phase)) => Restored::Record { phase, keys: None },
+            Ok(Loaded::Failed(reason)) => {
+                Restored::Record { phase: RecordedPhase::Failed { reason }, keys: None }
+            }
+            Ok(Loaded::Kubernetes(phase, keys)) => {
+                *ctrl.pp_host_key.borrow_mut() = Some(sign_key(&keys.host));
+                info!("Kubernetes-phase host key: {}", keys.host.public().fingerprint());
+                Restored::Record {
+                    phase,
+                    keys: Some(PhaseKeys { host_key: keys.host, wn_key: keys.wn }),
+                }
+            }
+        };
+        ctrl.step(Event::Restored(restored))?;
+        Ok(ctrl)
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn inbound_tags(&self) -> Vec<pp_forwarder_core::tag::Tag> {
+        self.config.inbounds.iter().cloned().collect()
+    }
+
+    pub fn phase_name(&self) -> &'static str {
+        match self.machine.borrow().state() {
+            State::Restoring => "restoring",
+            State::AttestationOpen => "attestation (open)",
+            State::AttestationClaimed { .. } => "attestation (claimed)",
+            State::Kubernetes { .. } => "kubernetes",
+            State::Failed { .. } => "failed",
+        }
+    }
+
+    pub fn new_connection(&self) -> ConnId {
+        let conn = self.next_conn.get();
+        self.next_conn.set(conn + 1);
+        self.conns.borrow_mut().insert(conn, Conn::default());
+        conn
+    }
+
+    pub fn closer(&self, conn: ConnId) -> Rc<Closer> {
+        self.conns.borrow_mut().entry(conn).or_default().closer.clone()
+    }
+
+    /// The host key to show this connection, fixed at its key exchange.
+    pub fn host_key_for(&self, conn: ConnId) -> SignKey {
+        let phase = self.machine.borrow().state().connection_phase();
+        if let Some(c) = self.conns.borrow_mut().get_mut(&conn) {
+            c.kex_phase = phase;
+        }
+        match (phase, self.pp_host_key.borrow().as_ref()) {
+            (Some(ConnectionPhase::Kubernetes), Some(key)) => key.clone(),
+            _ => self.ephemeral_host_key.clone(),
+        }
+    }
+
+    /// A connection that saw the attestation host key must not be admitted
+    /// to the Kubernetes phase (or the other way round).
+    fn check_same_phase(&self, conn: ConnId) -> Result<(), String> {
+        let now = self.machine.borrow().state().connection_phase();
+        let seen = self.conns.borrow().get(&conn).and_then(|c| c.kex_phase);
+        if seen.is_some() && now.is_some() && seen != now {
+            return Err("the phase changed during this connection's handshake; reconnect".into());
+        }
+        Ok(())
+    }
+
+    /// Answers an offered authentication method: `Ok` to accept it.
+    pub fn offer_auth(
+        self: &Rc<Self>,
+        conn: ConnId,
+        peer: SocketAddr,
+        user: &str,
+        method: AuthMethod,
+    ) -> Result<(), String> {
+        self.check_same_phase(conn)?;
+        let described = describe_method(&method);
+        let verdict = self.step(Event::AuthOffered { conn, method });
+        if let Err(reason) = &verdict {
+            info!("conn {conn} from {peer}: user {user:?} {described} refused: {reason}");
+        }
+        verdict
+    }
+
+    /// The decision point of the one-shot rule: the connection has proved
+    /// `method`. `Ok` means admitted (the claim is on disk already); `Err`
+    /// means drop the connection before the success message leaves.
+    pub fn authenticated(
+        self: &Rc<Self>,
+        conn: ConnId,
+        peer: SocketAddr,
+        method: AuthMethod,
+    ) -> Result<(), String> {
+        self.check_same_phase(conn)?;
+        let described = describe_method(&method);
+        self.step(Event::Authenticated { conn, peer, method })?;
+        info!("conn {conn} from {peer}: authenticated with {described}");
+        Ok(())
+    }
+
+    /// The mux phase to announce in HELLO.
+    pub fn mux_phase(&self, conn: ConnId) -> pp_tunnel::Phase {
+        match self.conns.borrow().get(&conn).and_then(|c| c.admitted) {
+            Some(ConnectionPhase::Kubernetes) => pp_tunnel::Phase::Kubernetes,
+            _ => pp_tunnel::Phase::Attestation,
+        }
+    }
+
+    pub fn register_mux(&self, conn: ConnId, mux: MuxHandle) {
+        if let Some(c) = self.conns.borrow_mut().get_mut(&conn) {
+            c.mux = Some(mux);
+        }
+        self.refresh_current_mux();
+    }
+
+    /// The target of outbound tunnel `name` if this connection's phase
+    /// allows it.
+    pub fn outbound_for(&self, conn: ConnId, name: &str) -> Result<Target, String> {
+        let phase = self
+            .conns
+            .borrow()
+            .get(&conn)
+            .and_then(|c| c.admitted)
+            .ok_or_else(|| "the connection is not admitted".to_string())?;
+        self.config
+            .outbounds
+            .may_open(name, phase)
+            .map(|tag| tag.target().clone())
+            .map_err(|refusal| refusal.to_string())
+    }
+
+    pub fn info_text(&self, conn: ConnId) -> String {
+        let info = self.machine.borrow().info().unwrap_or_default();
+        info!("conn {conn}: answering INFO_REQUEST");
+        info
+    }
+
+    /// Waits until an admitted connection whose phase `tunnel_phase` allows
+    /// has a mux channel; `None` after `timeout`.
+    pub async fn wait_for_mux(
+        &self,
+        tunnel_phase: TagPhase,
+        timeout: Duration,
+    ) -> Option<(ConnId, MuxHandle)> {
+        let mut current = self.current_mux.subscribe();
+        let wait = current.wait_for(|c| c.as_ref().is_some_and(|(_, p, _)| tunnel_phase.allows(*p)));
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(Ok(guard)) => guard.as_ref().map(|(conn, _, mux)| (*conn, mux.clone())),
+            _ => None,
+        }
+    }
+
+    pub fn connection_closed(self: &Rc<Self>, conn: ConnId) {
+        self.conns.borrow_mut().remove(&conn);
+        let _ = self.step(Event::ConnectionClosed { conn });
+    }
+
+    pub fn deadline_expired(self: &Rc<Self>) {
+        let _ = self.step(Event::DeadlineExpired);
+    }
+
+    pub fn keys_obtained(self: &Rc<Self>, keys: PhaseKeys) {
+        let _ = self.step(Event::KeysObtained(keys));
+    }
+
+    pub fn in_kubernetes_phase(&self) -> bool {
+        matches!(self.machine.borrow().state(), State::Kubernetes { .. })
+    }
+
+    pub fn cdh_addr(&self) -> SocketAddr {
+        self.settings.cdh
+    }
+
+    /// Feeds one event and carries out the actions in order. Returns the
+    /// verdict on the connection the event was about: `Err(reason)` for a
+    /// rejection or refusal.
+    fn step(self: &Rc<Self>, event: Event) -> Result<(), String> {
+        let actions = self.machine.borrow_mut().step(event);
+        let mut verdict = Ok(());
+        for action in actions {
+            match self.carry_out(action) {
+                Ok(Some(refusal)) => verdict = Err(refusal),
+                Ok(None) => {}
+                Err(persist_error) => {
+                    warn!("{persist_error}");
+                    let _ = self.step(Event::PersistFailed { reason: persist_error.clone() });
+                    return Err(persist_error);
+                }
+            }
+        }
+        self.refresh_current_mux();
+        verdict
+    }
+
+    /// One action. `Ok(Some(reason))` is a refusal of the connection in
+    /// question; `Err` means persisting failed.
+    fn carry_out(self: &Rc<Self>, action: Action) -> Result<Option<String>, String> {
+        match &action {
+            Action::AcceptAuth { .. } | Action::RejectAuth { .. } | Action::Refuse { .. } => {}
+            _ => info!("{action}"),
+        }
+        match action {
+            Action::AcceptAuth { .. } => {}
+            Action::RejectAuth { reason, .. } | Action::Refuse { reason, .. } => {
+                return Ok(Some(reason));
+            }
+            Action::Persist(record) => self.store.save_phase(record.phase)?,
+            Action::PersistKeys(keys) => {
+                let stored = PpKeys { host: keys.host_key.clone(), wn: keys.wn_key };
+                self.store.save_keys(&stored, random_checkint())?;
+                *self.pp_host_key.borrow_mut() = Some(sign_key(&keys.host_key));
+            }
+            Action::Admit { conn, phase } => {
+                if let Some(c) = self.conns.borrow_mut().get_mut(&conn) {
+                    c.admitted = Some(phase);
+                }
+            }
+            Action::FetchKeys => {
+                tokio::task::spawn_local(cdh::fetch_keys(self.clone()));
+            }
+            Action::Close { conn, reason } => self.close(conn, reason),
+            Action::SignalUpgrade { conn, host_key } => {
+                let mux = self.conns.borrow().get(&conn).and_then(|c| c.mux.clone());
+                match mux {
+                    Some(mux) => {
+                        let line = host_key.emit(None);
+                        tokio::task::spawn_local(async move {
+                            if let Err(e) = mux.send_upgrade(&line).await {
+                                warn!("conn {conn}: cannot send UPGRADE: {e}");
+                            }
+                        });
+                    }
+                    None => warn!("conn {conn}: no mux channel to send UPGRADE on"),
+                }
+            }
+            Action::CloseAfterGrace { conn, reason } => {
+                let grace = self.settings.upgrade_grace;
+                let ctrl = self.clone();
+                tokio::task::spawn_local(async move {
+                    tokio::time::sleep(grace).await;
+                    ctrl.close(conn, reason);
+                });
+            }
+            Action::FailClosed { reason } => fail_closed(self.settings.deadline_action, &reason),
+            Action::Note { .. } => {}
+        }
+        Ok(None)
+    }
+
+    fn close(&self, conn: ConnId, reason: String) {
+        if let Some(c) = self.conns.borrow().get(&conn) {
+            c.closer.close(reason);
+        }
+    }
+
+    /// Publishes the mux of the connection the machine calls current.
+    fn refresh_current_mux(&self) {
+        let current = match self.machine.borrow().state() {
+            State::AttestationClaimed { conn, .. } => Some(*conn),
+            State::Kubernetes { current, .. } => *current,
+            _ => None,
+        };
+        let found = current.and_then(|conn| {
+            let conns = self.conns.borrow();
+            let c = conns.get(&conn)?;
+            Some((conn, c.admitted?, c.mux.clone()?))
+        });
+        self.current_mux.send_if_modified(|old| {
+            let changed = old.as_ref().map(|(c, p, _)| (*c, *p)) != found.as_ref().map(|(c, p, _)| (*c, *p));
+            if changed {
+                *old = found;
+            }
+            changed
+        });
+    }
+}
+
+fn describe_method(method: &AuthMethod) -> String {
+    match method {
+        AuthMethod::None => "no key".into(),
+        AuthMethod::PublicKey(key) => format!("key {}", key.fingerprint()),
+    }
+}
+
+/// The OpenSSH private key format's check integer; any value is valid.
+fn random_checkint() -> u32 {
+    let mut bytes = [0u8; 4];
+    let _ = rustix::rand::getrandom(&mut bytes, rustix::rand::GetRandomFlags::empty());
+    u32::from_ne_bytes(bytes)
+}

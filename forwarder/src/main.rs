@@ -1,0 +1,94 @@
+//! `pp-forwarder`: the peer-pod side of secure comms. This file wires the
+//! pieces together; see ARCHITECTURE.md for the map.
+//!
+//! Everything runs on one thread (a tokio current-thread runtime with a
+//! `LocalSet`): sunset's server borrows its buffers, and one thread keeps
+//! the controller free of locks.
+#![forbid(unsafe_code)]
+
+mod cdh;
+mod channels;
+mod controller;
+mod fail_closed;
+mod gate;
+mod inbound;
+mod initdata;
+mod listener;
+mod logger;
+mod netns;
+mod session;
+mod settings;
+mod store;
+mod targets;
+
+use std::process::ExitCode;
+
+use log::{error, info};
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+
+use controller::Controller;
+use settings::{Command, HELP, Settings};
+use store::Store;
+
+fn main() -> ExitCode {
+    let settings = match settings::parse_args(std::env::args_os()) {
+        Ok(Command::Run(settings)) => settings,
+        Ok(Command::Help) => {
+            print!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Version) => {
+            println!("pp-forwarder {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("pp-forwarder: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    logger::init(settings.log_level);
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            error!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    match local.block_on(&runtime, run(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(settings: Settings) -> Result<(), String> {
+    let config = initdata::load(&settings.initdata, settings.initdata_optional)?;
+    let store = Store::open(&settings.state_dir)?;
+    let loaded = store.load();
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {} for SSH: {e}", settings.listen))?;
+    let ctrl = Controller::start(settings.clone(), config, store, loaded)?;
+    inbound::start(ctrl.inbound_tags(), &ctrl)?;
+    if !ctrl.in_kubernetes_phase() {
+        let deadline = settings.attestation_deadline;
+        info!("attestation deadline: {deadline:?}");
+        let ctrl = ctrl.clone();
+        tokio::task::spawn_local(async move {
+            tokio::time::sleep(deadline).await;
+            ctrl.deadline_expired();
+        });
+    }
+    info!("listening for SSH on {} in the {} phase", settings.listen, ctrl.phase_name());
+    let mut terminate = signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| format!("cannot watch SIGINT: {e}"))?;
+    tokio::select! {
+        () = listener::accept_loop(listener, ctrl, settings.max_startups, settings.login_grace) => Ok(()),
+        _ = terminate.recv() => { info!("SIGTERM: stopping; the phase record stays"); Ok(()) }
+        _ = interrupt.recv() => { info!("SIGINT: stopping; the phase record stays"); Ok(()) }
+    }
+}

@@ -1,0 +1,259 @@
+//! One SSH connection: runs sunset over the TCP socket and answers its
+//! events with the controller's decisions.
+//!
+//! What this file owns: the order of things around authentication (hold the
+//! write gate, allow, learn from the very next event whether it was a real
+//! login, ask the controller to admit it, then release or drop), the login
+//! grace deadline, and which channel requests are accepted (`pp-mux-v1`
+//! subsystem, `tunnel NAME` exec). It decides nothing about phases itself.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use log::{debug, info, warn};
+use pp_forwarder_core::key::PublicKey;
+use pp_forwarder_core::phase::AuthMethod;
+use sunset::{ChanHandle, PubKey, ServEvent};
+use sunset_async::{ProgressHolder, SSHServer};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use crate::channels::{self, ChannelJob};
+use crate::controller::{ConnId, Controller};
+use crate::gate::{Gate, GatedWriter};
+
+/// The subsystem name of the multiplexer channel (docs/protocol.md 1.2).
+pub const MUX_SUBSYSTEM: &str = "pp-mux-v1";
+/// The exec command prefix of a raw tunnel channel (docs/protocol.md 1.2).
+const RAW_TUNNEL_EXEC: &str = "tunnel ";
+
+/// Why a connection ended, for the one log line about it.
+pub type EndReason = String;
+
+/// Serves one accepted TCP connection until it ends. `admitted` is called
+/// once the connection is authenticated and admitted (pre-auth accounting).
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    conn: ConnId,
+    ctrl: Rc<Controller>,
+    login_grace: Duration,
+    admitted: impl FnOnce(),
+) -> EndReason {
+    let _ = stream.set_nodelay(true);
+    let (mut rsock, wsock) = stream.into_split();
+    let gate = Rc::new(Gate::default());
+    let mut wsock = GatedWriter::new(wsock, gate.clone());
+    let server = SSHServer::new_owned();
+    let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
+    let authed = RefCell::new(false);
+    let mut admitted = Some(admitted);
+    let mut on_admit = || {
+        *authed.borrow_mut() = true;
+        if let Some(f) = admitted.take() {
+            f();
+        }
+    };
+    let closer = ctrl.closer(conn);
+
+    let events = handle_events(&server, conn, peer, &ctrl, &gate, jobs_tx, &mut on_admit);
+    let channel_work = channels::run(&server, conn, &ctrl, jobs_rx);
+    let grace = async {
+        tokio::time::sleep(login_grace).await;
+        if !*authed.borrow() {
+            return format!("not authenticated within the login grace time ({login_grace:?})");
+        }
+        std::future::pending().await
+    };
+    tokio::select! {
+        r = server.run_tokio(&mut rsock, &mut wsock) => match r {
+            Ok(()) => "the client closed the connection".into(),
+            Err(e) => format!("SSH transport error: {e}"),
+        },
+        reason = events => reason,
+        reason = channel_work => reason,
+        reason = grace => reason,
+        reason = closer.closed() => reason,
+    }
+}
+
+/// The event loop: answers every sunset event. Returns why the connection
+/// must end (the caller then drops it).
+async fn handle_events(
+    server: &SSHServer<'_>,
+    conn: ConnId,
+    peer: SocketAddr,
+    ctrl: &Rc<Controller>,
+    gate: &Gate,
+    jobs: mpsc::UnboundedSender<ChannelJob>,
+    on_admit: &mut dyn FnMut(),
+) -> EndReason {
+    let mut opened: HashMap<u32, ChanHandle> = HashMap::new();
+    let mut mux_taken = false;
+    let mut username = String::new();
+    // The method last allowed; the Authenticated event that follows is
+    // about it.
+    let mut allowed: Option<AuthMethod> = None;
+    loop {
+        let mut holder = ProgressHolder::new();
+        let event = match server.progress(&mut holder).await {
+            Ok(event) => event,
+            Err(e) => return format!("SSH protocol error: {e}"),
+        };
+        // After an allow() the gate is held. The very next event tells
+        // whether that was a real login (Authenticated) or only a
+        // public-key query; see gate.rs.
+        if gate.is_held() && !matches!(event, ServEvent::Authenticated) {
+            gate.release();
+        }
+        let outcome: Result<(), String> = match event {
+            ServEvent::Hostkeys(h) => {
+                let key = ctrl.host_key_for(conn);
+                h.hostkeys(&[&key]).map_err(|e| format!("cannot offer the host key: {e}"))
+            }
+            ServEvent::FirstAuth(mut a) => {
+                username = a.username().unwrap_or("?").to_string();
+                match ctrl.offer_auth(conn, peer, &username, AuthMethod::None) {
+                    Ok(()) => {
+                        allowed = Some(AuthMethod::None);
+                        gate.hold();
+                        a.allow().map_err(|e| e.to_string())
+                    }
+                    Err(_) => {
+                        // Not an error: the client learns which methods exist
+                        // and goes on with publickey.
+                        let _ = a.set_auth_methods(false, true);
+                        Ok(())
+                    }
+                }
+            }
+            ServEvent::PubkeyAuth(a) => {
+                let offered = match a.pubkey() {
+                    Ok(PubKey::Ed25519(k)) => PublicKey::from_bytes(k.key.0).ok(),
+                    _ => None,
+                };
+                let decision = match offered {
+                    Some(key) => ctrl
+                        .offer_auth(conn, peer, &username, AuthMethod::PublicKey(key))
+                        .map(|()| key),
+                    None => {
+                        info!("conn {conn} from {peer}: refused a key that is not Ed25519");
+                        Err(String::new())
+                    }
+                };
+                match decision {
+                    Ok(key) => {
+                        allowed = Some(AuthMethod::PublicKey(key));
+                        gate.hold();
+                        a.allow().map_err(|e| e.to_string())
+                    }
+                    // The controller (or the branch above) logged why.
+                    Err(_) => a.reject().map_err(|e| e.to_string()),
+                }
+            }
+            ServEvent::PasswordAuth(a) => {
+                info!("conn {conn} from {peer}: password authentication refused: not offered");
+                a.reject().map_err(|e| e.to_string())
+            }
+            ServEvent::Authenticated => match allowed
+                .take()
+                .ok_or_else(|| "authenticated without an allowed method".to_string())
+                .and_then(|method| ctrl.authenticated(conn, peer, method))
+            {
+                Ok(()) => {
+                    on_admit();
+                    gate.release();
+                    Ok(())
+                }
+                // The gate is still held: the success message never leaves.
+                Err(reason) => return format!("refused: {reason}"),
+            },
+            ServEvent::OpenSession(a) => match a.accept() {
+                Ok(handle) => {
+                    opened.insert(handle.num().0, handle);
+                    Ok(())
+                }
+                Err(e) => Err(e.to_string()),
+            },
+            ServEvent::SessionSubsystem(a) => {
+                let num = a.channel().0;
+                let name = a.command().unwrap_or("").to_string();
+                let handle = opened.remove(&num);
+                match handle {
+                    Some(handle) if name == MUX_SUBSYSTEM && !mux_taken => {
+                        mux_taken = true;
+                        info!("conn {conn}: mux channel opened");
+                        a.succeed()
+                            .map_err(|e| e.to_string())
+                            .and_then(|()| send_job(&jobs, ChannelJob::Mux(handle)))
+                    }
+                    other => {
+                        if let Some(h) = other {
+                            opened.insert(num, h);
+                        }
+                        let why = if name == MUX_SUBSYSTEM {
+                            "a connection has at most one mux channel"
+                        } else {
+                            "unknown subsystem"
+                        };
+                        info!("conn {conn}: subsystem {name:?} refused: {why}");
+                        a.fail().map_err(|e| e.to_string())
+                    }
+                }
+            }
+            ServEvent::SessionExec(a) => {
+                let num = a.channel().0;
+                let command = a.command().unwrap_or("").to_string();
+                let wanted = command.strip_prefix(RAW_TUNNEL_EXEC).map(str::trim);
+                let decision = match wanted {
+                    Some(name) => ctrl.outbound_for(conn, name),
+                    None => Err(format!("unknown command {command:?}; expected \"tunnel NAME\"")),
+                };
+                match (decision, opened.remove(&num)) {
+                    (Ok(target), Some(handle)) => {
+                        info!("conn {conn}: raw tunnel {command:?} opened");
+                        a.succeed()
+                            .map_err(|e| e.to_string())
+                            .and_then(|()| send_job(&jobs, ChannelJob::Raw(handle, target)))
+                    }
+                    (decision, handle) => {
+                        if let Some(h) = handle {
+                            opened.insert(num, h);
+                        }
+                        let why = decision.err().unwrap_or_else(|| "no such channel".into());
+                        info!("conn {conn}: exec refused: {why}");
+                        a.fail().map_err(|e| e.to_string())
+                    }
+                }
+            }
+            ServEvent::SessionShell(a) => {
+                info!("conn {conn}: shell refused: this is not a shell server");
+                a.fail().map_err(|e| e.to_string())
+            }
+            ServEvent::SessionPty(a) => a.fail().map_err(|e| e.to_string()),
+            ServEvent::SessionEnv(a) => a.fail().map_err(|e| e.to_string()),
+            ServEvent::Defunct => return "the SSH session ended".into(),
+            ServEvent::PollAgain => Ok(()),
+        };
+        if let Err(e) = outcome {
+            return format!("SSH session failed: {e}");
+        }
+        debug!("conn {conn}: event handled");
+    }
+}
+
+fn send_job(jobs: &mpsc::UnboundedSender<ChannelJob>, job: ChannelJob) -> Result<(), String> {
+    jobs.send(job).map_err(|_| "the channel worker is gone".to_string())
+}
+
+/// Logs the end of a connection, once.
+pub fn log_end(conn: ConnId, peer: SocketAddr, reason: &str) {
+    if reason.starts_with("refused") {
+        warn!("conn {conn} from {peer}: {reason}");
+    } else {
+        info!("conn {conn} from {peer}: closed: {reason}");
+    }
+}

@@ -1,0 +1,324 @@
+//! The forwarder's own settings: defaults, an optional TOML file and
+//! command-line flags (flags win over the file, the file over defaults).
+//!
+//! Init-data (what the WN wants: its public key, tunnels) is not here; it is
+//! read by `initdata.rs`. A bad setting fails at start with the flag or file
+//! field, the value, and the expected form.
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub const HELP: &str = "\
+pp-forwarder: the peer-pod side of secure comms (SSH appliance).
+
+The worker node (WN) connects over SSH. First the attestation phase: exactly
+one connection is ever admitted, authenticated by the WN public key from
+init-data (or with no key when init-data has none); through it CDH reaches
+Trustee, and the forwarder fetches its keys from CDH. Then the Kubernetes
+phase: the host key and the only accepted client key are the ones Trustee
+released. If the Kubernetes phase is not reached before the deadline, the
+forwarder fails closed.
+
+USAGE:
+    pp-forwarder [OPTIONS]
+
+OPTIONS:
+    --config FILE               TOML file with any of the settings below
+                                (same names, e.g. listen = \"0.0.0.0:2222\")
+    --listen IP:PORT            SSH listen address [default: 0.0.0.0:2222]
+    --state-dir DIR             where the phase record and the keys are kept;
+                                must be a tmpfs (guest memory)
+                                [default: /run/pp-forwarder]
+    --initdata FILE             init-data: plain TOML, or base64(gzip(TOML)) as
+                                peer pods deliver it [default: /run/peerpod/initdata]
+    --initdata-optional         run with the built-in defaults when the
+                                init-data file does not exist (attestation
+                                phase then admits a client with NO key)
+    --cdh-url URL               CDH resource API, http://IP:PORT
+                                [default: http://127.0.0.1:8006]
+    --attestation-deadline DUR  fail closed if the Kubernetes phase is not
+                                reached by then, e.g. 10m, 90s [default: 10m]
+    --deadline-action ACTION    poweroff | exit [default: poweroff]
+    --max-startups N            most unauthenticated connections at once;
+                                more are dropped at once [default: 10]
+    --login-grace DUR           time a connection has to authenticate
+                                [default: 20s]
+    --upgrade-grace DUR         how long the attestation connection stays up
+                                after UPGRADE [default: 30s]
+    --log-level LEVEL           error | warn | info | debug | trace [default: info]
+    -h, --help                  print this help
+    -V, --version               print the version
+";
+
+/// What happens when the attestation deadline passes or the phase fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailAction {
+    /// Power the VM off (reboot(2) when PID 1, else `systemctl poweroff`).
+    Poweroff,
+    /// Exit the process with status 3 (tests, supervised setups).
+    Exit,
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub state_dir: PathBuf,
+    pub initdata: PathBuf,
+    pub initdata_optional: bool,
+    pub cdh: SocketAddr,
+    pub attestation_deadline: Duration,
+    pub deadline_action: FailAction,
+    pub max_startups: usize,
+    pub login_grace: Duration,
+    pub upgrade_grace: Duration,
+    pub log_level: log::LevelFilter,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 2222)),
+            state_dir: PathBuf::from("/run/pp-forwarder"),
+            initdata: PathBuf::from("/run/peerpod/initdata"),
+            initdata_optional: false,
+            cdh: SocketAddr::from(([127, 0, 0, 1], 8006)),
+            attestation_deadline: Duration::from_secs(600),
+            deadline_action: FailAction::Poweroff,
+            max_startups: 10,
+            login_grace: Duration::from_secs(20),
+            upgrade_grace: Duration::from_secs(30),
+            log_level: log::LevelFilter::Info,
+        }
+    }
+}
+
+/// What the command line asked for.
+pub enum Command {
+    Run(Settings),
+    Help,
+    Version,
+}
+
+/// The settings file: every field optional, unknown fields rejected.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct SettingsFile {
+    listen: Option<String>,
+    state_dir: Option<PathBuf>,
+    initdata: Option<PathBuf>,
+    initdata_optional: Option<bool>,
+    cdh_url: Option<String>,
+    attestation_deadline: Option<String>,
+    deadline_action: Option<String>,
+    max_startups: Option<usize>,
+    login_grace: Option<String>,
+    upgrade_grace: Option<String>,
+    log_level: Option<String>,
+}
+
+/// Parses the command line (and the `--config` file it names).
+pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
+    use lexopt::prelude::*;
+    let mut parser = lexopt::Parser::from_iter(args);
+    let mut flags: Vec<(String, String)> = Vec::new();
+    let mut config_file = None;
+    let mut initdata_optional = false;
+    while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+        match arg {
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Short('V') | Long("version") => return Ok(Command::Version),
+            Long("initdata-optional") => initdata_optional = true,
+            Long("config") => config_file = Some(PathBuf::from(parser.value().map_err(|e| e.to_string())?)),
+            Long(name) => {
+                let name = name.to_string();
+                let value = parser.value().map_err(|e| format!("--{name}: {e}"))?;
+                let value = value
+                    .into_string()
+                    .map_err(|_| format!("--{name}: the value is not valid UTF-8"))?;
+                flags.push((name, value));
+            }
+            other => return Err(format!("{}; see --help", other.unexpected())),
+        }
+    }
+    let mut settings = Settings::default();
+    if let Some(path) = config_file {
+        apply_file(&mut settings, &path)?;
+    }
+    for (name, value) in flags {
+        apply(&mut settings, &name, &value).map_err(|e| format!("--{name} {value}: {e}"))?;
+    }
+    if initdata_optional {
+        settings.initdata_optional = true;
+    }
+    Ok(Command::Run(settings))
+}
+
+fn apply_file(settings: &mut Settings, path: &std::path::Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read settings file {}: {e}", path.display()))?;
+    let file: SettingsFile =
+        toml::from_str(&text).map_err(|e| format!("settings file {}: {e}", path.display()))?;
+    let in_file = |field: &str, r: Result<(), String>| {
+        r.map_err(|e| format!("settings file {}, field {field}: {e}", path.display()))
+    };
+    let strings = [
+        ("listen", file.listen),
+        ("cdh-url", file.cdh_url),
+        ("attestation-deadline", file.attestation_deadline),
+        ("deadline-action", file.deadline_action),
+        ("login-grace", file.login_grace),
+        ("upgrade-grace", file.upgrade_grace),
+        ("log-level", file.log_level),
+    ];
+    for (field, value) in strings {
+        if let Some(value) = value {
+            in_file(field, apply(settings, field, &value))?;
+        }
+    }
+    if let Some(dir) = file.state_dir {
+        settings.state_dir = dir;
+    }
+    if let Some(path) = file.initdata {
+        settings.initdata = path;
+    }
+    if let Some(optional) = file.initdata_optional {
+        settings.initdata_optional = optional;
+    }
+    if let Some(n) = file.max_startups {
+        in_file("max-startups", apply(settings, "max-startups", &n.to_string()))?;
+    }
+    Ok(())
+}
+
+fn apply(settings: &mut Settings, name: &str, value: &str) -> Result<(), String> {
+    match name {
+        "listen" => settings.listen = parse_socket_addr(value)?,
+        "state-dir" => settings.state_dir = PathBuf::from(value),
+        "initdata" => settings.initdata = PathBuf::from(value),
+        "cdh-url" => settings.cdh = parse_http_url(value)?,
+        "attestation-deadline" => settings.attestation_deadline = parse_duration(value)?,
+        "deadline-action" => {
+            settings.deadline_action = match value {
+                "poweroff" => FailAction::Poweroff,
+                "exit" => FailAction::Exit,
+                _ => return Err("expected poweroff or exit".into()),
+            }
+        }
+        "max-startups" => {
+            settings.max_startups = match value.parse() {
+                Ok(n) if n > 0 => n,
+                _ => return Err("expected a whole number above 0".into()),
+            }
+        }
+        "login-grace" => settings.login_grace = parse_duration(value)?,
+        "upgrade-grace" => settings.upgrade_grace = parse_duration(value)?,
+        "log-level" => {
+            settings.log_level = value
+                .parse()
+                .map_err(|_| "expected error, warn, info, debug or trace".to_string())?
+        }
+        _ => return Err(format!("unknown option --{name}; see --help")),
+    }
+    Ok(())
+}
+
+/// `IP:PORT` with an IP literal (the forwarder never resolves names).
+fn parse_socket_addr(value: &str) -> Result<SocketAddr, String> {
+    value
+        .parse()
+        .map_err(|_| "expected IP:PORT with an IP literal, e.g. 0.0.0.0:2222 or [::]:2222".into())
+}
+
+/// `http://IP:PORT[/]`: CDH is always a loopback HTTP service.
+fn parse_http_url(value: &str) -> Result<SocketAddr, String> {
+    let rest = value
+        .strip_prefix("http://")
+        .ok_or_else(|| "expected http://IP:PORT (CDH speaks plain HTTP on loopback)".to_string())?;
+    parse_socket_addr(rest.trim_end_matches('/'))
+}
+
+/// `90`, `90s`, `500ms`, `10m`, `1h`.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let expected = || format!("expected a duration like 90s, 500ms, 10m or 1h, got {value:?}");
+    let split = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: u64 = number.parse().map_err(|_| expected())?;
+    let millis = match unit {
+        "" | "s" => number.checked_mul(1000),
+        "ms" => Some(number),
+        "m" => number.checked_mul(60_000),
+        "h" => number.checked_mul(3_600_000),
+        _ => None,
+    };
+    millis.map(Duration::from_millis).ok_or_else(expected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Settings, String> {
+        let args = std::iter::once("pp-forwarder").chain(args.iter().copied()).map(OsString::from);
+        match parse_args(args)? {
+            Command::Run(settings) => Ok(settings),
+            _ => Err("not a run".into()),
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let s = run(&[]).unwrap();
+        assert_eq!(s.listen, "0.0.0.0:2222".parse().unwrap());
+        assert_eq!(s.cdh, "127.0.0.1:8006".parse().unwrap());
+        assert_eq!(s.attestation_deadline, Duration::from_secs(600));
+        assert_eq!(s.deadline_action, FailAction::Poweroff);
+        assert!(!s.initdata_optional);
+    }
+
+    #[test]
+    fn flags_override_defaults() {
+        let s = run(&["--listen", "127.0.0.1:1", "--attestation-deadline", "90s", "--deadline-action", "exit"]).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:1".parse().unwrap());
+        assert_eq!(s.attestation_deadline, Duration::from_secs(90));
+        assert_eq!(s.deadline_action, FailAction::Exit);
+    }
+
+    #[test]
+    fn host_names_are_refused_because_the_forwarder_never_resolves() {
+        let err = run(&["--cdh-url", "http://localhost:8006"]).unwrap_err();
+        assert!(err.contains("IP literal"), "{err}");
+    }
+
+    #[test]
+    fn bad_durations_name_the_expected_form() {
+        assert!(parse_duration("10x").unwrap_err().contains("like 90s"));
+        assert!(parse_duration("").is_err());
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+    }
+
+    #[test]
+    fn unknown_flags_are_errors() {
+        assert!(run(&["--frobnicate", "1"]).unwrap_err().contains("unknown option"));
+    }
+
+    #[test]
+    fn settings_file_is_applied_and_flags_win() {
+        let dir = std::env::temp_dir().join(format!("ppf-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("f.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:7\"\nmax-startups = 3\nlogin-grace = \"5s\"\n").unwrap();
+        let s = run(&["--config", file.to_str().unwrap(), "--login-grace", "7s"]).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:7".parse().unwrap());
+        assert_eq!(s.max_startups, 3);
+        assert_eq!(s.login_grace, Duration::from_secs(7));
+        std::fs::write(&file, "lissen = \"127.0.0.1:7\"\n").unwrap();
+        assert!(run(&["--config", file.to_str().unwrap()]).unwrap_err().contains("lissen"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

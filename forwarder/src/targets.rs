@@ -1,0 +1,69 @@
+//! Dialling an outbound tunnel's target: a TCP address, a TCP port inside
+//! a network namespace, or a unix socket.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use pp_forwarder_core::tag::Target;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpStream, UnixStream};
+
+use crate::netns;
+
+/// A connected target socket.
+pub enum TargetStream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+pub async fn connect(target: &Target) -> io::Result<TargetStream> {
+    Ok(match target {
+        Target::Tcp { ip, port } => TargetStream::Tcp(TcpStream::connect((*ip, *port)).await?),
+        Target::NetnsTcp { netns_path, port } => {
+            TargetStream::Tcp(netns::connect_loopback(netns_path, *port).await?)
+        }
+        Target::Unix { path } => TargetStream::Unix(UnixStream::connect(path).await?),
+    })
+}
+
+/// A short, human description of a target for log lines.
+pub fn describe(target: &Target) -> String {
+    match target {
+        Target::Tcp { ip, port } => std::net::SocketAddr::new(*ip, *port).to_string(),
+        Target::NetnsTcp { netns_path, port } => format!("127.0.0.1:{port} in {netns_path}"),
+        Target::Unix { path } => format!("unix:{path}"),
+    }
+}
+
+impl AsyncRead for TargetStream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Self::Unix(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for TargetStream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Self::Unix(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Self::Unix(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Self::Unix(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
