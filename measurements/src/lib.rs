@@ -17,3 +17,7 @@ pub mod pe;
 pub mod snp;
 pub mod tdx;
 pub mod uki;
+pub mod image;
+pub mod initdata;
+pub mod policy;
+pub mod reference;
