@@ -1,0 +1,125 @@
+//! Shared helpers of the adaptor's integration tests: an in-process KBS
+//! test double (pp-testdoubles) with a fresh admin key, and an adaptor
+//! configuration in a temporary directory pointing at it.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::EncodePrivateKey as _;
+use pp_adaptor::admin_jwt::AdminClaims;
+use pp_adaptor::config::{AdaptorConfig, Timing};
+use pp_adaptor::upstream::TrusteeUrl;
+use pp_testdoubles::admin_auth::AdminVerifier;
+use pp_testdoubles::kbs_double::KbsDouble;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// A KBS double serving on loopback until the test ends.
+pub struct Trustee {
+    pub address: SocketAddr,
+    pub admin_key: SigningKey,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Trustee {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Trustee {
+    /// Starts a double that trusts `admin_key` for its admin API.
+    pub async fn start(admin_key: SigningKey) -> Self {
+        let verifier = AdminVerifier {
+            key: admin_key.verifying_key(),
+            issuer: None,
+            audience: None,
+        };
+        let double = Arc::new(KbsDouble::new(verifier).unwrap());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let _ = pp_testdoubles::kbs_double::server::serve(listener, double).await;
+        });
+        Self {
+            address,
+            admin_key,
+            task,
+        }
+    }
+
+    pub fn url(&self) -> TrusteeUrl {
+        TrusteeUrl::parse(&format!("http://{}", self.address)).unwrap()
+    }
+
+    /// The double's test listing: resource path → size in bytes.
+    pub async fn resources(&self) -> Vec<(String, u64)> {
+        let text = raw_get(self.address, "/kbs-double/resources").await;
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let listing: serde_json::Value = serde_json::from_str(body).unwrap();
+        listing["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| {
+                (
+                    entry["path"].as_str().unwrap().to_owned(),
+                    entry["bytes"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// One `GET` with `Connection: close`, answered as text.
+async fn raw_get(address: SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    socket.read_to_string(&mut answer).await.unwrap();
+    answer
+}
+
+/// A temporary directory with an admin key file and key/state directories.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes `key` as PKCS#8 PEM (as `openssl genpkey -algorithm ed25519` does).
+    pub fn write_admin_key(&self, key: &SigningKey) -> PathBuf {
+        let path = self.path("admin.pem");
+        std::fs::write(
+            &path,
+            key.to_pkcs8_pem(Default::default()).unwrap().as_bytes(),
+        )
+        .unwrap();
+        path
+    }
+
+    /// A configuration with default timing and no PPs.
+    pub fn config(&self, trustee: TrusteeUrl, admin_key_path: PathBuf) -> AdaptorConfig {
+        AdaptorConfig {
+            trustee_url: trustee,
+            admin_key_path,
+            admin_claims: AdminClaims::default(),
+            key_dir: self.path("keys"),
+            state_dir: self.path("state"),
+            timing: Timing::default(),
+            pps: Vec::new(),
+        }
+    }
+}
