@@ -9,7 +9,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What went wrong talking to the metadata service.
 #[derive(Debug, thiserror::Error)]
@@ -75,7 +75,7 @@ fn check_field(field: &str, value: &str) -> Result<(), HttpError> {
 
 /// Send `request` to `addr` and read the response until the server closes
 /// the connection (we asked for `Connection: close`). `timeout` bounds the
-/// connect and each read and write.
+/// whole exchange, so a server trickling bytes cannot hold us longer.
 pub fn exchange(
     addr: SocketAddr,
     request: &[u8],
@@ -83,21 +83,30 @@ pub fn exchange(
     timeout: Duration,
 ) -> Result<Vec<u8>, HttpError> {
     let io = |source| HttpError::Io { addr, source };
+    let deadline = Instant::now() + timeout;
+    let remaining = || {
+        deadline
+            .checked_duration_since(Instant::now())
+            .filter(|left| !left.is_zero())
+            .ok_or_else(|| io(std::io::ErrorKind::TimedOut.into()))
+    };
     let mut stream = TcpStream::connect_timeout(&addr, timeout)
         .map_err(|source| HttpError::Connect { addr, source })?;
-    stream.set_read_timeout(Some(timeout)).map_err(io)?;
-    stream.set_write_timeout(Some(timeout)).map_err(io)?;
+    stream.set_write_timeout(Some(remaining()?)).map_err(io)?;
     stream.write_all(request).map_err(io)?;
     let mut response = Vec::new();
-    let read_cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
-    (&mut stream)
-        .take(read_cap)
-        .read_to_end(&mut response)
-        .map_err(io)?;
-    if response.len() > limit {
-        return Err(HttpError::TooLarge { addr, limit });
+    let mut chunk = [0u8; 8192];
+    loop {
+        stream.set_read_timeout(Some(remaining()?)).map_err(io)?;
+        let got = stream.read(&mut chunk).map_err(io)?;
+        if got == 0 {
+            return Ok(response);
+        }
+        response.extend_from_slice(&chunk[..got]);
+        if response.len() > limit {
+            return Err(HttpError::TooLarge { addr, limit });
+        }
     }
-    Ok(response)
 }
 
 #[cfg(test)]
@@ -148,5 +157,29 @@ mod tests {
             exchange(addr, b"GET / HTTP/1.1\r\n\r\n", 99, Duration::from_secs(5)).unwrap_err();
         server.join().unwrap();
         assert!(matches!(err, HttpError::TooLarge { limit: 99, .. }));
+    }
+
+    #[test]
+    fn a_server_that_never_closes_is_cut_off_at_the_deadline() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            conn.write_all(b"HTTP/1.1 200 OK\r\n").unwrap();
+            let mut buf = [0u8; 256];
+            // Hold the connection open until the client gives up.
+            while conn.read(&mut buf).is_ok_and(|n| n > 0) {}
+        });
+        let started = Instant::now();
+        let err = exchange(
+            addr,
+            b"GET / HTTP/1.1\r\n\r\n",
+            1000,
+            Duration::from_millis(300),
+        )
+        .unwrap_err();
+        assert!(matches!(err, HttpError::Io { .. }), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        server.join().unwrap();
     }
 }
