@@ -419,3 +419,186 @@ impl KbsDouble {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http1::RequestHead;
+    use crate::jwe::{decrypt, parse_jwe};
+    use crate::kbs_protocol::{
+        attestation_request, auth_request, parse_attestation_response, parse_challenge,
+        session_from_set_cookie,
+    };
+    use crate::kbs_token::TOKEN_LIFETIME_SECS;
+    use crate::tee_key::{generate_secret_key, jwk_from_public_key};
+    use ed25519_dalek::SigningKey;
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn double() -> KbsDouble {
+        let admin = AdminVerifier {
+            key: SigningKey::from_bytes(&[5; 32]).verifying_key(),
+            issuer: None,
+            audience: None,
+        };
+        KbsDouble::new(admin).unwrap()
+    }
+
+    fn request(method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Request {
+        Request {
+            head: RequestHead {
+                method: method.into(),
+                target: target.into(),
+                headers: headers
+                    .iter()
+                    .map(|(n, v)| (n.to_ascii_lowercase(), v.to_string()))
+                    .collect(),
+            },
+            body: body.to_vec(),
+        }
+    }
+
+    /// Runs auth and attest at `now`; returns the cookie header, the token
+    /// and the TEE secret key.
+    fn attest(double: &KbsDouble, now: u64) -> (String, String, p256::SecretKey) {
+        let auth = double.handle(
+            &request(
+                "POST",
+                "/kbs/v0/auth",
+                &[],
+                auth_request().to_string().as_bytes(),
+            ),
+            now,
+        );
+        let cookie = format!(
+            "{SESSION_COOKIE}={}",
+            session_from_set_cookie(&auth.response.headers).unwrap()
+        );
+        let nonce = parse_challenge(&auth.response.body).unwrap();
+        let key = generate_secret_key().unwrap();
+        let body = attestation_request(&nonce, &jwk_from_public_key(&key.public_key(), true), None)
+            .unwrap();
+        let attested = double.handle(
+            &request(
+                "POST",
+                "/kbs/v0/attest",
+                &[("Cookie", &cookie)],
+                body.to_string().as_bytes(),
+            ),
+            now,
+        );
+        assert_eq!(attested.response.status, 200, "{}", attested.summary);
+        (
+            cookie,
+            parse_attestation_response(&attested.response.body).unwrap(),
+            key,
+        )
+    }
+
+    fn store_resource(double: &KbsDouble, path: &str, bytes: &[u8]) {
+        double
+            .store()
+            .resources
+            .insert(ResourcePath::parse(path).unwrap(), bytes.to_vec());
+    }
+
+    #[test]
+    fn an_attested_session_gets_the_resource_sealed_to_its_key() {
+        let double = double();
+        store_resource(&double, "default/pp-abc/privateKey", b"host key");
+        let (cookie, _, key) = attest(&double, NOW);
+        let outcome = double.handle(
+            &request(
+                "GET",
+                "/kbs/v0/resource/default/pp-abc/privateKey",
+                &[("Cookie", &cookie)],
+                b"",
+            ),
+            NOW,
+        );
+        assert_eq!(
+            outcome.summary,
+            "released resource default/pp-abc/privateKey"
+        );
+        assert_eq!(
+            decrypt(&key, &parse_jwe(&outcome.response.body).unwrap()).unwrap(),
+            b"host key"
+        );
+    }
+
+    #[test]
+    fn the_session_and_the_token_stop_working_when_they_expire() {
+        let double = double();
+        store_resource(&double, "a/b/c", b"x");
+        let (cookie, token, _) = attest(&double, NOW);
+        let bearer = format!("Bearer {token}");
+        let later = NOW + SESSION_LIFETIME_SECS.max(TOKEN_LIFETIME_SECS);
+        let by_cookie = double.handle(
+            &request("GET", "/kbs/v0/resource/a/b/c", &[("Cookie", &cookie)], b""),
+            later,
+        );
+        let by_token = double.handle(
+            &request(
+                "GET",
+                "/kbs/v0/resource/a/b/c",
+                &[("Authorization", &bearer)],
+                b"",
+            ),
+            later,
+        );
+        assert_eq!(
+            (by_cookie.response.status, by_token.response.status),
+            (401, 401)
+        );
+    }
+
+    #[test]
+    fn the_log_line_names_method_path_status_and_outcome() {
+        let double = double();
+        let (cookie, _, _) = attest(&double, NOW);
+        let get = request(
+            "GET",
+            "/kbs/v0/resource/default/pp-sid/privateKey",
+            &[("Cookie", &cookie)],
+            b"",
+        );
+        let outcome = double.handle(&get, NOW);
+        assert_eq!(
+            outcome.log_line(&get),
+            "kbs-double: GET /kbs/v0/resource/default/pp-sid/privateKey -> 404 default/pp-sid/privateKey not found"
+        );
+    }
+
+    #[test]
+    fn unknown_routes_and_garbage_bodies_get_trustee_shaped_errors() {
+        let double = double();
+        let cases = [
+            request("GET", "/kbs/v1/auth", &[], b""),
+            request("PUT", "/kbs/v0/auth", &[], b""),
+            request("POST", "/kbs/v0/auth", &[], b"\xff\x00"),
+            request(
+                "POST",
+                "/kbs/v0/attest",
+                &[("Cookie", "kbs-session-id=nope")],
+                b"{}",
+            ),
+            request("PATCH", "/kbs/v0/resource/a/b/c", &[], b""),
+            request("GET", "/kbs/v0/resource/a/b", &[], b""),
+        ];
+        for case in cases {
+            let outcome = double.handle(&case, NOW);
+            let body: Value = serde_json::from_slice(&outcome.response.body).unwrap();
+            assert!(
+                matches!(outcome.response.status, 401 | 404),
+                "{}",
+                outcome.summary
+            );
+            assert!(
+                body["type"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(crate::kbs_error::ERROR_TYPE_PREFIX)
+            );
+        }
+    }
+}
