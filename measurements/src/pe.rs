@@ -214,45 +214,8 @@ fn parse_section_header(header: &[u8]) -> Option<Section> {
 }
 
 #[cfg(test)]
-pub(crate) mod fixtures {
-    //! A minimal PE32+ image builder for tests.
-
-    /// Builds a PE32+ image with the given sections (name, data), file
-    /// alignment 0x200, no certificate table.
-    pub fn pe_image(sections: &[(&str, &[u8])]) -> Vec<u8> {
-        let pe_offset = 0x80usize;
-        let optional_size = 240usize;
-        let table = pe_offset + 24 + optional_size;
-        let headers_end = (table + sections.len() * 40).next_multiple_of(0x200);
-        let mut image = vec![0u8; headers_end];
-        image[0..2].copy_from_slice(b"MZ");
-        image[0x3c..0x40].copy_from_slice(&(pe_offset as u32).to_le_bytes());
-        image[pe_offset..pe_offset + 4].copy_from_slice(b"PE\0\0");
-        image[pe_offset + 4..pe_offset + 6].copy_from_slice(&0x8664u16.to_le_bytes());
-        image[pe_offset + 6..pe_offset + 8].copy_from_slice(&(sections.len() as u16).to_le_bytes());
-        image[pe_offset + 20..pe_offset + 22].copy_from_slice(&(optional_size as u16).to_le_bytes());
-        let optional = pe_offset + 24;
-        image[optional..optional + 2].copy_from_slice(&0x20bu16.to_le_bytes());
-        image[optional + 60..optional + 64].copy_from_slice(&(headers_end as u32).to_le_bytes());
-        image[optional + 108..optional + 112].copy_from_slice(&16u32.to_le_bytes());
-        for (index, (name, data)) in sections.iter().enumerate() {
-            let raw_offset = image.len();
-            let raw_size = data.len().next_multiple_of(0x200);
-            let header = table + index * 40;
-            image[header..header + name.len()].copy_from_slice(name.as_bytes());
-            image[header + 8..header + 12].copy_from_slice(&(data.len() as u32).to_le_bytes());
-            image[header + 16..header + 20].copy_from_slice(&(raw_size as u32).to_le_bytes());
-            image[header + 20..header + 24].copy_from_slice(&(raw_offset as u32).to_le_bytes());
-            image.extend_from_slice(data);
-            image.resize(raw_offset + raw_size, 0);
-        }
-        image
-    }
-}
-
-#[cfg(test)]
 mod tests {
-    use super::fixtures::pe_image;
+    use crate::fixtures::pe::pe_image;
     use super::*;
 
     #[test]

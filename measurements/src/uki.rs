@@ -96,7 +96,7 @@ pub fn pcr11(uki: &PeImage<'_>) -> Result<Vec<PhaseValue>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pe::fixtures::pe_image;
+    use crate::fixtures::pe::pe_image;
 
     #[test]
     fn the_stub_version_comes_from_sdmagic() {
