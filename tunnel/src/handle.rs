@@ -36,7 +36,9 @@ pub enum MuxEvent {
     Info(String),
 }
 
-/// Receives [`MuxEvent`]s in the order the peer caused them.
+/// Receives [`MuxEvent`]s in the order the peer caused them. Keep receiving:
+/// incoming streams wait here unanswered (and hold their buffers) until
+/// taken; dropping `MuxEvents` makes the driver refuse later streams.
 #[derive(Debug)]
 pub struct MuxEvents {
     pub(crate) events: UnboundedReceiver<MuxEvent>,
