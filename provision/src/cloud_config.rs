@@ -154,7 +154,7 @@ mod tests {
     #[test]
     fn the_initdata_entry_content_is_returned_and_other_entries_ignored() {
         let yaml = user_data(
-            "- path: /etc/other\n  content: hello\n  permissions: '0644'\n\
+            "- path: /etc/other\n  content: hello\n  permissions: 0644\n  owner: root:root\n  defer: true\n\
              - path: /run/peerpod/initdata\n  content: SGVsbG8=\n",
         );
         assert_eq!(initdata_entry(yaml.as_bytes()).unwrap(), b"SGVsbG8=");
