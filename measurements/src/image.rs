@@ -11,7 +11,9 @@ use crate::error::{Result, bad_input, read_file, write_file};
 use crate::initdata::InitDataBinding;
 use crate::ovmf::tdvf::{PageAddOrder, TdvfMetadata};
 use crate::pe::PeImage;
-use crate::reference::{MrtdValue, ReferenceValues, SnpValue, TdxBootValues, UkiValues, rvps_message};
+use crate::reference::{
+    MrtdValue, ReferenceValues, SnpValue, TdxBootValues, UkiValues, rvps_message,
+};
 use crate::snp::SnpLaunch;
 use crate::{policy, tdx, uki};
 
@@ -30,8 +32,13 @@ impl std::str::FromStr for SnpShape {
         let (count, vcpu_type) = text
             .split_once('x')
             .ok_or_else(|| format!("{text:?} is not COUNTxTYPE (e.g. 2xEPYC-Milan)"))?;
-        let vcpus = count.parse().map_err(|_| format!("{count:?} is not a vCPU count"))?;
-        Ok(Self { vcpus, vcpu_type: vcpu_type.to_string() })
+        let vcpus = count
+            .parse()
+            .map_err(|_| format!("{count:?} is not a vCPU count"))?;
+        Ok(Self {
+            vcpus,
+            vcpu_type: vcpu_type.to_string(),
+        })
     }
 }
 
@@ -67,21 +74,40 @@ impl ImageInputs {
                 json!({"path": path.display().to_string(), "sha256": hex::encode(Sha256::digest(bytes)), "size": bytes.len()}),
             );
         };
-        let kernel = self.kernel.as_ref().map(|p| read_file("kernel", p).map(|b| (p, b))).transpose()?;
-        let initrd = self.initrd.as_ref().map(|p| read_file("initrd", p).map(|b| (p, b))).transpose()?;
-        let uki_file = self.uki.as_ref().map(|p| read_file("UKI", p).map(|b| (p, b))).transpose()?;
+        let kernel = self
+            .kernel
+            .as_ref()
+            .map(|p| read_file("kernel", p).map(|b| (p, b)))
+            .transpose()?;
+        let initrd = self
+            .initrd
+            .as_ref()
+            .map(|p| read_file("initrd", p).map(|b| (p, b)))
+            .transpose()?;
+        let uki_file = self
+            .uki
+            .as_ref()
+            .map(|p| read_file("UKI", p).map(|b| (p, b)))
+            .transpose()?;
         for (role, file) in [("kernel", &kernel), ("initrd", &initrd), ("uki", &uki_file)] {
             if let Some((path, bytes)) = file {
                 record(role, path, bytes);
             }
         }
-        let kernel_authenticode = kernel.as_ref().map(|(_, bytes)| authenticode("kernel", bytes)).transpose()?;
+        let kernel_authenticode = kernel
+            .as_ref()
+            .map(|(_, bytes)| authenticode("kernel", bytes))
+            .transpose()?;
         values.inputs.cmdline = kernel.as_ref().map(|_| self.cmdline.clone());
-        values.kernel_authenticode_sha384 = kernel_authenticode.map(|(sha384, _)| hex::encode(sha384));
+        values.kernel_authenticode_sha384 =
+            kernel_authenticode.map(|(sha384, _)| hex::encode(sha384));
 
         if let Some(firmware) = &self.snp_firmware {
             if self.snp_shapes.is_empty() {
-                return Err(bad_input("--snp-vcpus", "give at least one COUNTxTYPE with --snp-firmware"));
+                return Err(bad_input(
+                    "--snp-vcpus",
+                    "give at least one COUNTxTYPE with --snp-firmware",
+                ));
             }
             for shape in &self.snp_shapes {
                 let launch = SnpLaunch {
@@ -109,7 +135,10 @@ impl ImageInputs {
             let metadata = TdvfMetadata::parse(&image)?;
             values.tdx_mr_td = PageAddOrder::ALL
                 .iter()
-                .map(|order| MrtdValue { page_add_order: order.label(), mr_td: hex::encode(metadata.mrtd(*order)) })
+                .map(|order| MrtdValue {
+                    page_add_order: order.label(),
+                    mr_td: hex::encode(metadata.mrtd(*order)),
+                })
                 .collect();
             if let Some((kernel_sha384, _)) = kernel_authenticode {
                 let boot = tdx::DirectBoot::new(
@@ -141,7 +170,8 @@ impl ImageInputs {
                     .section(b".linux")
                     .map(|section| pe.section_in_memory(section))
                     .ok_or_else(|| bad_input("UKI", "no .linux section"))?;
-                let (embedded_sha384, _) = authenticode("kernel in the UKI's .linux section", &embedded)?;
+                let (embedded_sha384, _) =
+                    authenticode("kernel in the UKI's .linux section", &embedded)?;
                 values.tdx_uki_boot = Some(TdxBootValues {
                     rtmr_1: hex::encode(tdx::rtmr1(&[uki_sha384, embedded_sha384])),
                     rtmr_2: None,
@@ -165,7 +195,10 @@ impl ImageInputs {
             Some(path) => platform_values(path)?,
             None => Map::new(),
         };
-        std::fs::create_dir_all(out).map_err(|source| crate::error::MeasureError::Write { path: out.to_path_buf(), source })?;
+        std::fs::create_dir_all(out).map_err(|source| crate::error::MeasureError::Write {
+            path: out.to_path_buf(),
+            source,
+        })?;
         let mut written = Vec::new();
         let mut emit = |name: &str, contents: String| -> Result<()> {
             let path = out.join(name);
@@ -173,14 +206,26 @@ impl ImageInputs {
             written.push(path);
             Ok(())
         };
-        emit("reference-values.json", pretty(&serde_json::to_value(&values).unwrap_or_default()))?;
-        emit("rvps-message.json", pretty(&rvps_message(&values.rvps_payload(&platform))))?;
+        emit(
+            "reference-values.json",
+            pretty(&serde_json::to_value(&values).unwrap_or_default()),
+        )?;
+        emit(
+            "rvps-message.json",
+            pretty(&rvps_message(&values.rvps_payload(&platform))),
+        )?;
         if let Some(binding) = &values.init_data {
             let claims = binding.claim_values();
             let attestation = policy::attestation_policy(&claims);
             let resource = policy::resource_policy(&claims);
-            emit("attestation-policy.json", pretty(&policy::attestation_policy_request(&attestation)))?;
-            emit("resource-policy.json", pretty(&policy::resource_policy_request(&resource)))?;
+            emit(
+                "attestation-policy.json",
+                pretty(&policy::attestation_policy_request(&attestation)),
+            )?;
+            emit(
+                "resource-policy.json",
+                pretty(&policy::resource_policy_request(&resource)),
+            )?;
             emit("attestation-policy.rego", attestation)?;
             emit("resource-policy.rego", resource)?;
         }
@@ -199,7 +244,10 @@ pub fn platform_values(path: &Path) -> Result<Map<String, Value>> {
     let bytes = read_file("platform values", path)?;
     match serde_json::from_slice(&bytes) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(bad_input("platform values", "must be a JSON object of reference value names")),
+        Ok(_) => Err(bad_input(
+            "platform values",
+            "must be a JSON object of reference value names",
+        )),
         Err(error) => Err(bad_input("platform values", format!("not JSON: {error}"))),
     }
 }
@@ -210,7 +258,13 @@ mod tests {
 
     #[test]
     fn a_shape_is_count_x_type() {
-        assert_eq!("2xEPYC-Milan".parse(), Ok(SnpShape { vcpus: 2, vcpu_type: "EPYC-Milan".into() }));
+        assert_eq!(
+            "2xEPYC-Milan".parse(),
+            Ok(SnpShape {
+                vcpus: 2,
+                vcpu_type: "EPYC-Milan".into()
+            })
+        );
         assert!("EPYC".parse::<SnpShape>().is_err());
     }
 }

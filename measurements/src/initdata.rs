@@ -30,7 +30,8 @@ pub struct InitDataBinding {
 
 impl InitDataBinding {
     pub fn from_toml(toml: &[u8]) -> Result<Self> {
-        let document = InitData::parse(toml).map_err(|error| bad_input("init-data", error.to_string()))?;
+        let document =
+            InitData::parse(toml).map_err(|error| bad_input("init-data", error.to_string()))?;
         let algorithm = document.algorithm();
         let digest = initdata::digest(toml, algorithm);
         let host_data = initdata::host_data(&digest);
@@ -67,7 +68,8 @@ impl InitDataBinding {
 mod tests {
     use super::*;
 
-    const SHA384_DOC: &[u8] = b"version = \"0.1.0\"\nalgorithm = \"sha384\"\n[data]\n\"aa.toml\" = \"x\"\n";
+    const SHA384_DOC: &[u8] =
+        b"version = \"0.1.0\"\nalgorithm = \"sha384\"\n[data]\n\"aa.toml\" = \"x\"\n";
 
     #[test]
     fn a_sha384_digest_is_truncated_for_host_data_and_fills_mrconfigid() {
@@ -83,14 +85,18 @@ mod tests {
         let toml = b"version = \"0.1.0\"\nalgorithm = \"sha256\"\n";
         let binding = InitDataBinding::from_toml(toml).unwrap();
         assert_eq!(binding.host_data, binding.digest);
-        assert_eq!(binding.mrconfigid, format!("{}{}", binding.digest, "0".repeat(32)));
+        assert_eq!(
+            binding.mrconfigid,
+            format!("{}{}", binding.digest, "0".repeat(32))
+        );
         assert!(binding.vtpm_pcr8.is_some());
         assert_eq!(binding.claim_values().len(), 3);
     }
 
     #[test]
     fn a_document_with_an_unknown_algorithm_is_refused_naming_init_data() {
-        let error = InitDataBinding::from_toml(b"version = \"0.1.0\"\nalgorithm = \"md5\"\n").unwrap_err();
+        let error =
+            InitDataBinding::from_toml(b"version = \"0.1.0\"\nalgorithm = \"md5\"\n").unwrap_err();
         assert!(error.to_string().starts_with("init-data"), "{error}");
     }
 }

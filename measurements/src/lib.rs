@@ -12,12 +12,12 @@ pub mod bytes;
 pub mod error;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
+pub mod image;
+pub mod initdata;
 pub mod ovmf;
 pub mod pe;
+pub mod policy;
+pub mod reference;
 pub mod snp;
 pub mod tdx;
 pub mod uki;
-pub mod image;
-pub mod initdata;
-pub mod policy;
-pub mod reference;

@@ -20,7 +20,11 @@ use serde_json::{Value, json};
 use sha2::{Sha256, Sha384};
 
 #[derive(Parser)]
-#[command(name = "pp-measure", version, about = "Reference values of a peer-pod image, and the Trustee documents that publish them")]
+#[command(
+    name = "pp-measure",
+    version,
+    about = "Reference values of a peer-pod image, and the Trustee documents that publish them"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -54,7 +58,7 @@ enum Command {
         /// SEV_FEATURES, hex (QEMU's default is 0x1).
         #[arg(long, default_value = "0x1", value_parser = parse_hex_u64)]
         guest_features: u64,
-        /// qemu, ec2 or krun.
+        /// Only qemu is supported (see docs/measurements.md).
         #[arg(long, default_value = "qemu")]
         vmm: String,
     },
@@ -129,15 +133,36 @@ enum Command {
 }
 
 fn parse_hex_u64(text: &str) -> std::result::Result<u64, String> {
-    let digits = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")).unwrap_or(text);
+    let digits = text
+        .strip_prefix("0x")
+        .or_else(|| text.strip_prefix("0X"))
+        .unwrap_or(text);
     u64::from_str_radix(digits, 16).map_err(|_| format!("{text:?} is not a hex number"))
 }
 
 fn run(command: Command) -> Result<Value> {
     Ok(match command {
-        Command::Snp { firmware, kernel, initrd, cmdline, vcpus, vcpu_type, guest_features, vmm } => {
-            let digest = SnpLaunch { firmware, kernel, initrd, cmdline, vcpus, vcpu_type, guest_features, vmm }
-                .launch_digest()?;
+        Command::Snp {
+            firmware,
+            kernel,
+            initrd,
+            cmdline,
+            vcpus,
+            vcpu_type,
+            guest_features,
+            vmm,
+        } => {
+            let digest = SnpLaunch {
+                firmware,
+                kernel,
+                initrd,
+                cmdline,
+                vcpus,
+                vcpu_type,
+                guest_features,
+                vmm,
+            }
+            .launch_digest()?;
             json!({"snp_launch_measurement": hex::encode(digest)})
         }
         Command::TdxMrtd { firmware } => {
@@ -145,11 +170,20 @@ fn run(command: Command) -> Result<Value> {
             let metadata = TdvfMetadata::parse(&image)?;
             let by_order: serde_json::Map<String, Value> = PageAddOrder::ALL
                 .iter()
-                .map(|order| (order.label().to_string(), json!(hex::encode(metadata.mrtd(*order)))))
+                .map(|order| {
+                    (
+                        order.label().to_string(),
+                        json!(hex::encode(metadata.mrtd(*order))),
+                    )
+                })
                 .collect();
             json!({"mr_td": by_order})
         }
-        Command::TdxDirectBoot { kernel, initrd, cmdline } => {
+        Command::TdxDirectBoot {
+            kernel,
+            initrd,
+            cmdline,
+        } => {
             let kernel_bytes = read_file("kernel", &kernel)?;
             let authenticode: [u8; 48] = PeImage::parse("kernel", &kernel_bytes)?
                 .authenticode::<Sha384>()
@@ -177,8 +211,10 @@ fn run(command: Command) -> Result<Value> {
             let pe = PeImage::parse("UKI", &bytes)?;
             json!({"stub_version": uki::stub_version(&pe)?, "sha256": uki::pcr11(&pe)?})
         }
-        Command::Initdata { file } => serde_json::to_value(InitDataBinding::from_toml(&read_file("init-data", &file)?)?)
-            .unwrap_or_default(),
+        Command::Initdata { file } => {
+            serde_json::to_value(InitDataBinding::from_toml(&read_file("init-data", &file)?)?)
+                .unwrap_or_default()
+        }
         Command::Image {
             kernel,
             initrd,
@@ -209,7 +245,11 @@ fn run(command: Command) -> Result<Value> {
             let written = inputs.write(&out)?;
             json!({"written": written.iter().map(|path| path.display().to_string()).collect::<Vec<_>>()})
         }
-        Command::AdminToken { key, role, lifetime_seconds } => {
+        Command::AdminToken {
+            key,
+            role,
+            lifetime_seconds,
+        } => {
             let key = pp_adaptor::admin_key::load_admin_key(&key)
                 .map_err(|error| bad_input("--key", error.to_string()))?;
             let claims = pp_adaptor::admin_jwt::AdminClaims {
@@ -229,7 +269,10 @@ fn main() -> ExitCode {
     match run(cli.command) {
         Ok(Value::Null) => ExitCode::SUCCESS,
         Ok(value) => {
-            println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&value).unwrap_or_default()
+            );
             ExitCode::SUCCESS
         }
         Err(error) => {

@@ -128,8 +128,12 @@ impl<'a> PeImage<'a> {
         let table = optional + optional_header_size;
         let mut sections = Vec::with_capacity(section_count);
         for index in 0..section_count {
-            let header = slice_at(bytes, table + index * SECTION_HEADER_LEN, SECTION_HEADER_LEN)
-                .ok_or_else(|| fail(format!("file is truncated inside section header {index}")))?;
+            let header = slice_at(
+                bytes,
+                table + index * SECTION_HEADER_LEN,
+                SECTION_HEADER_LEN,
+            )
+            .ok_or_else(|| fail(format!("file is truncated inside section header {index}")))?;
             let section = parse_section_header(header)
                 .ok_or_else(|| fail(format!("section header {index} is malformed")))?;
             if slice_at(bytes, section.raw_offset, section.raw_size).is_none() {
@@ -167,7 +171,10 @@ impl<'a> PeImage<'a> {
     pub fn section_in_memory(&self, section: &Section) -> Vec<u8> {
         let virtual_size = section.virtual_size as usize;
         let raw = slice_at(self.bytes, section.raw_offset, section.raw_size).unwrap_or_default();
-        let mut data = raw.get(..virtual_size.min(raw.len())).unwrap_or(raw).to_vec();
+        let mut data = raw
+            .get(..virtual_size.min(raw.len()))
+            .unwrap_or(raw)
+            .to_vec();
         data.resize(virtual_size, 0);
         data
     }
@@ -191,7 +198,9 @@ impl<'a> PeImage<'a> {
         in_file_order.sort_by_key(|section| section.raw_offset);
         let mut hashed = self.size_of_headers;
         for section in in_file_order {
-            hasher.update(slice_at(self.bytes, section.raw_offset, section.raw_size).unwrap_or_default());
+            hasher.update(
+                slice_at(self.bytes, section.raw_offset, section.raw_size).unwrap_or_default(),
+            );
             hashed = hashed.saturating_add(section.raw_size);
         }
         let trailing_end = self.bytes.len().saturating_sub(self.certificate_table_size);
@@ -204,7 +213,10 @@ impl<'a> PeImage<'a> {
 
 fn parse_section_header(header: &[u8]) -> Option<Section> {
     let raw_name: [u8; 8] = array_at(header, 0)?;
-    let name_len = raw_name.iter().position(|&b| b == 0).unwrap_or(raw_name.len());
+    let name_len = raw_name
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(raw_name.len());
     Some(Section {
         name: raw_name.get(..name_len)?.to_vec(),
         virtual_size: u32_at(header, 8)?,
@@ -215,8 +227,8 @@ fn parse_section_header(header: &[u8]) -> Option<Section> {
 
 #[cfg(test)]
 mod tests {
-    use crate::fixtures::pe::pe_image;
     use super::*;
+    use crate::fixtures::pe::pe_image;
 
     #[test]
     fn a_built_image_parses_with_its_sections() {
@@ -234,7 +246,11 @@ mod tests {
         let mut patched = image.clone();
         let checksum = 0x80 + 24 + 64;
         patched[checksum] ^= 0xff;
-        let digest = |bytes: &[u8]| PeImage::parse("kernel", bytes).unwrap().authenticode::<sha2::Sha384>();
+        let digest = |bytes: &[u8]| {
+            PeImage::parse("kernel", bytes)
+                .unwrap()
+                .authenticode::<sha2::Sha384>()
+        };
         assert_eq!(digest(&image), digest(&patched));
         let mut changed = image.clone();
         let last = changed.len() - 1;
@@ -247,12 +263,17 @@ mod tests {
         let image = pe_image(&[(".text", &[7u8; 1000])]);
         let truncated = &image[..image.len() - 100];
         let error = PeImage::parse("kernel", truncated).unwrap_err().to_string();
-        assert!(error.contains("kernel") && error.contains(".text") && error.contains("truncated"), "{error}");
+        assert!(
+            error.contains("kernel") && error.contains(".text") && error.contains("truncated"),
+            "{error}"
+        );
     }
 
     #[test]
     fn a_file_that_is_not_pe_is_refused_with_a_hint() {
-        let error = PeImage::parse("kernel", b"\x7fELF").unwrap_err().to_string();
+        let error = PeImage::parse("kernel", b"\x7fELF")
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("not a PE image"), "{error}");
     }
 

@@ -86,14 +86,32 @@ impl ReferenceValues {
             payload.insert(name.to_string(), value);
         };
         if !self.snp.is_empty() {
-            put("snp_launch_measurement", json!(self.snp.iter().map(|v| &v.launch_measurement).collect::<Vec<_>>()));
+            put(
+                "snp_launch_measurement",
+                json!(
+                    self.snp
+                        .iter()
+                        .map(|v| &v.launch_measurement)
+                        .collect::<Vec<_>>()
+                ),
+            );
         }
         if !self.tdx_mr_td.is_empty() {
-            put("mr_td", json!(self.tdx_mr_td.iter().map(|v| &v.mr_td).collect::<Vec<_>>()));
+            put(
+                "mr_td",
+                json!(self.tdx_mr_td.iter().map(|v| &v.mr_td).collect::<Vec<_>>()),
+            );
         }
-        let boots: Vec<&TdxBootValues> = self.tdx_direct_boot.iter().chain(self.tdx_uki_boot.iter()).collect();
+        let boots: Vec<&TdxBootValues> = self
+            .tdx_direct_boot
+            .iter()
+            .chain(self.tdx_uki_boot.iter())
+            .collect();
         if !boots.is_empty() {
-            put("rtmr_1", json!(boots.iter().map(|b| &b.rtmr_1).collect::<Vec<_>>()));
+            put(
+                "rtmr_1",
+                json!(boots.iter().map(|b| &b.rtmr_1).collect::<Vec<_>>()),
+            );
             let rtmr_2: Vec<&String> = boots.iter().filter_map(|b| b.rtmr_2.as_ref()).collect();
             if !rtmr_2.is_empty() {
                 put("rtmr_2", json!(rtmr_2));
@@ -156,7 +174,10 @@ mod tests {
     #[test]
     fn the_image_value_wins_over_a_platform_value_of_the_same_name() {
         let values = ReferenceValues {
-            tdx_mr_td: vec![MrtdValue { page_add_order: "interleaved", mr_td: "11".into() }],
+            tdx_mr_td: vec![MrtdValue {
+                page_add_order: "interleaved",
+                mr_td: "11".into(),
+            }],
             ..Default::default()
         };
         let mut platform = Map::new();

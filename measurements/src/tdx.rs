@@ -54,7 +54,10 @@ pub fn load_options(cmdline: &str, has_initrd: bool) -> Vec<u8> {
     if has_initrd {
         text.push_str(" initrd=initrd");
     }
-    text.encode_utf16().chain([0]).flat_map(u16::to_le_bytes).collect()
+    text.encode_utf16()
+        .chain([0])
+        .flat_map(u16::to_le_bytes)
+        .collect()
 }
 
 /// The measurements of a direct boot (QEMU `-kernel/-initrd/-append`).

@@ -12,7 +12,9 @@ use sha2::{Digest, Sha256};
 use crate::error::{Result, bad_input};
 use crate::pe::PeImage;
 
-const SECTIONS_252: &[&str] = &[".linux", ".osrel", ".cmdline", ".initrd", ".splash", ".dtb", ".pcrpkey"];
+const SECTIONS_252: &[&str] = &[
+    ".linux", ".osrel", ".cmdline", ".initrd", ".splash", ".dtb", ".pcrpkey",
+];
 const SECTIONS_254: &[&str] = &[
     ".linux", ".osrel", ".cmdline", ".initrd", ".splash", ".dtb", ".uname", ".sbat", ".pcrpkey",
 ];
@@ -46,7 +48,11 @@ pub fn stub_version(uki: &PeImage<'_>) -> Result<u32> {
         .split("systemd-stub ")
         .nth(1)
         .ok_or_else(|| bad_input("UKI", format!("unrecognised .sdmagic {text:?}")))?;
-    let digits: String = after.chars().take_while(char::is_ascii_digit).take(6).collect();
+    let digits: String = after
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .take(6)
+        .collect();
     digits
         .parse()
         .map_err(|_| bad_input("UKI", format!("no version number in .sdmagic {text:?}")))
@@ -58,7 +64,9 @@ fn measured_sections(version: u32) -> Result<&'static [&'static str]> {
         254 | 255 => Ok(SECTIONS_254),
         other => Err(bad_input(
             "UKI",
-            format!("systemd-stub {other}: only 252, 254 and 255 are modelled (their measured section lists are known)"),
+            format!(
+                "systemd-stub {other}: only 252, 254 and 255 are modelled (their measured section lists are known)"
+            ),
         )),
     }
 }
@@ -88,7 +96,10 @@ pub fn pcr11(uki: &PeImage<'_>) -> Result<Vec<PhaseValue>> {
             for word in phase.split(':').filter(|word| !word.is_empty()) {
                 extend(&mut value, word.as_bytes());
             }
-            PhaseValue { phase: (*phase).to_string(), pcr11: hex::encode(value) }
+            PhaseValue {
+                phase: (*phase).to_string(),
+                pcr11: hex::encode(value),
+            }
         })
         .collect())
 }
@@ -100,28 +111,47 @@ mod tests {
 
     #[test]
     fn the_stub_version_comes_from_sdmagic() {
-        let image = pe_image(&[(".sdmagic", b"#### LoaderInfo: systemd-stub 254.26-1~bpo12+1 ####")]);
-        assert_eq!(stub_version(&PeImage::parse("UKI", &image).unwrap()).unwrap(), 254);
+        let image = pe_image(&[(
+            ".sdmagic",
+            b"#### LoaderInfo: systemd-stub 254.26-1~bpo12+1 ####",
+        )]);
+        assert_eq!(
+            stub_version(&PeImage::parse("UKI", &image).unwrap()).unwrap(),
+            254
+        );
     }
 
     #[test]
     fn sections_the_stub_version_does_not_know_are_not_measured() {
-        let base = [(".sdmagic", b"#### LoaderInfo: systemd-stub 252.1 ####".as_slice()), (".linux", b"k")];
+        let base = [
+            (
+                ".sdmagic",
+                b"#### LoaderInfo: systemd-stub 252.1 ####".as_slice(),
+            ),
+            (".linux", b"k"),
+        ];
         let with_uname = [base[0], base[1], (".uname", b"6.1.0".as_slice())];
-        let pcr = |sections: &[(&str, &[u8])]| pcr11(&PeImage::parse("UKI", &pe_image(sections)).unwrap()).unwrap();
+        let pcr = |sections: &[(&str, &[u8])]| {
+            pcr11(&PeImage::parse("UKI", &pe_image(sections)).unwrap()).unwrap()
+        };
         assert_eq!(pcr(&base), pcr(&with_uname));
     }
 
     #[test]
     fn a_stub_version_without_a_known_section_list_is_refused() {
         let image = pe_image(&[(".sdmagic", b"#### LoaderInfo: systemd-stub 257 ####")]);
-        let error = pcr11(&PeImage::parse("UKI", &image).unwrap()).unwrap_err().to_string();
+        let error = pcr11(&PeImage::parse("UKI", &image).unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("systemd-stub 257"), "{error}");
     }
 
     #[test]
     fn every_phase_gives_a_distinct_value() {
-        let image = pe_image(&[(".sdmagic", b"systemd-stub 254".as_slice()), (".linux", b"k")]);
+        let image = pe_image(&[
+            (".sdmagic", b"systemd-stub 254".as_slice()),
+            (".linux", b"k"),
+        ]);
         let values = pcr11(&PeImage::parse("UKI", &image).unwrap()).unwrap();
         let mut hashes: Vec<&str> = values.iter().map(|v| v.pcr11.as_str()).collect();
         hashes.dedup();

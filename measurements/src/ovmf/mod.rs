@@ -35,7 +35,12 @@ impl<'a> FooterTable<'a> {
         let footer_start = image
             .len()
             .checked_sub(FOOTER_GAP + ENTRY_TRAILER_LEN)
-            .ok_or_else(|| fail(format!("{} bytes is too small for an OVMF image", image.len())))?;
+            .ok_or_else(|| {
+                fail(format!(
+                    "{} bytes is too small for an OVMF image",
+                    image.len()
+                ))
+            })?;
         let footer_guid: [u8; 16] = array_at(image, footer_start + 2).unwrap_or_default();
         if Guid(footer_guid) != guid::OVMF_TABLE_FOOTER {
             return Err(fail(
@@ -44,10 +49,12 @@ impl<'a> FooterTable<'a> {
         }
         let table_len = (u16_at(image, footer_start).unwrap_or_default() as usize)
             .checked_sub(ENTRY_TRAILER_LEN)
-            .ok_or_else(|| fail("the OVMF footer table length is smaller than its own header".into()))?;
-        let table_start = footer_start
-            .checked_sub(table_len)
-            .ok_or_else(|| fail("the OVMF footer table length points before the start of the image".into()))?;
+            .ok_or_else(|| {
+                fail("the OVMF footer table length is smaller than its own header".into())
+            })?;
+        let table_start = footer_start.checked_sub(table_len).ok_or_else(|| {
+            fail("the OVMF footer table length points before the start of the image".into())
+        })?;
         let table = slice_at(image, table_start, table_len).unwrap_or_default();
         let mut entries = Vec::new();
         let mut end = table.len();
@@ -82,13 +89,19 @@ impl<'a> FooterTable<'a> {
 /// Resolves a metadata pointer entry (a u32 "offset from the end of the
 /// image" in the first four bytes of the entry) to an offset from the start.
 pub(crate) fn offset_from_end(image: &[u8], entry: &[u8], what: &str) -> Result<usize> {
-    let from_end = crate::bytes::u32_at(entry, 0)
-        .ok_or_else(|| bad_input("firmware", format!("the {what} table entry is shorter than 4 bytes")))?
-        as usize;
+    let from_end = crate::bytes::u32_at(entry, 0).ok_or_else(|| {
+        bad_input(
+            "firmware",
+            format!("the {what} table entry is shorter than 4 bytes"),
+        )
+    })? as usize;
     if from_end == 0 || from_end > image.len() {
         return Err(bad_input(
             "firmware",
-            format!("the {what} offset {from_end:#x} points outside the image ({} bytes)", image.len()),
+            format!(
+                "the {what} offset {from_end:#x} points outside the image ({} bytes)",
+                image.len()
+            ),
         ));
     }
     Ok(image.len() - from_end)

@@ -75,12 +75,16 @@ impl SevMetadata {
         })?;
         let header = offset_from_end(image, pointer, "SEV metadata")?;
         if slice_at(image, header, 4) != Some(b"ASEV") {
-            return Err(fail(format!("no 'ASEV' signature at the SEV metadata offset {header:#x}")));
+            return Err(fail(format!(
+                "no 'ASEV' signature at the SEV metadata offset {header:#x}"
+            )));
         }
         let [size, version, count] =
             [4, 8, 12].map(|delta| u32_at(image, header + delta).unwrap_or_default() as usize);
         if version != 1 {
-            return Err(fail(format!("SEV metadata version {version}, only version 1 is known")));
+            return Err(fail(format!(
+                "SEV metadata version {version}, only version 1 is known"
+            )));
         }
         if count > MAX_DESCRIPTORS || HEADER_LEN + count * DESCRIPTOR_LEN > size {
             return Err(fail(format!(
@@ -95,7 +99,9 @@ impl SevMetadata {
             let [gpa, section_size, kind] =
                 [0, 4, 8].map(|delta| u32_at(descriptors, at + delta).unwrap_or_default());
             let kind = SectionKind::from_u32(kind).ok_or_else(|| {
-                fail(format!("SEV metadata descriptor {index} has unknown section type {kind:#x}"))
+                fail(format!(
+                    "SEV metadata descriptor {index} has unknown section type {kind:#x}"
+                ))
             })?;
             if gpa % PAGE_SIZE != 0 || section_size == 0 || section_size % PAGE_SIZE != 0 {
                 return Err(fail(format!(
@@ -107,19 +113,30 @@ impl SevMetadata {
                     "the SNP_KERNEL_HASHES section is {section_size:#x} bytes; QEMU fills exactly one page"
                 )));
             }
-            sections.push(SectionDescriptor { gpa, size: section_size, kind });
+            sections.push(SectionDescriptor {
+                gpa,
+                size: section_size,
+                kind,
+            });
         }
         let reset_eip = table
             .entry(guid::SEV_ES_RESET_BLOCK)
             .and_then(|entry| u32_at(entry, 0))
             .ok_or_else(|| {
-                fail(format!("no SEV-ES reset block (footer table entry {})", guid::SEV_ES_RESET_BLOCK))
+                fail(format!(
+                    "no SEV-ES reset block (footer table entry {})",
+                    guid::SEV_ES_RESET_BLOCK
+                ))
             })?;
         let hashes_table_gpa = table
             .entry(guid::SEV_HASH_TABLE_RV)
             .and_then(|entry| u32_at(entry, 0))
             .filter(|gpa| *gpa != 0);
-        Ok(Self { sections, reset_eip, hashes_table_gpa })
+        Ok(Self {
+            sections,
+            reset_eip,
+            hashes_table_gpa,
+        })
     }
 
     /// Checks the image can measure a direct-boot kernel: it needs the
@@ -138,7 +155,10 @@ impl SevMetadata {
         let table_gpa = self.hashes_table_gpa.ok_or_else(|| {
             bad_input(
                 "firmware",
-                format!("no SEV hash table entry ({}) in the footer table", guid::SEV_HASH_TABLE_RV),
+                format!(
+                    "no SEV hash table entry ({}) in the footer table",
+                    guid::SEV_HASH_TABLE_RV
+                ),
             )
         })?;
         if table_gpa & !(PAGE_SIZE - 1) != section.gpa {
@@ -179,7 +199,10 @@ mod tests {
     #[test]
     fn a_firmware_without_kernel_hashes_says_which_section_is_missing() {
         let image = FirmwareBuilder::snp_without_kernel_hashes().build();
-        let error = SevMetadata::parse(&image).unwrap().require_kernel_hashes().unwrap_err();
+        let error = SevMetadata::parse(&image)
+            .unwrap()
+            .require_kernel_hashes()
+            .unwrap_err();
         assert!(error.to_string().contains("SNP_KERNEL_HASHES"), "{error}");
     }
 

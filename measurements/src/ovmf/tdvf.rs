@@ -73,15 +73,21 @@ impl<'a> TdvfMetadata<'a> {
         })?;
         let descriptor = offset_from_end(image, pointer, "TDVF metadata")?;
         if slice_at(image, descriptor, 4) != Some(b"TDVF") {
-            return Err(fail(format!("no 'TDVF' signature at the TDVF metadata offset {descriptor:#x}")));
+            return Err(fail(format!(
+                "no 'TDVF' signature at the TDVF metadata offset {descriptor:#x}"
+            )));
         }
         let [length, version, count] =
             [4, 8, 12].map(|delta| u32_at(image, descriptor + delta).unwrap_or_default() as usize);
         if version != 1 {
-            return Err(fail(format!("TDVF metadata version {version}, only version 1 is known")));
+            return Err(fail(format!(
+                "TDVF metadata version {version}, only version 1 is known"
+            )));
         }
         if count > MAX_SECTIONS || HEADER_LEN + count * SECTION_LEN > length {
-            return Err(fail(format!("TDVF metadata claims {count} sections in {length} bytes: inconsistent")));
+            return Err(fail(format!(
+                "TDVF metadata claims {count} sections in {length} bytes: inconsistent"
+            )));
         }
         let metadata = slice_at(image, descriptor, length)
             .ok_or_else(|| fail("the TDVF metadata runs past the end of the image".into()))?;
@@ -131,7 +137,10 @@ impl<'a> TdvfMetadata<'a> {
 
     fn page_add(&self, hasher: &mut Sha384, section: &TdvfSection, page: u64) {
         if section.attributes & ATTRIBUTE_PAGE_AUG == 0 {
-            hasher.update(record(b"MEM.PAGE.ADD", section.memory_address + page * PAGE_SIZE));
+            hasher.update(record(
+                b"MEM.PAGE.ADD",
+                section.memory_address + page * PAGE_SIZE,
+            ));
         }
     }
 
@@ -141,8 +150,15 @@ impl<'a> TdvfMetadata<'a> {
         }
         for chunk in 0..(PAGE_SIZE as usize / EXTEND_CHUNK) {
             let in_section = page as usize * PAGE_SIZE as usize + chunk * EXTEND_CHUNK;
-            hasher.update(record(b"MR.EXTEND", section.memory_address + in_section as u64));
-            let data = slice_at(self.image, section.data_offset as usize + in_section, EXTEND_CHUNK);
+            hasher.update(record(
+                b"MR.EXTEND",
+                section.memory_address + in_section as u64,
+            ));
+            let data = slice_at(
+                self.image,
+                section.data_offset as usize + in_section,
+                EXTEND_CHUNK,
+            );
             hasher.update(data.unwrap_or(&[0u8; EXTEND_CHUNK]));
         }
     }
@@ -162,13 +178,27 @@ fn check_section(image: &[u8], index: usize, section: &TdvfSection) -> Result<()
             section.memory_address, section.memory_size
         ));
     }
-    if section.memory_address.checked_add(section.memory_size).is_none() {
+    if section
+        .memory_address
+        .checked_add(section.memory_size)
+        .is_none()
+    {
         return Err(format!("TDVF section {index} wraps the address space"));
     }
-    if slice_at(image, section.data_offset as usize, section.raw_size as usize).is_none() {
-        return Err(format!("TDVF section {index} raw data lies outside the image"));
+    if slice_at(
+        image,
+        section.data_offset as usize,
+        section.raw_size as usize,
+    )
+    .is_none()
+    {
+        return Err(format!(
+            "TDVF section {index} raw data lies outside the image"
+        ));
     }
-    if section.attributes & ATTRIBUTE_MR_EXTEND != 0 && u64::from(section.raw_size) < section.memory_size {
+    if section.attributes & ATTRIBUTE_MR_EXTEND != 0
+        && u64::from(section.raw_size) < section.memory_size
+    {
         return Err(format!(
             "TDVF section {index} is extended into MRTD but its raw data ({:#x}) is smaller than its memory size ({:#x})",
             section.raw_size, section.memory_size
@@ -187,7 +217,10 @@ mod tests {
         let image = FirmwareBuilder::tdx_only().build();
         let metadata = TdvfMetadata::parse(&image).unwrap();
         assert_eq!(metadata.sections.len(), 5);
-        assert_ne!(metadata.mrtd(PageAddOrder::Interleaved), metadata.mrtd(PageAddOrder::AddAllThenExtend));
+        assert_ne!(
+            metadata.mrtd(PageAddOrder::Interleaved),
+            metadata.mrtd(PageAddOrder::AddAllThenExtend)
+        );
     }
 
     #[test]
@@ -241,7 +274,9 @@ mod tests {
     fn an_extended_section_with_too_little_raw_data_is_refused() {
         let mut builder = FirmwareBuilder::tdx_only();
         builder.tdvf_sections = Some(vec![(0, 0x800, 0x10_0000, 0x1000, 0, 1)]);
-        let error = TdvfMetadata::parse(&builder.build()).unwrap_err().to_string();
+        let error = TdvfMetadata::parse(&builder.build())
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("smaller than its memory size"), "{error}");
     }
 }

@@ -20,7 +20,10 @@ const PLACEHOLDER: &str = "{{PINNED_INIT_DATA}}";
 pub const ATTESTATION_POLICY_ID: &str = "default_cpu";
 
 fn rego_set(values: &[String]) -> String {
-    let items: Vec<String> = values.iter().map(|value| Value::String(value.clone()).to_string()).collect();
+    let items: Vec<String> = values
+        .iter()
+        .map(|value| Value::String(value.clone()).to_string())
+        .collect();
     format!("{{{}}}", items.join(", "))
 }
 
@@ -57,7 +60,10 @@ mod tests {
         let claims = vec!["aa".repeat(32), "bb".repeat(48)];
         for policy in [attestation_policy(&claims), resource_policy(&claims)] {
             assert!(!policy.contains(PLACEHOLDER));
-            assert!(policy.contains(&format!("pinned_init_data := {{\"{}\", \"{}\"}}", claims[0], claims[1])));
+            assert!(policy.contains(&format!(
+                "pinned_init_data := {{\"{}\", \"{}\"}}",
+                claims[0], claims[1]
+            )));
         }
     }
 
