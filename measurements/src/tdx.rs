@@ -14,6 +14,7 @@
 //!   command line, with " initrd=initrd" appended by OVMF when an initrd is
 //!   given, and a UTF-16 NUL), then the kernel EFI stub's "Linux initrd"
 //!   event (SHA-384 of the initrd).
+//!
 //! Each RTMR starts at 48 zero bytes; extend is SHA-384(rtmr || digest).
 
 use sha2::{Digest, Sha384};

@@ -60,7 +60,7 @@ pub struct SevMetadata {
 impl SevMetadata {
     pub fn parse(image: &[u8]) -> Result<Self> {
         let fail = |detail: String| bad_input("firmware", detail);
-        if image.is_empty() || image.len() % PAGE_SIZE as usize != 0 {
+        if image.is_empty() || !image.len().is_multiple_of(PAGE_SIZE as usize) {
             return Err(fail(format!(
                 "{} bytes is not a whole number of 4 KiB pages; an OVMF image is",
                 image.len()
@@ -103,7 +103,7 @@ impl SevMetadata {
                     "SEV metadata descriptor {index} has unknown section type {kind:#x}"
                 ))
             })?;
-            if gpa % PAGE_SIZE != 0 || section_size == 0 || section_size % PAGE_SIZE != 0 {
+            if !gpa.is_multiple_of(PAGE_SIZE) || section_size == 0 || !section_size.is_multiple_of(PAGE_SIZE) {
                 return Err(fail(format!(
                     "SEV metadata section {kind:?} at {gpa:#x} with size {section_size:#x} is not page aligned and page sized"
                 )));
