@@ -10,5 +10,9 @@ pub mod config;
 pub mod initdata;
 pub mod key;
 pub mod mux;
+pub mod phase;
 pub mod record;
 pub mod tag;
+
+#[cfg(test)]
+mod test_support;

@@ -230,6 +230,20 @@ fn parse_private_section(section: &[u8]) -> Result<PrivateKey, KeyError> {
     Ok(key)
 }
 
+/// Compares the seeds without an early exit (the comment is not part of the key).
+impl PartialEq for PrivateKey {
+    fn eq(&self, other: &Self) -> bool {
+        let difference = self
+            .seed
+            .iter()
+            .zip(&other.seed)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        difference == 0
+    }
+}
+
+impl Eq for PrivateKey {}
+
 impl Drop for PrivateKey {
     fn drop(&mut self) {
         self.seed.zeroize();
@@ -378,5 +392,22 @@ mod tests {
         let debug = format!("{key:?}");
         assert!(debug.contains("redacted"));
         assert!(!debug.contains("171") && !debug.contains("ab, ") && !debug.contains("0xab"));
+    }
+
+    #[test]
+    fn parse_never_panics_on_mutated_text_or_mutated_binary() {
+        let text = fixtures::ED25519_PRIVATE.as_bytes();
+        crate::test_support::feed_mutations(
+            &[text, fixtures::RSA_PRIVATE.as_bytes()],
+            2000,
+            |input| {
+                let _ = PrivateKey::parse(&String::from_utf8_lossy(input));
+            },
+        );
+        let binary = decode_armour(fixtures::ED25519_PRIVATE).unwrap();
+        crate::test_support::feed_mutations(&[&binary], 2000, |input| {
+            let armoured = format!("{BEGIN}\n{}\n{END}\n", Base64::encode_string(input));
+            let _ = PrivateKey::parse(&armoured);
+        });
     }
 }

@@ -247,4 +247,20 @@ mod tests {
             Err(KeyError::InvalidPublicKey)
         );
     }
+
+    #[test]
+    fn parse_never_panics_and_what_parses_round_trips() {
+        let rsa = fixtures::RSA_PUB.as_bytes();
+        crate::test_support::feed_mutations(
+            &[fixtures::ED25519_PUB.as_bytes(), rsa],
+            3000,
+            |input| {
+                if let Ok((key, comment)) =
+                    PublicKey::parse_with_comment(&String::from_utf8_lossy(input))
+                {
+                    assert_eq!(PublicKey::parse(&key.emit(comment)), Ok(key));
+                }
+            },
+        );
+    }
 }

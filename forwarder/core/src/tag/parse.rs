@@ -312,4 +312,22 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn parse_never_panics_and_what_parses_round_trips() {
+        let seeds: [&[u8]; 4] = [
+            b"BOTH_PHASES:KBS:8080",
+            b"KUBERNETES_PHASE:v6:[fd00::1]:22",
+            b"KUBERNETES_PHASE:ns:/run/netns/podns:6666",
+            b"ATTESTATION_PHASE:K:unix:/run/a.sock",
+        ];
+        crate::test_support::feed_mutations(&seeds, 4000, |input| {
+            let text = String::from_utf8_lossy(input);
+            for direction in [Inbound, Outbound] {
+                if let Ok(tag) = Tag::parse(&text, direction) {
+                    assert_eq!(Tag::parse(&tag.emit(), direction), Ok(tag));
+                }
+            }
+        });
+    }
 }

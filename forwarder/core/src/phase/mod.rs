@@ -1,0 +1,229 @@
+//! THE phase state machine of the forwarder: one transition table
+//! ([`step`]) from (state, event) to (state, actions), pure, no I/O.
+//!
+//! ```text
+//! Restoring --Restored--> AttestationOpen --Authenticated--> AttestationClaimed
+//!     |                        |                                  |  KeysObtained
+//!     |                        |                                  v
+//!     +--Restored(Kubernetes)-------------------------------> Kubernetes
+//!     any state --DeadlineExpired (not Kubernetes), PersistFailed,
+//!                 KeyFetchFailed, damaged record--> Failed (terminal)
+//! ```
+//!
+//! Contract:
+//! * Exactly one connection is ever admitted in the attestation phase per
+//!   boot: the first to *authenticate* claims it, and the claim is
+//!   persisted before the connection learns that it succeeded.
+//! * The phase never goes back: Restoring < AttestationOpen <
+//!   AttestationClaimed < Kubernetes < Failed. A closed attestation
+//!   connection does not reopen the phase; `Failed` is terminal.
+//! * Every (state, event) pair has a defined outcome; invalid ones leave
+//!   the state unchanged and return an [`Action::Note`] saying why. Nothing
+//!   panics.
+//!
+//! Driver duties: carry out the actions of one step in order. When a
+//! [`Action::Persist`] or [`Action::PersistKeys`] fails, stop executing the
+//! remaining actions of that step and feed [`Event::PersistFailed`] (so a
+//! connection is never admitted without its claim on disk). `Refuse` means
+//! drop the TCP connection without letting the auth success out.
+
+mod action;
+mod step;
+#[cfg(test)]
+mod tests;
+
+pub use action::Action;
+pub use step::step;
+
+use crate::key::{PrivateKey, PublicKey};
+use crate::record::{BootId, RecordedPhase};
+use crate::tag::ConnectionPhase;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::net::SocketAddr;
+
+/// A connection id, chosen by the driver, unique within the process.
+pub type ConnId = u64;
+
+/// How a client tries to authenticate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// SSH `none` authentication.
+    None,
+    /// SSH `publickey` authentication with this key.
+    PublicKey(PublicKey),
+}
+
+/// What the WN must be able to compare after the attestation phase (the
+/// `INFO` transcript check of docs/protocol.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttestationFacts {
+    /// `SHA256:...` of the host key the attestation connection saw.
+    pub host_key_fingerprint: String,
+    /// The TCP peer of the attestation connection.
+    pub peer: SocketAddr,
+}
+
+/// The Kubernetes-phase keys obtained from Trustee.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhaseKeys {
+    /// This PP's Kubernetes-phase host key (`default/pp-<SID>/privateKey`).
+    pub host_key: PrivateKey,
+    /// The only WN key the Kubernetes phase accepts (`default/sshclient/publicKey`).
+    pub wn_key: PublicKey,
+}
+
+/// What the driver found at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Restored {
+    /// No record of this boot (first start, or a record of another boot).
+    NoRecord,
+    /// The record of this boot, and the stored keys when there are any.
+    Record {
+        phase: RecordedPhase,
+        keys: Option<PhaseKeys>,
+    },
+    /// The record (or the keys) could not be read or trusted.
+    Damaged { reason: String },
+}
+
+/// The inputs of the machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Once, at start, before anything else.
+    Restored(Restored),
+    /// A client offers an authentication method; answered with
+    /// `AcceptAuth` or `RejectAuth`.
+    AuthOffered { conn: ConnId, method: AuthMethod },
+    /// A client has proved the method (signature checked); the decision
+    /// point of the one-shot rule. Answered with `Admit` or `Refuse`.
+    Authenticated {
+        conn: ConnId,
+        peer: SocketAddr,
+        method: AuthMethod,
+    },
+    /// CDH returned both Kubernetes-phase keys.
+    KeysObtained(PhaseKeys),
+    /// A connection ended (any reason, authenticated or not).
+    ConnectionClosed { conn: ConnId },
+    /// The attestation deadline passed.
+    DeadlineExpired,
+    /// Writing the record or the keys failed.
+    PersistFailed { reason: String },
+    /// Fetching the keys failed for good.
+    KeyFetchFailed { reason: String },
+}
+
+/// The phase the forwarder is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    /// Waiting for `Restored`; every connection is refused.
+    Restoring,
+    /// No connection admitted yet in the attestation phase.
+    AttestationOpen,
+    /// The one attestation connection is admitted; keys are being fetched.
+    AttestationClaimed { conn: ConnId, peer: SocketAddr },
+    /// Serving with the Trustee keys; `current` is the admitted connection.
+    Kubernetes {
+        current: Option<ConnId>,
+        wn_key: PublicKey,
+        attestation: AttestationFacts,
+    },
+    /// Failed closed for this boot.
+    Failed { reason: String },
+}
+
+impl State {
+    /// The order in which phases follow each other; it never decreases.
+    pub fn rank(&self) -> u8 {
+        match self {
+            Self::Restoring => 0,
+            Self::AttestationOpen => 1,
+            Self::AttestationClaimed { .. } => 2,
+            Self::Kubernetes { .. } => 3,
+            Self::Failed { .. } => 4,
+        }
+    }
+
+    /// A short name for log lines.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Restoring => "restoring",
+            Self::AttestationOpen => "attestation-open",
+            Self::AttestationClaimed { .. } => "attestation-claimed",
+            Self::Kubernetes { .. } => "kubernetes",
+            Self::Failed { .. } => "failed",
+        }
+    }
+
+    /// The phase a connection admitted now would be in.
+    pub fn connection_phase(&self) -> Option<ConnectionPhase> {
+        match self {
+            Self::AttestationOpen | Self::AttestationClaimed { .. } => {
+                Some(ConnectionPhase::Attestation)
+            }
+            Self::Kubernetes { .. } => Some(ConnectionPhase::Kubernetes),
+            Self::Restoring | Self::Failed { .. } => None,
+        }
+    }
+}
+
+/// Fixed facts of this process the machine needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// This boot, for the records the machine asks to persist.
+    pub boot_id: BootId,
+    /// The ephemeral attestation-phase host key of this process.
+    pub attestation_host_key: PublicKey,
+    /// The WN key from init-data; `None` means the attestation phase
+    /// accepts `none` authentication only.
+    pub init_data_wn_key: Option<PublicKey>,
+}
+
+/// The machine: settings plus the current state; [`PhaseMachine::step`]
+/// applies [`step`].
+#[derive(Debug, Clone)]
+pub struct PhaseMachine {
+    settings: Settings,
+    state: State,
+}
+
+impl PhaseMachine {
+    /// A machine in `Restoring`; feed `Event::Restored` first.
+    pub fn new(settings: Settings) -> Self {
+        Self {
+            settings,
+            state: State::Restoring,
+        }
+    }
+
+    /// The current state.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Applies one event; returns the actions to carry out, in order.
+    pub fn step(&mut self, event: Event) -> Vec<Action> {
+        let state = core::mem::replace(&mut self.state, State::Restoring);
+        let (next, actions) = step(&self.settings, state, event);
+        self.state = next;
+        actions
+    }
+
+    /// The payload of the mux `INFO` frame for this phase, if connections
+    /// are being served: `phase=attestation`, or `phase=kubernetes` with the
+    /// attestation host key fingerprint and peer.
+    pub fn info(&self) -> Option<String> {
+        match &self.state {
+            State::AttestationOpen | State::AttestationClaimed { .. } => {
+                Some(String::from("phase=attestation\n"))
+            }
+            State::Kubernetes { attestation, .. } => Some(format!(
+                "phase=kubernetes\nattestation-hostkey={}\nattestation-peer={}\n",
+                attestation.host_key_fingerprint, attestation.peer
+            )),
+            State::Restoring | State::Failed { .. } => None,
+        }
+    }
+}
