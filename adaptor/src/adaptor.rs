@@ -253,20 +253,17 @@ impl Adaptor {
         })
     }
 
+    /// Stops serving PP `sid` (its connection and local listeners close);
+    /// its keys and record stay, so serving it again resumes where it was.
+    /// Returns whether it was being served.
+    pub async fn stop_pp(&self, sid: &Sid) -> bool {
+        self.stop_task(sid, PpStatus::Stopped).await
+    }
+
     /// Stops serving PP `sid` (if served) and deletes its private key at
     /// Trustee, its local key pair and its record.
     pub async fn teardown(&self, sid: &Sid) -> Result<(), AdaptorError> {
-        let running = self
-            .inner
-            .running
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .remove(sid);
-        if let Some(running) = running {
-            running.task.abort();
-            let _ = running.task.await;
-            running.status.send_replace(PpStatus::TornDown);
-        }
+        self.stop_task(sid, PpStatus::TornDown).await;
         self.inner
             .teardown
             .run(sid)
@@ -275,6 +272,20 @@ impl Adaptor {
                 sid: sid.clone(),
                 reason,
             })
+    }
+
+    async fn stop_task(&self, sid: &Sid, final_status: PpStatus) -> bool {
+        let running = self
+            .inner
+            .running
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(sid);
+        let Some(running) = running else { return false };
+        running.task.abort();
+        let _ = running.task.await;
+        running.status.send_replace(final_status);
+        true
     }
 
     fn is_running(&self, sid: &Sid) -> bool {

@@ -113,13 +113,15 @@ impl LocalTunnels {
         &self.addresses
     }
 
-    /// Accepts and carries connections until dropped.
+    /// Accepts and carries connections until dropped; never returns (also
+    /// when there are no tunnels), so it can run beside the PP's driver.
     pub async fn run(self, slot: MuxSlot, wait: Duration) {
         let mut listeners = JoinSet::new();
         for tunnel in self.bound {
             listeners.spawn(serve_listener(self.sid.clone(), tunnel, slot.clone(), wait));
         }
         while listeners.join_next().await.is_some() {}
+        std::future::pending::<()>().await;
     }
 }
 

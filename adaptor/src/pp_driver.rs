@@ -30,6 +30,9 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+/// Why a connection attempt or attestation connection was cut short.
+const DEADLINE_CUT: &str = "the attestation deadline cut the connection short";
+
 /// Everything the PP's task owns.
 pub struct PpDriver {
     pub pp: PpConfig,
@@ -73,17 +76,16 @@ impl PpDriver {
                 }
                 change
             });
-            match within(deadline, self.connect_and_serve(&mut record)).await {
-                None => continue,
-                Some(Ok(ConnectionEnd::Upgraded)) => {
+            match self.connect_and_serve(&mut record, deadline).await {
+                Ok(ConnectionEnd::Upgraded) => {
                     backoff.reset();
                     continue;
                 }
-                Some(Ok(ConnectionEnd::Dropped { reason })) => {
+                Ok(ConnectionEnd::Dropped { reason }) => {
                     tracing::info!("pp {sid}: connection lost: {reason}");
                 }
-                Some(Ok(ConnectionEnd::Stop { reason })) => return Err(reason),
-                Some(Ok(ConnectionEnd::Relayed { reason })) => {
+                Ok(ConnectionEnd::Stop { reason }) => return Err(reason),
+                Ok(ConnectionEnd::Relayed { reason }) => {
                     let reason = format!("attestation phase relayed: {reason}");
                     tracing::error!("pp {sid}: {reason}; tearing the PP down");
                     let outcome = match self.teardown.run(sid).await {
@@ -92,7 +94,7 @@ impl PpDriver {
                     };
                     return Err(format!("{reason} ({outcome})"));
                 }
-                Some(Err(reason)) => tracing::info!("pp {sid}: {reason}"),
+                Err(reason) => tracing::info!("pp {sid}: {reason}"),
             }
             let delay = backoff.next_delay();
             tracing::info!("pp {sid}: reconnecting in {} ms", delay.as_millis());
@@ -100,23 +102,31 @@ impl PpDriver {
         }
     }
 
-    /// One connection: connect, record what was seen, serve it.
-    async fn connect_and_serve(&self, record: &mut PpRecord) -> Result<ConnectionEnd, String> {
+    /// One connection: connect, record what was seen, serve it. `deadline`
+    /// (the attestation deadline, while it applies) bounds connecting and
+    /// an attestation-phase connection, never a Kubernetes-phase one.
+    async fn connect_and_serve(
+        &self,
+        record: &mut PpRecord,
+        deadline: Option<Instant>,
+    ) -> Result<ConnectionEnd, String> {
         let sid = &self.pp.sid;
         let expectation = if record.upgraded {
             Expectation::KubernetesOnly
         } else {
             Expectation::AttestationOrKubernetes
         };
-        let connection = connect_mux(
+        let connecting = connect_mux(
             &self.pp.forwarder,
             self.pp_key,
             expectation,
             &self.auth,
             &self.timing.ssh,
-        )
-        .await
-        .map_err(|error| format!("connecting to {} failed: {error}", self.pp.forwarder))?;
+        );
+        let connection = within(deadline, connecting)
+            .await
+            .ok_or(DEADLINE_CUT)?
+            .map_err(|error| format!("connecting to {} failed: {error}", self.pp.forwarder))?;
         let phase = match &connection.verdict {
             HostKeyVerdict::Attestation { fingerprint } => {
                 tracing::info!(
@@ -162,7 +172,11 @@ impl PpDriver {
             timing: &self.timing,
             sighting: record.attestation.as_ref(),
         };
-        let end = serve_connection(&context, connection, phase).await;
+        let serving = serve_connection(&context, connection, phase);
+        let end = match phase {
+            ConnectionPhase::Attestation => within(deadline, serving).await.ok_or(DEADLINE_CUT)?,
+            ConnectionPhase::Kubernetes => serving.await,
+        };
         if end == ConnectionEnd::Upgraded {
             record.upgraded = true;
             self.save(record)?;

@@ -17,6 +17,8 @@ pub enum PpStatus {
     Kubernetes { fingerprint: String },
     /// The adaptor gave up on this PP (final).
     Failed { reason: String },
+    /// The adaptor stopped serving the PP on request; its keys stay (final).
+    Stopped,
     /// The PP was torn down on request (final).
     TornDown,
 }
@@ -24,7 +26,7 @@ pub enum PpStatus {
 impl PpStatus {
     /// Whether the PP will not move on any more.
     pub fn is_final(&self) -> bool {
-        matches!(self, Self::Failed { .. } | Self::TornDown)
+        matches!(self, Self::Failed { .. } | Self::Stopped | Self::TornDown)
     }
 }
 
@@ -41,6 +43,7 @@ impl fmt::Display for PpStatus {
                 write!(f, "Kubernetes phase (host key {fingerprint} verified)")
             }
             Self::Failed { reason } => write!(f, "failed: {reason}"),
+            Self::Stopped => f.write_str("stopped"),
             Self::TornDown => f.write_str("torn down"),
         }
     }

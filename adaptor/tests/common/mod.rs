@@ -3,6 +3,8 @@
 //! configuration in a temporary directory pointing at it.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod fake_pp;
+
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::EncodePrivateKey as _;
 use pp_adaptor::admin_jwt::AdminClaims;
@@ -14,6 +16,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+
+/// Sends the adaptor's log lines to the test output (shown on failure).
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+}
 
 /// A KBS double serving on loopback until the test ends.
 pub struct Trustee {
