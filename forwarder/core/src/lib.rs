@@ -7,6 +7,7 @@
 extern crate alloc;
 
 pub mod config;
+pub mod http;
 pub mod initdata;
 pub mod key;
 pub mod mux;
