@@ -16,7 +16,7 @@ SEV_SNP_MEASURE_VERSION=0.0.13
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 need_debs=()
-for pkg in pesign osslsigncode systemd-boot-efi ovmf binutils openssl; do
+for pkg in pesign osslsigncode systemd-boot-efi ovmf binutils openssl curl; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_debs+=("$pkg")
 done
 if [ "${#need_debs[@]}" -gt 0 ]; then
@@ -54,4 +54,7 @@ fi
 export PP_MEASURE_TEST_KERNEL="$kernel"
 
 cd "$repo"
+# The KBS test double for the publish-script test.
+CARGO_TARGET_DIR="$target" cargo build -q -p pp-testdoubles --bin kbs-double
+export PP_MEASURE_KBS_DOUBLE="$target/debug/kbs-double"
 CARGO_TARGET_DIR="$target" cargo test -p pp-measure -- --include-ignored

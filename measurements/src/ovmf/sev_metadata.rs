@@ -103,7 +103,10 @@ impl SevMetadata {
                     "SEV metadata descriptor {index} has unknown section type {kind:#x}"
                 ))
             })?;
-            if !gpa.is_multiple_of(PAGE_SIZE) || section_size == 0 || !section_size.is_multiple_of(PAGE_SIZE) {
+            if !gpa.is_multiple_of(PAGE_SIZE)
+                || section_size == 0
+                || !section_size.is_multiple_of(PAGE_SIZE)
+            {
                 return Err(fail(format!(
                     "SEV metadata section {kind:?} at {gpa:#x} with size {section_size:#x} is not page aligned and page sized"
                 )));

@@ -172,7 +172,9 @@ fn record(operation: &[u8], gpa: u64) -> [u8; 128] {
 }
 
 fn check_section(image: &[u8], index: usize, section: &TdvfSection) -> Result<(), String> {
-    if !section.memory_address.is_multiple_of(PAGE_SIZE) || !section.memory_size.is_multiple_of(PAGE_SIZE) {
+    if !section.memory_address.is_multiple_of(PAGE_SIZE)
+        || !section.memory_size.is_multiple_of(PAGE_SIZE)
+    {
         return Err(format!(
             "TDVF section {index} at {:#x} size {:#x} is not page aligned",
             section.memory_address, section.memory_size
