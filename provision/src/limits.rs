@@ -5,9 +5,10 @@
 /// service), after transport decoding (Azure's base64).
 pub const MAX_USER_DATA_BYTES: usize = 256 * 1024;
 
-/// Largest HTTP response accepted from a metadata service: Azure sends the
-/// user-data base64-encoded (4/3 of its size) plus headers.
-pub const MAX_METADATA_RESPONSE_BYTES: usize = MAX_USER_DATA_BYTES / 3 * 4 + 16 * 1024;
+/// Largest HTTP response body accepted from a metadata service: Azure sends
+/// the user-data base64-encoded (4/3 of its size, plus slack for line
+/// breaks). The head is bounded by the core's parser (16 KiB).
+pub const MAX_METADATA_BODY_BYTES: usize = MAX_USER_DATA_BYTES / 3 * 4 + 16 * 1024;
 
 /// Largest AWS IMDSv2 session token accepted (AWS tokens are ~56 bytes).
 pub const MAX_AWS_TOKEN_BYTES: usize = 1024;

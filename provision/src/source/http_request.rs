@@ -1,19 +1,25 @@
 //! HTTP/1.1 requests to a cloud metadata service: emit the request bytes
-//! (any method, custom headers), send them over one TCP connection to an IP
-//! literal (no DNS) and read the whole response, bounded in size and time.
+//! (any method, custom headers: the core's `emit_get` only does plain GET),
+//! send them over one TCP connection to an IP literal (no DNS) and parse
+//! the response with the core's bounded parser
+//! (`pp_forwarder_core::http::ResponseParser`) as it arrives.
 //!
 //! Contract: [`Request::emit`] refuses header values and paths holding
 //! control characters (an AWS token comes from the network and is sent back
-//! in a header), so no request can be split. [`exchange`] reads at most
-//! `limit` bytes and fails on more; responses are parsed by the caller.
+//! in a header), so no request can be split. [`exchange`] is bounded in
+//! time as a whole (a server trickling bytes cannot hold us longer than
+//! the timeout) and in size (the core parser's head limit and our body
+//! limit).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use pp_forwarder_core::http::{self as core_http, Progress, Response, ResponseParser};
+
 /// What went wrong talking to the metadata service.
 #[derive(Debug, thiserror::Error)]
-pub enum HttpError {
+pub enum ExchangeError {
     #[error("{field} holds a control character or non-ASCII byte; refusing to send it")]
     UnsafeField { field: String },
     #[error("connecting to {addr}: {source}")]
@@ -26,8 +32,11 @@ pub enum HttpError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("response from {addr} is longer than the {limit}-byte limit")]
-    TooLarge { addr: SocketAddr, limit: usize },
+    #[error("response from {addr}: {source}")]
+    Response {
+        addr: SocketAddr,
+        source: core_http::HttpError,
+    },
 }
 
 /// One request: method, path (with query), Host header and extra headers.
@@ -42,7 +51,7 @@ pub struct Request<'a> {
 impl Request<'_> {
     /// The request bytes: request line, `Host`, `Connection: close`, the
     /// extra headers, `Content-Length: 0` for methods other than GET.
-    pub fn emit(&self) -> Result<Vec<u8>, HttpError> {
+    pub fn emit(&self) -> Result<Vec<u8>, ExchangeError> {
         check_field("request path", self.path)?;
         check_field("Host header", self.host)?;
         let mut out = format!(
@@ -63,26 +72,26 @@ impl Request<'_> {
 }
 
 /// Visible ASCII and spaces only: nothing that could end a line.
-fn check_field(field: &str, value: &str) -> Result<(), HttpError> {
+fn check_field(field: &str, value: &str) -> Result<(), ExchangeError> {
     if value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
         Ok(())
     } else {
-        Err(HttpError::UnsafeField {
+        Err(ExchangeError::UnsafeField {
             field: field.to_owned(),
         })
     }
 }
 
-/// Send `request` to `addr` and read the response until the server closes
-/// the connection (we asked for `Connection: close`). `timeout` bounds the
-/// whole exchange, so a server trickling bytes cannot hold us longer.
+/// Send `request` to `addr` and parse the response, accepting a body of
+/// at most `max_body` bytes. `timeout` bounds the whole exchange.
 pub fn exchange(
     addr: SocketAddr,
     request: &[u8],
-    limit: usize,
+    max_body: usize,
     timeout: Duration,
-) -> Result<Vec<u8>, HttpError> {
-    let io = |source| HttpError::Io { addr, source };
+) -> Result<Response, ExchangeError> {
+    let io = |source| ExchangeError::Io { addr, source };
+    let parsed = |source| ExchangeError::Response { addr, source };
     let deadline = Instant::now() + timeout;
     let remaining = || {
         deadline
@@ -91,20 +100,19 @@ pub fn exchange(
             .ok_or_else(|| io(std::io::ErrorKind::TimedOut.into()))
     };
     let mut stream = TcpStream::connect_timeout(&addr, timeout)
-        .map_err(|source| HttpError::Connect { addr, source })?;
+        .map_err(|source| ExchangeError::Connect { addr, source })?;
     stream.set_write_timeout(Some(remaining()?)).map_err(io)?;
     stream.write_all(request).map_err(io)?;
-    let mut response = Vec::new();
+    let mut parser = ResponseParser::new(max_body);
     let mut chunk = [0u8; 8192];
     loop {
         stream.set_read_timeout(Some(remaining()?)).map_err(io)?;
         let got = stream.read(&mut chunk).map_err(io)?;
         if got == 0 {
-            return Ok(response);
+            return parser.finish().map_err(parsed);
         }
-        response.extend_from_slice(&chunk[..got]);
-        if response.len() > limit {
-            return Err(HttpError::TooLarge { addr, limit });
+        if let Progress::Done(response) = parser.feed(&chunk[..got]).map_err(parsed)? {
+            return Ok(response);
         }
     }
 }
@@ -144,19 +152,30 @@ mod tests {
     }
 
     #[test]
-    fn a_response_longer_than_the_limit_is_refused() {
+    fn a_body_longer_than_the_limit_is_refused() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let server = std::thread::spawn(move || {
             let (mut conn, _) = listener.accept().unwrap();
             let mut buf = [0u8; 256];
             let _ = conn.read(&mut buf).unwrap();
+            conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
+                .unwrap();
             conn.write_all(&[b'x'; 100]).unwrap();
         });
         let err =
             exchange(addr, b"GET / HTTP/1.1\r\n\r\n", 99, Duration::from_secs(5)).unwrap_err();
         server.join().unwrap();
-        assert!(matches!(err, HttpError::TooLarge { limit: 99, .. }));
+        assert!(
+            matches!(
+                err,
+                ExchangeError::Response {
+                    source: core_http::HttpError::BodyTooLarge { limit: 99 },
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
@@ -178,7 +197,7 @@ mod tests {
             Duration::from_millis(300),
         )
         .unwrap_err();
-        assert!(matches!(err, HttpError::Io { .. }), "{err}");
+        assert!(matches!(err, ExchangeError::Io { .. }), "{err}");
         assert!(started.elapsed() < Duration::from_secs(5));
         server.join().unwrap();
     }

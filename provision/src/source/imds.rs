@@ -8,9 +8,10 @@
 //!   `X-aws-ec2-metadata-token-ttl-seconds`, then `GET /latest/user-data`
 //!   with `X-aws-ec2-metadata-token: <token>`; the body is the user-data.
 //! * GCP: `GET /computeMetadata/v1/instance/attributes/user-data` with
-//!   `Metadata-Flavor: Google`; the response must carry the same header.
+//!   `Metadata-Flavor: Google` (the response's own `Metadata-Flavor` header
+//!   is not checked: the core's parser does not expose headers).
 //!
-//! Contract: every response is bounded (`MAX_METADATA_RESPONSE_BYTES`), the
+//! Contract: every response is bounded (`MAX_METADATA_BODY_BYTES`), the
 //! user-data itself by `MAX_USER_DATA_BYTES`; a status other than 200 is an
 //! error naming the service, the path and the status. Errors say whether a
 //! retry could help ([`MetadataError::is_transient`]).
@@ -18,10 +19,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::http_request::{self, HttpError, Request};
-use super::http_response::{self, ResponseError};
+use pp_forwarder_core::http::Response;
+
+use super::http_request::{self, ExchangeError, Request};
 use crate::encoding::{self, EncodingError};
-use crate::limits::{MAX_AWS_TOKEN_BYTES, MAX_METADATA_RESPONSE_BYTES, MAX_USER_DATA_BYTES};
+use crate::limits::{MAX_AWS_TOKEN_BYTES, MAX_METADATA_BODY_BYTES, MAX_USER_DATA_BYTES};
 
 const AZURE_USER_DATA: &str =
     "/metadata/instance/compute/userData?api-version=2021-01-01&format=text";
@@ -52,16 +54,11 @@ impl Cloud {
 /// Why user-data could not be fetched.
 #[derive(Debug, thiserror::Error)]
 pub enum MetadataError {
-    #[error("{service}: {source}")]
-    Transport {
-        service: &'static str,
-        source: HttpError,
-    },
     #[error("{service} {path}: {source}")]
-    Response {
+    Exchange {
         service: &'static str,
         path: &'static str,
-        source: ResponseError,
+        source: ExchangeError,
     },
     #[error("{service} {path}: HTTP status {status} (expected 200)")]
     Status {
@@ -78,8 +75,11 @@ impl MetadataError {
     /// user-data not yet published) as opposed to a final answer.
     pub fn is_transient(&self) -> bool {
         match self {
-            MetadataError::Transport { source, .. } => {
-                matches!(source, HttpError::Connect { .. } | HttpError::Io { .. })
+            MetadataError::Exchange { source, .. } => {
+                matches!(
+                    source,
+                    ExchangeError::Connect { .. } | ExchangeError::Io { .. }
+                )
             }
             MetadataError::Status { status, .. } => *status == 404 || *status >= 500,
             _ => false,
@@ -155,7 +155,7 @@ pub fn fetch_user_data(
             .body
         }
         Cloud::Gcp => {
-            let response = get_ok(
+            get_ok(
                 service,
                 addr,
                 timeout,
@@ -165,14 +165,8 @@ pub fn fetch_user_data(
                     host: GCP_HOST,
                     headers: &[("Metadata-Flavor", "Google")],
                 },
-            )?;
-            if response.header("metadata-flavor") != Some(b"Google") {
-                return Err(invalid(
-                    service,
-                    "response lacks `Metadata-Flavor: Google`; not a GCP metadata server",
-                ));
-            }
-            response.body
+            )?
+            .body
         }
     };
     if user_data.len() > MAX_USER_DATA_BYTES {
@@ -200,17 +194,16 @@ fn get_ok(
     addr: SocketAddr,
     timeout: Duration,
     request: &Request<'_>,
-) -> Result<http_response::Response, MetadataError> {
+) -> Result<Response, MetadataError> {
     let path = request.path;
-    let transport = |source| MetadataError::Transport { service, source };
-    let bytes = request.emit().map_err(transport)?;
-    let raw = http_request::exchange(addr, &bytes, MAX_METADATA_RESPONSE_BYTES, timeout)
-        .map_err(transport)?;
-    let response = http_response::parse(&raw).map_err(|source| MetadataError::Response {
+    let exchange = |source| MetadataError::Exchange {
         service,
         path,
         source,
-    })?;
+    };
+    let bytes = request.emit().map_err(exchange)?;
+    let response =
+        http_request::exchange(addr, &bytes, MAX_METADATA_BODY_BYTES, timeout).map_err(exchange)?;
     if response.status != 200 {
         return Err(MetadataError::Status {
             service,

@@ -9,7 +9,6 @@
 
 pub mod config_drive;
 pub mod http_request;
-pub mod http_response;
 pub mod imds;
 pub mod iso9660;
 
