@@ -12,11 +12,36 @@ use pp_adaptor::sid::Sid;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Shown under `--help`: a whole configuration and the usual order of steps.
+const CONFIG_EXAMPLE: &str = "\
+Configuration (TOML; relative paths are relative to the file):
+
+  trustee_url = \"http://127.0.0.1:8080\"   # Trustee (KBS), http only
+  admin_key = \"admin.pem\"                 # Ed25519: PKCS#8 PEM or OpenSSH
+  key_dir = \"keys\"                        # wn, wn.pub, pp-<SID>, pp-<SID>.pub (0600)
+  state_dir = \"state\"                     # pp-<SID>.json: phase record per PP
+
+  [admin_token]                 # optional: role (\"admin\"), issuer, audience, lifetime_secs
+  [timing]                      # optional: attestation_deadline_secs (600), connect_timeout_secs (10),
+                                # handshake_timeout_secs (20), keepalive_interval_secs (15), keepalive_max (3),
+                                # backoff_initial_ms (500), backoff_max_secs (30), tunnel_wait_secs (60),
+                                # upgrade_grace_secs (2), info_timeout_secs (10)
+
+  [[pp]]
+  sid = \"0123abcd\"                        # the PP's sandbox id
+  forwarder = \"192.0.2.7:2222\"            # the PP's forwarder (port 2222 when omitted)
+  init_data_has_wn_key = true             # attestation auth: WN key (true) or none (false)
+  tunnels = [\"KUBERNETES_PHASE:KATAAGENT:127.0.0.1:15150\"]   # local listeners on the WN
+
+Steps: `pp-adaptor pp create --sid SID` (put the printed line into the PP's init-data),
+start the PP, `pp-adaptor serve`; `pp-adaptor pp delete --sid SID` when the PP is gone.
+Logs go to stderr; RUST_LOG filters them (default info).";
+
 /// Worker-node side of peer-pod secure comms: keys, Trustee registration,
 /// the two-phase SSH connection to each peer pod's forwarder, the KBS
 /// reverse proxy and local tunnel listeners.
 #[derive(Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, about, long_about = None, after_help = CONFIG_EXAMPLE)]
 struct Cli {
     /// The adaptor's TOML configuration (Trustee URL, admin key, key and
     /// state directories, deadlines, peer pods).

@@ -106,15 +106,6 @@ pub enum ConnectError {
     SubsystemRefused,
 }
 
-impl ConnectError {
-    /// Whether trying again later can help (a refused host key or auth in
-    /// the attestation phase may be a PP that is still upgrading, so those
-    /// are retried too; the caller's deadline bounds it).
-    pub fn is_host_key_refusal(&self) -> bool {
-        matches!(self, Self::HostKeyRefused { .. })
-    }
-}
-
 /// The russh client handler: applies the host key policy and keeps the
 /// verdict for the caller.
 pub struct HostKeyGate {
