@@ -110,6 +110,13 @@ impl PpConfig {
             tunnels: TunnelSet::default(),
         }
     }
+
+    /// The same PP with local listeners for `tags` (see
+    /// [`parse_local_tunnels`]), e.g. `["KUBERNETES_PHASE:KATAAGENT:127.0.0.1:0"]`.
+    pub fn with_tunnels<S: AsRef<str>>(mut self, tags: &[S]) -> Result<Self, String> {
+        self.tunnels = parse_local_tunnels(tags)?;
+        Ok(self)
+    }
 }
 
 /// Why the configuration is not usable.
@@ -264,8 +271,8 @@ impl FileTiming {
 
 /// Parses the local tunnel tags of one PP: TCP or unix listeners on the WN
 /// (network namespaces are a PP-side feature).
-pub fn parse_local_tunnels(texts: &[String]) -> Result<TunnelSet, String> {
-    let set = TunnelSet::parse(texts.iter().map(String::as_str), Direction::Inbound)
+pub fn parse_local_tunnels<S: AsRef<str>>(texts: &[S]) -> Result<TunnelSet, String> {
+    let set = TunnelSet::parse(texts.iter().map(AsRef::as_ref), Direction::Inbound)
         .map_err(|error| error.to_string())?;
     if let Some(tag) = set
         .iter()

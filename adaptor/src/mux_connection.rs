@@ -25,7 +25,7 @@ use crate::sid::Sid;
 use crate::ssh_connect::MuxConnection;
 use pp_forwarder_core::key::PublicKey;
 use pp_forwarder_core::tag::ConnectionPhase;
-use pp_tunnel::{MuxEvent, Side};
+use pp_tunnel::{MuxEvent, Phase, Side};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -145,10 +145,20 @@ fn handle_event(
     let sid = context.sid;
     match event {
         MuxEvent::Hello(side) => {
-            tracing::info!(
-                "pp {sid}: {} phase: mux up (PP says {side:?})",
-                phase.as_str()
-            );
+            let claimed = match side {
+                Side::Pp(Phase::Attestation) => Some(ConnectionPhase::Attestation),
+                Side::Pp(Phase::Kubernetes) => Some(ConnectionPhase::Kubernetes),
+                Side::Wn => None,
+            };
+            if claimed == Some(phase) {
+                tracing::info!("pp {sid}: {} phase: mux up", phase.as_str());
+            } else {
+                // The host key decides the phase; the HELLO is only a hint.
+                tracing::warn!(
+                    "pp {sid}: mux up, but the PP's HELLO says {side:?} while its host key means the {} phase",
+                    phase.as_str()
+                );
+            }
         }
         MuxEvent::Incoming(incoming) if incoming.name == KBS_TUNNEL => {
             tracing::debug!(

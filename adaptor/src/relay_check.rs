@@ -111,4 +111,24 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn arbitrary_info_text_never_panics_and_never_passes_without_both_keys() {
+        let mut state: u32 = 0x9e37_79b9;
+        let alphabet = ['=', '\n', 'a', ':', '[', ']', '1', '.', ' ', '\u{e9}', 'S'];
+        for length in 0..200 {
+            let text: String = (0..length)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 17;
+                    state ^= state << 5;
+                    alphabet[state as usize % alphabet.len()]
+                })
+                .collect();
+            assert!(
+                matches!(check_info(&text, &sighting()), RelayVerdict::Relayed { .. }),
+                "{text:?}"
+            );
+        }
+    }
 }

@@ -77,4 +77,38 @@ mod tests {
             assert_eq!(rewrite_resource_path(path, &sid()), None, "{path}");
         }
     }
+
+    #[test]
+    fn arbitrary_paths_never_panic_and_only_the_exact_shape_is_rewritten() {
+        let pieces = [
+            "/kbs/v0/resource/",
+            "default",
+            "/",
+            "pp-sid",
+            "/privateKey",
+            "x",
+            "",
+            "%2F",
+            "\u{e9}",
+        ];
+        let mut state: u32 = 0x1234_5678;
+        let mut rewritten_count = 0;
+        for _ in 0..5000 {
+            let path: String = (0..5)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 17;
+                    state ^= state << 5;
+                    pieces[state as usize % pieces.len()]
+                })
+                .collect();
+            if let Some(rewritten) = rewrite_resource_path(&path, &sid()) {
+                rewritten_count += 1;
+                assert!(
+                    path.ends_with("/pp-sid/privateKey")
+                        && rewritten.ends_with("/pp-abc123/privateKey")
+                );
+            }
+        }
+    }
 }

@@ -10,7 +10,7 @@ use common::fake_pp::{FakePp, FakePpOptions};
 use common::{Trustee, Workspace};
 use ed25519_dalek::SigningKey;
 use pp_adaptor::adaptor::{Adaptor, PpHandle};
-use pp_adaptor::config::{AdaptorConfig, PpConfig, Timing, parse_local_tunnels};
+use pp_adaptor::config::{AdaptorConfig, PpConfig, Timing};
 use pp_adaptor::local_tunnels::LocalAddress;
 use pp_adaptor::pp_status::PpStatus;
 use pp_adaptor::sid::Sid;
@@ -65,10 +65,9 @@ impl World {
 }
 
 fn pp_config(sid: &Sid, pp: &FakePp, init_data_has_wn_key: bool) -> PpConfig {
-    let mut config = PpConfig::new(sid.clone(), &pp.address.to_string(), init_data_has_wn_key);
-    config.tunnels =
-        parse_local_tunnels(&["KUBERNETES_PHASE:KATAAGENT:127.0.0.1:0".to_owned()]).unwrap();
-    config
+    PpConfig::new(sid.clone(), &pp.address.to_string(), init_data_has_wn_key)
+        .with_tunnels(&["KUBERNETES_PHASE:KATAAGENT:127.0.0.1:0"])
+        .unwrap()
 }
 
 /// Every status the PP goes through, collected in the background.
