@@ -98,13 +98,18 @@ close_hook() {
 }
 
 # hook COMMAND: sends COMMAND to the guest, prints its output; fails on a
-# non-zero status or when no answer comes within 30 s.
+# non-zero status or when no answer comes within 30 s. Each request carries
+# a fresh id, so answers to earlier requests that timed out are skipped.
 hook() {
-    local command=$1 line status=
-    printf '%s\n' "$command" >&8
+    local command=$1 id="$RANDOM$RANDOM" line status= inside=no
+    printf '%s %s\n' "$id" "$command" >&8
     while IFS= read -r -t 30 line <&9; do
         line=${line%$'\r'}
-        if [[ "$line" =~ ^--END\ ${command}\ ([0-9]+)--$ ]]; then
+        if [[ "$inside" == no ]]; then
+            [[ "$line" == "--BEGIN $id--" ]] && inside=yes
+            continue
+        fi
+        if [[ "$line" =~ ^--END\ ${id}\ ([0-9]+)--$ ]]; then
             status=${BASH_REMATCH[1]}
             break
         fi
@@ -119,7 +124,7 @@ hook() {
 # the DHCP client's (port 68, which only the firewall's DHCP rule reaches).
 non_loopback_listeners() {
     awk '
-        $2 == "sl" { next }
+        $1 !~ /^(tcp|udp)6?$/ || $3 !~ /:/ || $2 == "sl" { next }
         {
             proto = $1; split($3, local, ":"); addr = local[1]; port = local[2]; state = $5
             if (proto ~ /^tcp/ && state != "0A") next
