@@ -110,5 +110,9 @@ mod tests {
                 );
             }
         }
+        assert!(
+            rewritten_count > 0,
+            "the generator never produced the rewritten shape"
+        );
     }
 }
