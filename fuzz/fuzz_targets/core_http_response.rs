@@ -8,7 +8,9 @@ use pp_forwarder_core::http::{Progress, ResponseParser};
 const LIMIT: usize = 1024;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&split, bytes)) = data.split_first() else { return };
+    let Some((&split, bytes)) = data.split_first() else {
+        return;
+    };
     let step = usize::from(split).max(1);
     let mut parser = ResponseParser::new(LIMIT);
     for piece in bytes.chunks(step) {

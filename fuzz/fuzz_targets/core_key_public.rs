@@ -6,7 +6,9 @@ use libfuzzer_sys::fuzz_target;
 use pp_forwarder_core::key::PublicKey;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(line) = core::str::from_utf8(data) else { return };
+    let Ok(line) = core::str::from_utf8(data) else {
+        return;
+    };
     if let Ok((key, comment)) = PublicKey::parse_with_comment(line) {
         assert_eq!(PublicKey::parse(&key.emit(comment)), Ok(key));
         assert!(key.fingerprint().starts_with("SHA256:"));

@@ -8,6 +8,9 @@ use pp_forwarder_core::record::PhaseRecord;
 fuzz_target!(|data: &[u8]| {
     let boot_id = [0u8; 16];
     if let Ok(Some(record)) = PhaseRecord::parse(data, &boot_id) {
-        assert_eq!(PhaseRecord::parse(&record.emit(), &boot_id), Ok(Some(record)));
+        assert_eq!(
+            PhaseRecord::parse(&record.emit(), &boot_id),
+            Ok(Some(record))
+        );
     }
 });

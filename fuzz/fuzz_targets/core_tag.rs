@@ -5,7 +5,9 @@ use libfuzzer_sys::fuzz_target;
 use pp_forwarder_core::tag::{Direction, Tag, TunnelSet};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = core::str::from_utf8(data) else { return };
+    let Ok(text) = core::str::from_utf8(data) else {
+        return;
+    };
     for direction in [Direction::Inbound, Direction::Outbound] {
         if let Ok(tag) = Tag::parse(text, direction) {
             assert_eq!(Tag::parse(&tag.emit(), direction), Ok(tag));
