@@ -1,11 +1,12 @@
 //! `pp-adaptor`: the worker-node side of peer-pod secure comms, on the
 //! command line. Every subcommand reads the same TOML configuration (see
 //! `pp_adaptor::config`); logs go to stderr (`RUST_LOG` filters, default
-//! `info`), results a script needs go to stdout.
+//! `info`), results a script needs go to stdout (`serve`: one line per PP
+//! status change).
 #![forbid(unsafe_code)]
 
 use clap::{Parser, Subcommand};
-use pp_adaptor::adaptor::Adaptor;
+use pp_adaptor::adaptor::{Adaptor, PpHandle};
 use pp_adaptor::config::AdaptorConfig;
 use pp_adaptor::keystore::{KeyStore, public_line};
 use pp_adaptor::sid::Sid;
@@ -170,6 +171,19 @@ async fn run(cli: Cli) -> Result<(), String> {
     Ok(())
 }
 
+/// One stdout line per status change (`pp SID: <status>`), for scripts and
+/// demos; the detailed log stays on stderr.
+async fn print_status_changes(handle: PpHandle) {
+    let mut status = handle.watch();
+    loop {
+        let current = status.borrow_and_update().clone();
+        println!("pp {}: {current}", handle.sid());
+        if current.is_final() || status.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 async fn serve(config: &AdaptorConfig) -> Result<(), String> {
     let adaptor = Adaptor::new(config).map_err(|error| error.to_string())?;
     if config.pps.is_empty() {
@@ -178,8 +192,11 @@ async fn serve(config: &AdaptorConfig) -> Result<(), String> {
     for pp in &config.pps {
         let sid = pp.sid.clone();
         // One PP that cannot start (missing key, busy port) must not stop the others.
-        if let Err(error) = adaptor.serve_pp(pp.clone()).await {
-            tracing::error!("pp {sid}: not served: {error}");
+        match adaptor.serve_pp(pp.clone()).await {
+            Ok(handle) => {
+                tokio::spawn(print_status_changes(handle));
+            }
+            Err(error) => tracing::error!("pp {sid}: not served: {error}"),
         }
     }
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

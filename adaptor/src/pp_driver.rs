@@ -82,6 +82,8 @@ impl PpDriver {
                     continue;
                 }
                 Ok(ConnectionEnd::Dropped { reason }) => {
+                    // The connection worked: start the backoff over.
+                    backoff.reset();
                     tracing::info!("pp {sid}: connection lost: {reason}");
                 }
                 Ok(ConnectionEnd::Stop { reason }) => return Err(reason),

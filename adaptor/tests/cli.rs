@@ -1,10 +1,12 @@
 //! The `pp-adaptor` command line, run as a process: `keys init` prints the
 //! WN public key line, `pp create` registers at Trustee (the KBS double) and
 //! prints the line for init-data, `pp delete` removes the PP's key, and a
-//! bad configuration is reported with the file and field.
+//! bad configuration is reported with the file and field, and `serve`
+//! prints one stdout line per PP status change up to the Kubernetes phase.
 
 mod common;
 
+use common::fake_pp::{FakePp, FakePpOptions};
 use common::{Trustee, Workspace};
 use ed25519_dalek::SigningKey;
 use pp_forwarder_core::key::PublicKey;
@@ -107,5 +109,84 @@ async fn a_bad_configuration_fails_with_the_file_and_the_problem() {
     assert!(
         stderr.contains(&path.display().to_string()) && stderr.contains("http://"),
         "{stderr}"
+    );
+}
+
+/// Kills the child when the test ends, also on failure.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_prints_each_phase_of_a_pp_on_stdout() {
+    let trustee = Trustee::start(SigningKey::from_bytes(&[42; 32])).await;
+    let workspace = Workspace::new();
+    let config = write_config(&workspace, &trustee);
+    let create = pp_adaptor(args(&config, &["pp", "create", "--sid", "demo"])).await;
+    assert!(
+        create.status.success(),
+        "{}",
+        String::from_utf8_lossy(&create.stderr)
+    );
+    let pp = FakePp::start(FakePpOptions::default()).await;
+    let pp_table = format!("\n[[pp]]\nsid = \"demo\"\nforwarder = \"{}\"\n", pp.address);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&pp_table);
+    std::fs::write(&config, text).unwrap();
+
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_pp-adaptor"))
+        .args(args(&config, &["serve"]))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    let stdout = child.0.stdout.take().unwrap();
+    let lines = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead as _;
+        let mut lines = Vec::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            let done = line.starts_with("pp demo: Kubernetes phase");
+            lines.push(line);
+            if done {
+                break;
+            }
+        }
+        lines
+    });
+    let lines = tokio::time::timeout(std::time::Duration::from_secs(30), lines)
+        .await
+        .unwrap()
+        .unwrap();
+
+    assert_eq!(
+        lines.first().map(String::as_str),
+        Some("pp demo: connecting"),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.starts_with("pp demo: attestation phase (host key SHA256:")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|line| line == "pp demo: upgrading to the Kubernetes phase"),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .starts_with("pp demo: Kubernetes phase (host key SHA256:"),
+        "{lines:?}"
     );
 }
