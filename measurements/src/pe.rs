@@ -6,7 +6,8 @@
 //! bytes; it rejects an image whose headers, section table, section data or
 //! certificate table lie outside the file (a truncated file), so everything
 //! later code touches is known to be in bounds. At most
-//! [`MAX_SECTIONS`] sections are accepted.
+//! [`MAX_SECTIONS`] sections are accepted, each with at most
+//! [`MAX_ZERO_FILL`] bytes of in-memory zero fill.
 
 use sha2::Digest;
 
@@ -15,6 +16,10 @@ use crate::error::{Result, bad_input};
 
 /// The PE loader limit; real kernels and UKIs have a dozen at most.
 pub const MAX_SECTIONS: usize = 96;
+/// How far a section's in-memory size may exceed its file data (a kernel's
+/// zero-filled tail is tens of MiB); bounds what
+/// [`PeImage::section_in_memory`] allocates.
+pub const MAX_ZERO_FILL: usize = 256 * 1024 * 1024;
 
 const PE32_MAGIC: u16 = 0x10b;
 const PE32_PLUS_MAGIC: u16 = 0x20b;
@@ -143,6 +148,14 @@ impl<'a> PeImage<'a> {
                     section.raw_offset,
                     section.raw_size,
                     bytes.len()
+                )));
+            }
+            if (section.virtual_size as usize).saturating_sub(section.raw_size) > MAX_ZERO_FILL {
+                return Err(fail(format!(
+                    "section {} is {:#x} bytes in memory but only {:#x} in the file; more than {MAX_ZERO_FILL:#x} of zero fill is not accepted",
+                    String::from_utf8_lossy(&section.name),
+                    section.virtual_size,
+                    section.raw_size
                 )));
             }
             sections.push(section);

@@ -14,6 +14,9 @@ use crate::bytes::{slice_at, u32_at};
 use crate::error::{Result, bad_input};
 
 pub const MAX_DESCRIPTORS: usize = 64;
+/// Upper bound on the memory all sections cover (real images: under 1 MiB);
+/// keeps the digest engine's page loop bounded on hostile metadata.
+pub const MAX_SECTION_MEMORY: u64 = 256 * 1024 * 1024;
 const HEADER_LEN: usize = 16;
 const DESCRIPTOR_LEN: usize = 12;
 const PAGE_SIZE: u32 = 4096;
@@ -121,6 +124,12 @@ impl SevMetadata {
                 size: section_size,
                 kind,
             });
+        }
+        let covered: u64 = sections.iter().map(|s| u64::from(s.size)).sum();
+        if covered > MAX_SECTION_MEMORY {
+            return Err(fail(format!(
+                "SEV metadata sections cover {covered:#x} bytes, more than the {MAX_SECTION_MEMORY:#x} this tool accepts"
+            )));
         }
         let reset_eip = table
             .entry(guid::SEV_ES_RESET_BLOCK)

@@ -14,6 +14,9 @@ use crate::bytes::{slice_at, u32_at, u64_at};
 use crate::error::{Result, bad_input};
 
 pub const MAX_SECTIONS: usize = 64;
+/// Upper bound on the memory the VMM adds page by page (real TDVF images
+/// add a few MiB); keeps MRTD computation bounded on hostile metadata.
+pub const MAX_ADDED_MEMORY: u64 = 256 * 1024 * 1024;
 const HEADER_LEN: usize = 16;
 const SECTION_LEN: usize = 32;
 const PAGE_SIZE: u64 = 4096;
@@ -105,6 +108,16 @@ impl<'a> TdvfMetadata<'a> {
             check_section(image, index, &section).map_err(fail)?;
             sections.push(section);
         }
+        let added: u64 = sections
+            .iter()
+            .filter(|section| section.attributes & ATTRIBUTE_PAGE_AUG == 0)
+            .map(|section| section.memory_size)
+            .fold(0, u64::saturating_add);
+        if added > MAX_ADDED_MEMORY {
+            return Err(fail(format!(
+                "TDVF sections add {added:#x} bytes page by page, more than the {MAX_ADDED_MEMORY:#x} this tool accepts"
+            )));
+        }
         Ok(Self { image, sections })
     }
 
@@ -113,7 +126,11 @@ impl<'a> TdvfMetadata<'a> {
     /// "MR.EXTEND" record plus the 256 data bytes per chunk.
     pub fn mrtd(&self, order: PageAddOrder) -> [u8; 48] {
         let mut hasher = Sha384::new();
-        for section in &self.sections {
+        let measured = self
+            .sections
+            .iter()
+            .filter(|section| section.attributes & ATTRIBUTE_PAGE_AUG == 0);
+        for section in measured {
             let pages = section.memory_size / PAGE_SIZE;
             match order {
                 PageAddOrder::Interleaved => {
@@ -263,6 +280,16 @@ mod tests {
         });
         let order = PageAddOrder::Interleaved;
         assert_eq!(metadata.mrtd(order), with_more_aug.mrtd(order));
+    }
+
+    #[test]
+    fn metadata_adding_more_than_the_bound_is_refused() {
+        let mut builder = FirmwareBuilder::tdx_only();
+        builder.tdvf_sections = Some(vec![(0, 0, 0, 1 << 40, 3, 0)]);
+        let error = TdvfMetadata::parse(&builder.build())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("page by page"), "{error}");
     }
 
     #[test]
