@@ -26,6 +26,8 @@ const CLOUD_CONFIG_HEADER: &str = "#cloud-config";
 /// Why the user-data was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum CloudConfigError {
+    #[error("user-data is empty (was the pod created with init-data?)")]
+    Empty,
     #[error("user-data is not UTF-8 (invalid byte at offset {0})")]
     NotUtf8(usize),
     #[error(
@@ -78,6 +80,9 @@ struct CloudConfig {
 
 /// Parse user-data and return the decoded content of its init-data entry.
 pub fn initdata_entry(user_data: &[u8]) -> Result<Vec<u8>, CloudConfigError> {
+    if user_data.trim_ascii().is_empty() {
+        return Err(CloudConfigError::Empty);
+    }
     let text =
         std::str::from_utf8(user_data).map_err(|e| CloudConfigError::NotUtf8(e.valid_up_to()))?;
     let first_line = text.lines().next().unwrap_or("");
@@ -164,6 +169,15 @@ mod tests {
     fn a_b64_encoded_entry_is_decoded() {
         let yaml = user_data("- path: /run/peerpod/initdata\n  encoding: b64\n  content: aGk=\n");
         assert_eq!(initdata_entry(yaml.as_bytes()).unwrap(), b"hi");
+    }
+
+    #[test]
+    fn empty_user_data_is_named_as_such() {
+        assert!(matches!(initdata_entry(b""), Err(CloudConfigError::Empty)));
+        assert!(matches!(
+            initdata_entry(b" \n"),
+            Err(CloudConfigError::Empty)
+        ));
     }
 
     #[test]
