@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod pp;
+pub mod world;
 pub mod process;
 pub mod ssh;
 

@@ -1,1 +1,62 @@
-//! Minimal SSH client for tests (russh).
+//! A bare SSH client for tests that need to act like an arbitrary (maybe
+//! hostile) client rather than the adaptor: connect, note the host key,
+//! try to authenticate, report what happened.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pp_forwarder_core::key::{PrivateKey, PublicKey};
+use russh::client::{self, AuthResult, Handle};
+use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+
+/// Accepts any host key and remembers it.
+pub struct AnyHostKey {
+    seen: Arc<Mutex<Option<PublicKey>>>,
+}
+
+impl client::Handler for AnyHostKey {
+    type Error = russh::Error;
+
+    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+        if let PublicKeyOrCertificate::PublicKey { key, .. } = key
+            && let Some(ed) = key.key_data().ed25519()
+        {
+            *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = PublicKey::from_bytes(ed.0).ok();
+        }
+        Ok(true)
+    }
+}
+
+/// What one attempt got.
+pub struct Attempt {
+    pub authenticated: bool,
+    pub host_key: Option<PublicKey>,
+    /// The connection, kept open while the caller holds it.
+    pub handle: Option<Handle<AnyHostKey>>,
+}
+
+/// Connects and authenticates with `key`, or with `none` when `key` is
+/// `None`. Errors (refused TCP, dropped connection) count as not
+/// authenticated.
+pub async fn attempt(addr: &str, key: Option<&PrivateKey>, timeout: Duration) -> Attempt {
+    let seen = Arc::new(Mutex::new(None));
+    let run = async {
+        let config = Arc::new(client::Config::default());
+        let mut handle = client::connect(config, addr, AnyHostKey { seen: seen.clone() }).await.ok()?;
+        let result = match key {
+            None => handle.authenticate_none("peerpod").await.ok()?,
+            Some(key) => {
+                let pair = russh::keys::ssh_key::private::Ed25519Keypair::from_seed(key.seed());
+                let key = PrivateKeyWithHashAlg::new(Arc::new(russh::keys::PrivateKey::from(pair)), None);
+                handle.authenticate_publickey("peerpod", key).await.ok()?
+            }
+        };
+        Some((matches!(result, AuthResult::Success), handle))
+    };
+    let outcome = tokio::time::timeout(timeout, run).await.ok().flatten();
+    let host_key = *seen.lock().unwrap_or_else(|p| p.into_inner());
+    match outcome {
+        Some((authenticated, handle)) => Attempt { authenticated, host_key, handle: Some(handle) },
+        None => Attempt { authenticated: false, host_key, handle: None },
+    }
+}

@@ -14,7 +14,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use log::{info, warn};
-use pp_forwarder_core::http::{self, CdhReply, Progress, ResponseParser};
+use pp_forwarder_core::http::{self, Progress, ResponseParser};
 use pp_forwarder_core::key::{PrivateKey, PublicKey};
 use pp_forwarder_core::phase::PhaseKeys;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -26,16 +26,14 @@ pub const WN_KEY_PATH: &str = "/cdh/resource/default/sshclient/publicKey";
 pub const HOST_KEY_PATH: &str = "/cdh/resource/default/pp-sid/privateKey";
 /// Keys are small; a larger reply is refused.
 const MAX_BODY: usize = 64 * 1024;
-/// One call includes a whole attestation round trip to Trustee.
-const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub async fn fetch_keys(ctrl: Rc<Controller>) {
-    let cdh = ctrl.cdh_addr();
-    let wn_key = fetch_until_valid(cdh, WN_KEY_PATH, "WN public key", |text| {
+    let (cdh, timeout) = (ctrl.cdh_addr(), ctrl.cdh_timeout());
+    let wn_key = fetch_until_valid(cdh, timeout, WN_KEY_PATH, "WN public key", |text| {
         PublicKey::parse(text).map_err(|e| e.to_string())
     })
     .await;
-    let host_key = fetch_until_valid(cdh, HOST_KEY_PATH, "PP host key", |text| {
+    let host_key = fetch_until_valid(cdh, timeout, HOST_KEY_PATH, "PP host key", |text| {
         PrivateKey::parse(text).map_err(|e| e.to_string())
     })
     .await;
@@ -49,6 +47,7 @@ pub async fn fetch_keys(ctrl: Rc<Controller>) {
 
 async fn fetch_until_valid<T>(
     cdh: SocketAddr,
+    timeout: Duration,
     path: &str,
     what: &str,
     parse: impl Fn(&str) -> Result<T, String>,
@@ -56,52 +55,48 @@ async fn fetch_until_valid<T>(
     let mut attempt: u32 = 0;
     loop {
         attempt = attempt.saturating_add(1);
-        let problem = match get(cdh, path).await {
+        let problem = match get(cdh, path, timeout).await {
             Ok(body) => match std::str::from_utf8(&body).map_err(|_| "not UTF-8".to_string()).and_then(&parse) {
                 Ok(value) => return value,
                 Err(e) => format!("CDH returned an unusable {what}: {e}"),
             },
             Err(reason) => reason,
         };
-        let wait = http::backoff(attempt, jitter_millis());
+        let wait = http::backoff(attempt - 1, jitter());
         warn!("{what}: attempt {attempt}: GET http://{cdh}{path}: {problem}; retrying in {wait:?}");
         tokio::time::sleep(wait).await;
     }
 }
 
-/// One GET; `Ok` only for a 200 with a body within the limit.
-async fn get(cdh: SocketAddr, path: &str) -> Result<Vec<u8>, String> {
+/// One GET; `Ok` only for a 200 with a body within the limit. One call
+/// includes a whole attestation round trip to Trustee, hence the generous
+/// default timeout.
+async fn get(cdh: SocketAddr, path: &str, timeout: Duration) -> Result<Vec<u8>, String> {
     let call = async {
         let mut stream = TcpStream::connect(cdh).await.map_err(|e| format!("cannot connect: {e}"))?;
-        stream
-            .write_all(&http::emit_get(&cdh.to_string(), path))
-            .await
-            .map_err(|e| format!("cannot send the request: {e}"))?;
+        let request = http::emit_get(&cdh.to_string(), path).map_err(|e| e.to_string())?;
+        stream.write_all(&request).await.map_err(|e| format!("cannot send the request: {e}"))?;
         let mut parser = ResponseParser::new(MAX_BODY);
         let mut buf = [0u8; 4096];
-        loop {
+        let response = loop {
             let n = stream.read(&mut buf).await.map_err(|e| format!("cannot read the reply: {e}"))?;
-            let progress = if n == 0 { parser.finish() } else { parser.feed(&buf[..n]) };
-            match progress.map_err(|e| format!("bad reply: {e}"))? {
-                Progress::NeedMore if n == 0 => return Err("the reply ended early".to_string()),
-                Progress::NeedMore => {}
-                Progress::Done(response) => {
-                    return match http::classify_cdh_reply(response.status, response.body) {
-                        CdhReply::Resource(body) => Ok(body),
-                        CdhReply::Retry(reason) => Err(reason),
-                    };
-                }
+            if n == 0 {
+                break parser.finish().map_err(|e| format!("bad reply: {e}"))?;
             }
-        }
+            if let Progress::Done(response) = parser.feed(&buf[..n]).map_err(|e| format!("bad reply: {e}"))? {
+                break response;
+            }
+        };
+        http::classify_cdh_reply(response.status, response.body).map_err(|reason| reason.0)
     };
-    tokio::time::timeout(CALL_TIMEOUT, call)
+    tokio::time::timeout(timeout, call)
         .await
-        .unwrap_or_else(|_| Err(format!("no complete reply within {CALL_TIMEOUT:?}")))
+        .unwrap_or_else(|_| Err(format!("no complete reply within {timeout:?}")))
 }
 
 /// Up to a second of jitter so several PPs do not retry in lockstep.
-fn jitter_millis() -> u64 {
+fn jitter() -> Duration {
     let mut bytes = [0u8; 2];
     let _ = rustix::rand::getrandom(&mut bytes, rustix::rand::GetRandomFlags::empty());
-    u64::from(u16::from_ne_bytes(bytes)) % 1000
+    Duration::from_millis(u64::from(u16::from_ne_bytes(bytes)) % 1000)
 }

@@ -138,10 +138,6 @@ impl Controller {
         Ok(ctrl)
     }
 
-    pub fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
     pub fn inbound_tags(&self) -> Vec<pp_forwarder_core::tag::Tag> {
         self.config.inbounds.iter().cloned().collect()
     }
@@ -294,6 +290,10 @@ impl Controller {
 
     pub fn cdh_addr(&self) -> SocketAddr {
         self.settings.cdh
+    }
+
+    pub fn cdh_timeout(&self) -> Duration {
+        self.settings.cdh_timeout
     }
 
     /// Feeds one event and carries out the actions in order. Returns the

@@ -1,7 +1,7 @@
 //! One line per log record on stderr (journald adds time and unit).
 //!
 //! The forwarder's own records pass at the configured level; the SSH
-//! library's only from `warn` up unless the level is `debug` or finer, so
+//! library's only from `error` up unless the level is `debug` or finer, so
 //! the log stays a list of decisions.
 
 use log::{LevelFilter, Log, Metadata, Record};
@@ -16,7 +16,7 @@ impl Log for StderrLogger {
         let limit = if ours || self.level >= LevelFilter::Debug {
             self.level
         } else {
-            LevelFilter::Warn.min(self.level)
+            LevelFilter::Error.min(self.level)
         };
         metadata.level() <= limit
     }

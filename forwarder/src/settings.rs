@@ -40,6 +40,8 @@ OPTIONS:
                                 phase then admits a client with NO key)
     --cdh-url URL               CDH resource API, http://IP:PORT
                                 [default: http://127.0.0.1:8006]
+    --cdh-timeout DUR           limit for one CDH request (each runs a whole
+                                attestation round) [default: 60s]
     --attestation-deadline DUR  fail closed if the Kubernetes phase is not
                                 reached by then, e.g. 10m, 90s [default: 10m]
     --deadline-action ACTION    poweroff | exit [default: poweroff]
@@ -71,6 +73,7 @@ pub struct Settings {
     pub initdata: PathBuf,
     pub initdata_optional: bool,
     pub cdh: SocketAddr,
+    pub cdh_timeout: Duration,
     pub attestation_deadline: Duration,
     pub deadline_action: FailAction,
     pub max_startups: usize,
@@ -87,6 +90,7 @@ impl Default for Settings {
             initdata: PathBuf::from("/run/peerpod/initdata"),
             initdata_optional: false,
             cdh: SocketAddr::from(([127, 0, 0, 1], 8006)),
+            cdh_timeout: Duration::from_secs(60),
             attestation_deadline: Duration::from_secs(600),
             deadline_action: FailAction::Poweroff,
             max_startups: 10,
@@ -113,6 +117,7 @@ struct SettingsFile {
     initdata: Option<PathBuf>,
     initdata_optional: Option<bool>,
     cdh_url: Option<String>,
+    cdh_timeout: Option<String>,
     attestation_deadline: Option<String>,
     deadline_action: Option<String>,
     max_startups: Option<usize>,
@@ -169,6 +174,7 @@ fn apply_file(settings: &mut Settings, path: &std::path::Path) -> Result<(), Str
     let strings = [
         ("listen", file.listen),
         ("cdh-url", file.cdh_url),
+        ("cdh-timeout", file.cdh_timeout),
         ("attestation-deadline", file.attestation_deadline),
         ("deadline-action", file.deadline_action),
         ("login-grace", file.login_grace),
@@ -201,6 +207,7 @@ fn apply(settings: &mut Settings, name: &str, value: &str) -> Result<(), String>
         "state-dir" => settings.state_dir = PathBuf::from(value),
         "initdata" => settings.initdata = PathBuf::from(value),
         "cdh-url" => settings.cdh = parse_http_url(value)?,
+        "cdh-timeout" => settings.cdh_timeout = parse_duration(value)?,
         "attestation-deadline" => settings.attestation_deadline = parse_duration(value)?,
         "deadline-action" => {
             settings.deadline_action = match value {

@@ -1,0 +1,94 @@
+//! The worker-node side of a test: the KBS test double standing in for
+//! Trustee, an admin key for it, and an adaptor (the library, in-process)
+//! registered with it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use pp_adaptor::adaptor::{Adaptor, PpHandle};
+use pp_adaptor::admin_jwt::AdminClaims;
+use pp_adaptor::config::{AdaptorConfig, PpConfig, Timing, parse_local_tunnels};
+use pp_adaptor::sid::Sid;
+use pp_adaptor::upstream::TrusteeUrl;
+use pp_forwarder_core::key::PrivateKey;
+
+use crate::pp::Pp;
+use crate::process::Process;
+use crate::{bin, free_port, scratch_dir};
+
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub kbs: Process,
+    pub kbs_port: u16,
+    pub adaptor: Adaptor,
+}
+
+/// A fresh random Ed25519 key (tests only).
+pub fn random_key() -> PrivateKey {
+    let mut seed = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut seed))
+        .expect("can read /dev/urandom");
+    PrivateKey::from_seed(seed)
+}
+
+impl World {
+    pub fn start() -> World {
+        let dir = scratch_dir();
+        let admin = random_key();
+        let admin_private = dir.path().join("admin-key");
+        let admin_public = dir.path().join("admin-key.pub");
+        std::fs::write(&admin_private, admin.emit(7).as_bytes()).expect("write admin key");
+        std::fs::write(&admin_public, admin.public().emit(None)).expect("write admin public key");
+        let kbs_port = free_port();
+        let kbs = Process::spawn(
+            &bin("kbs-double"),
+            &[
+                "--listen".into(),
+                format!("127.0.0.1:{kbs_port}"),
+                "--admin-public-key".into(),
+                admin_public.display().to_string(),
+            ],
+        );
+        kbs.wait_for("listening", Duration::from_secs(10));
+        let adaptor = Self::adaptor(dir.path().join("adaptor"), &admin_private, kbs_port);
+        World { dir, kbs, kbs_port, adaptor }
+    }
+
+    /// An adaptor over the given directory (a restarted adaptor reuses it).
+    pub fn adaptor(dir: PathBuf, admin_key: &std::path::Path, kbs_port: u16) -> Adaptor {
+        let timing = Timing {
+            attestation_deadline: Duration::from_secs(120),
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(1),
+            ..Timing::default()
+        };
+        let config = AdaptorConfig {
+            trustee_url: TrusteeUrl::parse(&format!("http://127.0.0.1:{kbs_port}")).expect("valid URL"),
+            admin_key_path: admin_key.to_owned(),
+            admin_claims: AdminClaims::default(),
+            key_dir: dir.join("keys"),
+            state_dir: dir.join("state"),
+            timing,
+            pps: Vec::new(),
+        };
+        Adaptor::new(&config).expect("the adaptor starts")
+    }
+
+    pub fn admin_key_path(&self) -> PathBuf {
+        self.dir.path().join("admin-key")
+    }
+
+    /// Registers the PP's keys at the KBS double and starts serving it, with
+    /// a local KATAAGENT listener on a free loopback port.
+    pub async fn serve(&self, adaptor: &Adaptor, sid: &str, pp: &Pp) -> PpHandle {
+        let sid = Sid::parse(sid).expect("valid sid");
+        adaptor.register_wn_key().await.expect("WN key registered");
+        adaptor.create_pp(&sid).await.expect("PP key registered");
+        let mut config = PpConfig::new(sid, &pp.ssh_addr(), pp.options.wn_key.is_some());
+        config.tunnels =
+            parse_local_tunnels(&[format!("KUBERNETES_PHASE:KATAAGENT:127.0.0.1:{}", free_port())])
+                .expect("valid tag");
+        adaptor.serve_pp(config).await.expect("the PP is served")
+    }
+}
