@@ -9,6 +9,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(Some((frame, used))) = parse(data) {
         let mut wire = Vec::new();
         emit(&frame, &mut wire);
-        assert_eq!(Some(wire.as_slice()), data.get(..used), "emit(parse(x)) == x");
+        assert_eq!(
+            Some(wire.as_slice()),
+            data.get(..used),
+            "emit(parse(x)) == x"
+        );
     }
 });

@@ -10,7 +10,11 @@ fuzz_target!(|data: &[u8]| {
     let Some((&selector, peer_bytes)) = data.split_first() else {
         return;
     };
-    let side = if selector & 1 == 0 { Side::Wn } else { Side::Pp(Phase::Kubernetes) };
+    let side = if selector & 1 == 0 {
+        Side::Wn
+    } else {
+        Side::Pp(Phase::Kubernetes)
+    };
     let refuse_streams = selector & 2 != 0;
     let chunk_len = usize::from(selector >> 2).max(1);
     let mut session = MuxSession::new(side);
