@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# guest-image/host-setup.sh: prepares the build host and the apt sources the
-# image is built from. Sourced by scripts/build-image.sh and scripts/run-qemu.sh.
+# guest-image/host-setup.sh: prepares the build host, the apt sources the
+# image is built from, and the project's binaries. Sourced by the image
+# scripts (scripts/{build-image,check-reproducible,run-qemu,bench-boot}.sh)
+# and tests-qemu/run.sh.
 #
 # Contract:
 # - Every function is idempotent and safe to call on a fresh Debian bookworm
@@ -123,4 +125,22 @@ write_package_manager_tree() {
     # The mirror may be a dated snapshot: do not reject its Release files as expired.
     printf 'Acquire::Check-Valid-Until "false";\nAcquire::Languages "none";\n' >"$tree/etc/apt/apt.conf.d/50peerpod"
     printf '%s\n' "$tree"
+}
+
+# The project's binaries are always built in ONE cargo invocation with the
+# same package set, so that feature unification (and so the bytes of each
+# binary) is the same whichever script builds them, and the target directory
+# stays warm between scripts.
+PROJECT_PACKAGES=(-p pp-forwarder -p pp-provision -p pp-testdoubles -p pp-adaptor)
+
+# build_project_binaries REPO: builds them static (glibc static-pie, release)
+# into $CARGO_TARGET_DIR (default REPO/target) and prints the directory that
+# holds them.
+build_project_binaries() {
+    local repo=$1 target_dir=${CARGO_TARGET_DIR:-$1/target}
+    log "building the project's binaries (static, release) into $target_dir"
+    (cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$target_dir" \
+        cargo build --release --target x86_64-unknown-linux-gnu "${PROJECT_PACKAGES[@]}" >&2) ||
+        return 1
+    printf '%s\n' "$target_dir/x86_64-unknown-linux-gnu/release"
 }

@@ -17,7 +17,9 @@
 #                       binaries (pp-forwarder, pp-provision, and for the test
 #                       profile cdh-double and agent-echo). Default: build them
 #                       with cargo (static glibc, x86_64-unknown-linux-gnu) into
-#                       $CARGO_TARGET_DIR (default: target/ in the repository).
+#                       $CARGO_TARGET_DIR (default: target/ in the repository),
+#                       together with pp-adaptor (one cargo run, one feature
+#                       set, whichever script builds them).
 #   --output-dir        default: build/image/PROFILE in the repository.
 #   --no-cache          build from scratch (no incremental cache; the package
 #                       cache is still used): what check-reproducible.sh does.
@@ -76,18 +78,6 @@ fi
 [[ $EUID -eq 0 ]] || die "run as root (mkosi needs it to build the image)"
 output_dir=${output_dir:-$repo/build/image/$profile}
 
-# Builds this project's binaries, static (glibc static-pie), and prints the
-# directory that holds them.
-build_project_binaries() {
-    local target_dir=${CARGO_TARGET_DIR:-$repo/target}
-    local packages=(-p pp-forwarder -p pp-provision)
-    [[ "$profile" == test ]] && packages+=(-p pp-testdoubles)
-    log "building ${project_bins[*]} (static, release) into $target_dir"
-    (cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$target_dir" \
-        cargo build --release --target x86_64-unknown-linux-gnu "${packages[@]}" >&2)
-    printf '%s\n' "$target_dir/x86_64-unknown-linux-gnu/release"
-}
-
 # Copies NAME from DIR into the staging tree's /usr/local/bin. The image has
 # glibc and little else: the binaries should be static.
 stage_binary() {
@@ -105,9 +95,9 @@ if ((${#project_bins[@]} == 0)); then
     binaries=/nonexistent
 elif [[ -z "$binaries" ]]; then
     if [[ "$allow_missing" == yes ]]; then
-        binaries=$(build_project_binaries) || binaries=${CARGO_TARGET_DIR:-$repo/target}/x86_64-unknown-linux-gnu/release
+        binaries=$(build_project_binaries "$repo") || binaries=${CARGO_TARGET_DIR:-$repo/target}/x86_64-unknown-linux-gnu/release
     else
-        binaries=$(build_project_binaries)
+        binaries=$(build_project_binaries "$repo")
     fi
 fi
 

@@ -28,13 +28,9 @@ done
 
 # Both builds must carry the same binaries: build them once, up front.
 if [[ -z "$binaries" ]]; then
-    target_dir=${CARGO_TARGET_DIR:-$repo/target}
-    log "building the project's binaries once for both image builds"
-    (cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$target_dir" \
-        cargo build --release --target x86_64-unknown-linux-gnu \
-        -p pp-forwarder -p pp-provision -p pp-testdoubles >&2) ||
+    binaries=$(build_project_binaries "$repo") ||
         [[ " ${pass_through[*]} " == *" --allow-missing "* ]] || die "cargo build failed"
-    binaries=$target_dir/x86_64-unknown-linux-gnu/release
+    binaries=${binaries:-${CARGO_TARGET_DIR:-$repo/target}/x86_64-unknown-linux-gnu/release}
 fi
 
 root="$PEERPOD_CACHE/reproducible"

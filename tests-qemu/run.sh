@@ -56,11 +56,9 @@ trap on_exit EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+source "$repo/guest-image/host-setup.sh"
 if [[ "$skip_build" == no ]]; then
-    log "building the binaries (static, release)"
-    (cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$target_dir" \
-        cargo build --release --target x86_64-unknown-linux-gnu \
-        -p pp-forwarder -p pp-provision -p pp-testdoubles -p pp-adaptor >&2)
+    BIN=$(build_project_binaries "$repo")
     log "building the test image"
     "$repo/scripts/build-image.sh" --profile test --binaries "$BIN" --no-measure \
         --output-dir "$IMAGE_DIR" >/dev/null
@@ -69,7 +67,6 @@ for name in pp-adaptor kbs-double; do
     [[ -x "$BIN/$name" ]] || { log "missing $BIN/$name (run without --skip-build)"; exit 1; }
 done
 [[ -f "$IMAGE_DIR/peerpod-test.initrd" ]] || { log "no test image in $IMAGE_DIR (run without --skip-build)"; exit 1; }
-source "$repo/guest-image/host-setup.sh"
 command -v qemu-system-x86_64 >/dev/null || ensure_qemu_tools
 
 # --- one world per test: KBS double, adaptor keys, init-data, a pod ---------
