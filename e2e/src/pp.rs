@@ -19,11 +19,22 @@ pub struct PpOptions {
     pub attestation_deadline: &'static str,
     pub upgrade_grace: &'static str,
     pub max_startups: usize,
+    /// Start the CDH test double (else the test serves the CDH port itself).
+    pub cdh_double: bool,
+    /// More forwarder flags.
+    pub extra_args: Vec<String>,
 }
 
 impl Default for PpOptions {
     fn default() -> Self {
-        Self { wn_key: None, attestation_deadline: "120s", upgrade_grace: "2s", max_startups: 10 }
+        Self {
+            wn_key: None,
+            attestation_deadline: "120s",
+            upgrade_grace: "2s",
+            max_startups: 10,
+            cdh_double: true,
+            extra_args: Vec::new(),
+        }
     }
 }
 
@@ -34,7 +45,7 @@ pub struct Pp {
     pub cdh_port: u16,
     pub options: PpOptions,
     pub forwarder: Option<Process>,
-    pub cdh: Process,
+    pub cdh: Option<Process>,
     pub agent: Process,
 }
 
@@ -49,16 +60,19 @@ impl Pp {
             .expect("can write init-data");
         let agent = Process::spawn(&bin("agent-echo"), &["--unix".into(), agent_socket.display().to_string()]);
         agent.wait_for("listening", Duration::from_secs(10));
-        let cdh = Process::spawn(
-            &bin("cdh-double"),
-            &[
-                "--listen".into(),
-                format!("127.0.0.1:{cdh_port}"),
-                "--kbs-url".into(),
-                format!("http://127.0.0.1:{kbs_tunnel_port}"),
-            ],
-        );
-        cdh.wait_for("listening", Duration::from_secs(10));
+        let cdh = options.cdh_double.then(|| {
+            let cdh = Process::spawn(
+                &bin("cdh-double"),
+                &[
+                    "--listen".into(),
+                    format!("127.0.0.1:{cdh_port}"),
+                    "--kbs-url".into(),
+                    format!("http://127.0.0.1:{kbs_tunnel_port}"),
+                ],
+            );
+            cdh.wait_for("listening", Duration::from_secs(10));
+            cdh
+        });
         let mut pp = Pp { dir, ssh_port, kbs_tunnel_port, cdh_port, options, forwarder: None, cdh, agent };
         pp.start_forwarder();
         pp
@@ -74,7 +88,7 @@ impl Pp {
 
     /// (Re)starts the forwarder process with the same state directory.
     pub fn start_forwarder(&mut self) {
-        let args = vec![
+        let mut args = vec![
             "--listen".into(),
             self.ssh_addr(),
             "--state-dir".into(),
@@ -92,6 +106,7 @@ impl Pp {
             "--max-startups".into(),
             self.options.max_startups.to_string(),
         ];
+        args.extend(self.options.extra_args.iter().cloned());
         let forwarder = Process::spawn(&bin("pp-forwarder"), &args);
         self.forwarder = Some(forwarder);
     }

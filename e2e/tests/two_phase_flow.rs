@@ -44,7 +44,7 @@ async fn adaptor_attests_upgrades_and_reaches_the_kata_agent() {
                 "no Kubernetes phase; last status {last}\nforwarder:\n{}\nkbs:\n{}\ncdh:\n{}",
                 pp.forwarder().output(),
                 world.kbs.output(),
-                pp.cdh.output()
+                pp.cdh.as_ref().map(|c| c.output()).unwrap_or_default()
             )
         });
     // The keys went through the SID rewrite: the double only holds pp-e2e-flow.
