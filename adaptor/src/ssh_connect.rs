@@ -185,6 +185,11 @@ pub async fn connect_mux(
     let config = Arc::new(client::Config {
         keepalive_interval: Some(settings.keepalive_interval),
         keepalive_max: settings.keepalive_max,
+        // The forwarder's host keys are always Ed25519; offer nothing else.
+        preferred: russh::Preferred {
+            key: std::borrow::Cow::Borrowed(&[russh::keys::Algorithm::Ed25519]),
+            ..russh::Preferred::DEFAULT
+        },
         ..Default::default()
     });
     let handshake = async {
