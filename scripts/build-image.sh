@@ -144,18 +144,30 @@ for name in "${outputs[@]}"; do
 done
 (cd "$output_dir" && sha256sum "${outputs[@]}" >SHA256SUMS)
 
-pp_measure=$(command -v pp-measure || true)
-[[ -n "$pp_measure" ]] || pp_measure=$(ls "${CARGO_TARGET_DIR:-$repo/target}"/{x86_64-unknown-linux-gnu/,}release/pp-measure 2>/dev/null | head -n1 || true)
+# Reference values: pp-measure from $binaries, the cargo target directory or
+# PATH (it is not built here: cargo build --release -p pp-measure).
+pp_measure=
+for candidate in "$binaries/pp-measure" "${CARGO_TARGET_DIR:-$repo/target}"/{x86_64-unknown-linux-gnu/,}release/pp-measure \
+    "$(command -v pp-measure || true)"; do
+    [[ -x "$candidate" ]] && { pp_measure=$candidate; break; }
+done
 if [[ "$measure" == yes && -n "$pp_measure" ]]; then
-    log "writing reference values with $pp_measure"
-    "$pp_measure" image \
-        --kernel "$output_dir/$image_id.vmlinuz" \
-        --initrd "$output_dir/$image_id.initrd" \
-        --cmdline-file "$output_dir/$image_id.cmdline" \
-        --uki "$output_dir/$image_id.efi" \
-        --out "$output_dir/measurements" >&2
+    log "writing reference values with $pp_measure into $output_dir/measurements"
+    measure_args=(
+        --kernel "$output_dir/$image_id.vmlinuz"
+        --initrd "$output_dir/$image_id.initrd"
+        --cmdline "$(cat "$output_dir/$image_id.cmdline")"
+        --uki "$output_dir/$image_id.efi"
+        --out "$output_dir/measurements"
+    )
+    # Debian's OVMF.fd carries the TDVF metadata MRTD is computed from. (Its
+    # SEV build has no kernel-hashes table, so SNP direct-boot digests need
+    # an AmdSev OVMF: pass one with PP_MEASURE_SNP_FIRMWARE.)
+    [[ -f /usr/share/ovmf/OVMF.fd ]] && measure_args+=(--tdx-firmware /usr/share/ovmf/OVMF.fd)
+    [[ -n "${PP_MEASURE_SNP_FIRMWARE:-}" ]] && measure_args+=(--snp-firmware "$PP_MEASURE_SNP_FIRMWARE")
+    "$pp_measure" image "${measure_args[@]}" >&2 || die "pp-measure failed (see above)"
 elif [[ "$measure" == yes ]]; then
-    log "pp-measure not found: no reference values written (build it: cargo build -p pp-measurements)"
+    log "pp-measure not found: no reference values written (cargo build --release -p pp-measure, then rerun)"
 fi
 
 log "outputs ($profile profile):"
