@@ -19,6 +19,9 @@
 #                   (default 2222)
 #   --guest-port    the guest's SSH port (default 2222, the forwarder; 22 for
 #                   the baseline profile's OpenSSH)
+#   --tap IFNAME    attach the NIC to an existing tap device instead of user
+#                   networking (no NAT, no port forwarding; --port is unused)
+#   --mac ADDR      the NIC's MAC address (default: QEMU's)
 #   --uki           boot the UKI through OVMF instead of kernel + initrd
 #                   directly (SeaBIOS). The UKI's command line is sealed in
 #                   it; systemd-stub accepts a replacement only while Secure
@@ -39,7 +42,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$repo/guest-image/host-setup.sh"
 
 profile=test image_dir= initdata=$repo/init-data/example.toml config_drive= use_drive=yes
-port=2222 guest_port=2222 uki=no memory=1024 append= serial_log= test_hook= pidfile=
+port=2222 guest_port=2222 tap= mac= uki=no memory=1024 append= serial_log= test_hook= pidfile=
 while (($#)); do
     case "$1" in
     --image-dir) image_dir=${2:?}; shift 2 ;;
@@ -49,6 +52,8 @@ while (($#)); do
     --no-config-drive) use_drive=no; shift ;;
     --port) port=${2:?}; shift 2 ;;
     --guest-port) guest_port=${2:?}; shift 2 ;;
+    --tap) tap=${2:?}; shift 2 ;;
+    --mac) mac=${2:?}; shift 2 ;;
     --uki) uki=yes; shift ;;
     --memory) memory=${2:?}; shift 2 ;;
     --append) append=${2?}; shift 2 ;;
@@ -76,10 +81,14 @@ mkdir -p "$scratch"
 args=(
     -accel tcg -machine q35 -cpu max -smp 2 -m "$memory"
     -nographic -no-reboot -nodefaults
-    -netdev "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:$port-:$guest_port"
-    -device virtio-net-pci,netdev=net0,romfile=
+    -device "virtio-net-pci,netdev=net0,romfile=${mac:+,mac=$mac}"
     -device virtio-rng-pci
 )
+if [[ -n "$tap" ]]; then
+    args+=(-netdev "tap,id=net0,ifname=$tap,script=no,downscript=no")
+else
+    args+=(-netdev "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:$port-:$guest_port")
+fi
 if [[ -n "$serial_log" ]]; then
     args+=(-serial "file:$serial_log")
 else
@@ -125,5 +134,9 @@ if [[ -n "$test_hook" ]]; then
 fi
 
 log "booting $image_dir/$image_id ($([[ $uki == yes ]] && echo UKI via OVMF || echo direct kernel boot)), TCG"
-log "forwarder: 127.0.0.1:$port (e.g. pp-adaptor ... 127.0.0.1:$port; ssh -p $port peerpod@127.0.0.1)"
+if [[ -n "$tap" ]]; then
+    log "network: tap device $tap (the guest configures its own address)"
+else
+    log "forwarder: 127.0.0.1:$port (e.g. pp-adaptor ... 127.0.0.1:$port; ssh -p $port peerpod@127.0.0.1)"
+fi
 exec qemu-system-x86_64 "${args[@]}"

@@ -79,7 +79,7 @@ process_gone() { ! kill -0 "$1" 2>/dev/null; }
 # Usage: echo_round_trip PORT PAYLOAD
 echo_round_trip() {
     local port=$1 payload=$2 reply=
-    exec 7<>"/dev/tcp/127.0.0.1/$port" || return 1
+    { exec 7<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null || return 1
     printf '%s' "$payload" >&7
     IFS= read -r -t 10 -N "${#payload}" reply <&7 || true
     exec 7>&- 7<&-

@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # tests-qemu/run.sh: end-to-end tests that boot the TEST image under QEMU
 # (TCG) and drive it from the host with pp-adaptor, with kbs-double on the
-# host as Trustee. The pod reaches the KBS only through the forwarder's
-# tunnel: QEMU's user network is restricted (restrict=on), so the guest
-# cannot open connections to the host or beyond; only the forwarded SSH port
-# comes in.
+# host as Trustee.
+#
+# The tests run in a network namespace of their own (built first, in the
+# host's namespace, then re-executed inside it). The pod's NIC is a tap
+# device there: the adaptor reaches the forwarder at 10.0.3.15:2222 with no
+# NAT in between (as in a cloud VPC; the adaptor's relay check compares the
+# peer address the pod saw with its own). kbs-double, the adaptor's
+# listeners and everything else listen on the namespace's loopback, which
+# the pod cannot reach: it reaches the KBS only through the forwarder's
+# tunnel.
 #
 # Usage: tests-qemu/run.sh [--skip-build] [--keep] [TEST_NAME...]
 #   --skip-build  use the binaries and image already built
@@ -24,11 +30,13 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=lib.sh
 source "$repo/tests-qemu/lib.sh"
 
-skip_build=no keep=no selected=()
+skip_build=no keep=no selected=() in_netns=no
+original_args=("$@")
 while (($#)); do
     case "$1" in
     --skip-build) skip_build=yes; shift ;;
     --keep) keep=yes; shift ;;
+    --in-netns) in_netns=yes; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     -*) echo "unknown option $1" >&2; exit 2 ;;
     *) selected+=("$1"); shift ;;
@@ -39,8 +47,39 @@ scale=${TESTS_QEMU_TIMEOUT_SCALE:-1}
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 BIN=$target_dir/x86_64-unknown-linux-gnu/release
 IMAGE_DIR=${PEERPOD_CACHE:-/var/cache/peerpod-image}/tests-qemu-image
-WORK=$(mktemp -d /tmp/tests-qemu.XXXXXX)
+POD_ADDRESS=10.0.3.15 POD_MAC=52:54:00:0a:00:0f TAP=pptap0
 
+source "$repo/guest-image/host-setup.sh"
+
+# Outside the namespace: build (cargo and mkosi need the registries), then
+# run this script again inside a fresh namespace, and delete it afterwards.
+if [[ "$in_netns" == no ]]; then
+    if [[ "$skip_build" == no ]]; then
+        BIN=$(build_project_binaries "$repo")
+        log "building the test image"
+        "$repo/scripts/build-image.sh" --profile test --binaries "$BIN" --no-measure \
+            --output-dir "$IMAGE_DIR" >/dev/null
+    fi
+    command -v qemu-system-x86_64 >/dev/null || ensure_qemu_tools
+    netns=pp-tests-$$
+    ip netns add "$netns"
+    trap 'ip netns delete "$netns" 2>/dev/null || true' EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    ip netns exec "$netns" "$0" --in-netns "${original_args[@]}"
+    exit
+fi
+
+for name in pp-adaptor kbs-double; do
+    [[ -x "$BIN/$name" ]] || { log "missing $BIN/$name (run without --skip-build)"; exit 1; }
+done
+[[ -f "$IMAGE_DIR/peerpod-test.initrd" ]] || { log "no test image in $IMAGE_DIR (run without --skip-build)"; exit 1; }
+ip link set lo up
+ip tuntap add dev "$TAP" mode tap
+ip addr add 10.0.3.1/24 dev "$TAP"
+ip link set "$TAP" up
+
+WORK=$(mktemp -d /tmp/tests-qemu.XXXXXX)
 on_exit() {
     local status=$?
     cleanup
@@ -56,27 +95,14 @@ trap on_exit EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-source "$repo/guest-image/host-setup.sh"
-if [[ "$skip_build" == no ]]; then
-    BIN=$(build_project_binaries "$repo")
-    log "building the test image"
-    "$repo/scripts/build-image.sh" --profile test --binaries "$BIN" --no-measure \
-        --output-dir "$IMAGE_DIR" >/dev/null
-fi
-for name in pp-adaptor kbs-double; do
-    [[ -x "$BIN/$name" ]] || { log "missing $BIN/$name (run without --skip-build)"; exit 1; }
-done
-[[ -f "$IMAGE_DIR/peerpod-test.initrd" ]] || { log "no test image in $IMAGE_DIR (run without --skip-build)"; exit 1; }
-command -v qemu-system-x86_64 >/dev/null || ensure_qemu_tools
-
 # --- one world per test: KBS double, adaptor keys, init-data, a pod ---------
 
 # Sets up kbs-double and the adaptor's configuration and keys in $T (this
-# test's directory). Variables set: KBS_PORT SSH_PORT AGENT_PORT SID.
+# test's directory). Variables set: KBS_PORT AGENT_PORT SID.
 setup_world() {
     T=$WORK/$1
     mkdir -p "$T"
-    KBS_PORT=$(free_port) SSH_PORT=$(free_port) AGENT_PORT=$(free_port) SID=0123abcd
+    KBS_PORT=$(free_port) AGENT_PORT=$(free_port) SID=0123abcd
     ssh-keygen -q -t ed25519 -N '' -C kbs-admin -f "$T/admin" >/dev/null
     spawn KBS_PID "$T/kbs.log" "$BIN/kbs-double" --admin-public-key "$T/admin.pub" \
         --listen "127.0.0.1:$KBS_PORT"
@@ -89,7 +115,7 @@ state_dir = "state"
 
 [[pp]]
 sid = "$SID"
-forwarder = "127.0.0.1:$SSH_PORT"
+forwarder = "$POD_ADDRESS:2222"
 init_data_has_wn_key = true
 tunnels = ["KUBERNETES_PHASE:KATAAGENT:127.0.0.1:$AGENT_PORT"]
 EOF
@@ -125,7 +151,7 @@ boot_pod() {
     local host_data
     host_data=$(sha384sum "$T/initdata.toml" | cut -c1-64)
     spawn QEMU_PID "$T/qemu.log" "$repo/scripts/run-qemu.sh" --profile test \
-        --image-dir "$IMAGE_DIR" --initdata "$T/initdata.toml" --port "$SSH_PORT" \
+        --image-dir "$IMAGE_DIR" --initdata "$T/initdata.toml" --tap "$TAP" --mac "$POD_MAC" \
         --serial-log "$T/serial.log" --test-hook "$T/hook" \
         --append "pp.test.host_data=$host_data $*"
     wait_until $((10 * scale)) "QEMU to create the test-hook pipes" test -p "$T/hook.out" || return 1
@@ -192,13 +218,13 @@ test_a_second_attestation_client_is_refused_and_the_deadline_powers_off() {
     setup_world second-client || return 1
     local deadline=$((60 * scale))
     boot_pod "systemd.setenv=PP_ATTESTATION_DEADLINE=${deadline}s" || return 1
-    local key=$T/keys/wn ssh_opts=(-p "$SSH_PORT" -o BatchMode=yes -o StrictHostKeyChecking=no
+    local key=$T/keys/wn ssh_opts=(-p 2222 -o BatchMode=yes -o StrictHostKeyChecking=no
         -o UserKnownHostsFile=/dev/null -o ConnectTimeout=20 -o LogLevel=ERROR)
     # The first client keeps its stdin open (sleep) and so its session.
     first_client() {
         local pid
         spawn pid "$T/first.err" bash -c 'sleep 3600 | exec ssh "$@" >"$0"' "$T/first.mux" \
-            -i "$key" "${ssh_opts[@]}" -s peerpod@127.0.0.1 pp-mux-v1
+            -i "$key" "${ssh_opts[@]}" -s "peerpod@$POD_ADDRESS" pp-mux-v1
         wait_until 20 "the first client's HELLO" test -s "$T/first.mux" && return 0
         stop_group "$pid"
         return 1
@@ -206,7 +232,7 @@ test_a_second_attestation_client_is_refused_and_the_deadline_powers_off() {
     # The forwarder may not be up yet: retry the first client until it is in.
     wait_until $((deadline - 10)) "the first attestation client to be admitted" first_client || return 1
     log "first attestation-phase client admitted (HELLO received)"
-    if timeout 30 ssh -i "$key" "${ssh_opts[@]}" -s peerpod@127.0.0.1 pp-mux-v1 </dev/null >"$T/second.mux" 2>"$T/second.err"; then
+    if timeout 30 ssh -i "$key" "${ssh_opts[@]}" -s "peerpod@$POD_ADDRESS" pp-mux-v1 </dev/null >"$T/second.mux" 2>"$T/second.err"; then
         fail "a second attestation-phase client was admitted"
         return 1
     fi
