@@ -34,7 +34,18 @@ pub fn random_key() -> PrivateKey {
 
 impl World {
     pub fn start() -> World {
+        Self::start_with(|_| {})
+    }
+
+    /// Like `start`, after `prepare` got the chance to put keys into the
+    /// adaptor's (still empty) key directory.
+    pub fn start_with(prepare: impl FnOnce(&std::path::Path)) -> World {
         let dir = scratch_dir();
+        let key_dir = dir.path().join("adaptor").join("keys");
+        std::fs::create_dir_all(&key_dir).expect("create the key directory");
+        std::fs::set_permissions(&key_dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .expect("restrict the key directory");
+        prepare(&key_dir);
         let admin = random_key();
         let admin_private = dir.path().join("admin-key");
         let admin_public = dir.path().join("admin-key.pub");

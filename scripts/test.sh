@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The test suite: everything CI runs (.ci/run calls exactly this). Installs
+# what it needs; safe to run twice.
+#
+#   1. style: rustfmt and clippy (-D warnings) on the whole workspace
+#   2. cargo test of every crate, including the loopback end-to-end tests
+#      (forwarder + adaptor + test doubles, OpenSSH interop, races, restarts)
+#   3. pp-measure against the reference tools (sev-snp-measure, pesign, ...)
+#   4. pp-provision's privileged checks (loop-device config drive, metadata
+#      doubles inside a network namespace)
+#   5. the guest image: build it and boot it under QEMU (TCG) for the
+#      end-to-end tests in tests-qemu/
+set -euo pipefail
+
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$repo"
+"$repo/scripts/install-deps.sh"
+
+section() { printf '\n==== %s\n' "$*"; }
+
+section "style: cargo fmt --check, cargo clippy -D warnings"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -q -- -D warnings
+
+section "build every binary (the end-to-end tests run them)"
+cargo build --workspace --bins -q
+
+section "cargo test (unit, integration and loopback end-to-end tests)"
+cargo test --workspace -q 2>&1 | tee "${TMPDIR:-/tmp}/pp-cargo-test.log"
+
+section "pp-measure against the reference tools"
+"$repo/scripts/measure-test.sh"
+
+section "pp-provision privileged checks"
+"$repo/scripts/provision-test.sh"
+
+section "guest image under QEMU (TCG)"
+"$repo/tests-qemu/run.sh"
