@@ -89,7 +89,8 @@ pub fn check_extend_response(response: &[u8]) -> Result<(), TpmError> {
     Ok(())
 }
 
-/// Extend PCR 8 of the TPM at `device` with `digest`.
+/// Extend PCR 8 of the TPM at `device` (normally `/dev/tpmrm0`) with
+/// `digest`.
 pub fn extend_initdata_pcr(device: &Path, digest: &[u8]) -> Result<(), TpmError> {
     let command = extend_command(INITDATA_PCR, digest)?;
     let io = |source| TpmError::Device {
@@ -101,10 +102,36 @@ pub fn extend_initdata_pcr(device: &Path, digest: &[u8]) -> Result<(), TpmError>
         .write(true)
         .open(device)
         .map_err(io)?;
-    tpm.write_all(&command).map_err(io)?;
-    let mut response = vec![0u8; MAX_RESPONSE_BYTES];
-    let got = tpm.read(&mut response).map_err(io)?;
-    check_extend_response(response.get(..got).unwrap_or(&[]))
+    let response = transact(&mut tpm, &command).map_err(io)?;
+    check_extend_response(&response)
+}
+
+/// Send one command and read its whole response (the size field in the
+/// response header says how long it is), over any byte transport: the
+/// kernel's TPM device, or a TPM simulator's socket in tests.
+pub fn transact(tpm: &mut (impl Read + Write), command: &[u8]) -> std::io::Result<Vec<u8>> {
+    tpm.write_all(command)?;
+    let mut response = Vec::new();
+    let mut chunk = [0u8; MAX_RESPONSE_BYTES];
+    loop {
+        let expected = response
+            .get(2..6)
+            .map(|size: &[u8]| u32::from_be_bytes([size[0], size[1], size[2], size[3]]) as usize);
+        if expected.is_some_and(|size| response.len() >= size) {
+            return Ok(response);
+        }
+        let got = tpm.read(&mut chunk)?;
+        if got == 0 {
+            return Ok(response); // let the response check name what is missing
+        }
+        response.extend_from_slice(&chunk[..got]);
+        if response.len() > MAX_RESPONSE_BYTES {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("TPM response longer than {MAX_RESPONSE_BYTES} bytes"),
+            ));
+        }
+    }
 }
 
 #[cfg(test)]
