@@ -18,12 +18,16 @@ const PCR_READ_8_SHA256: [u8; 20] = [
     0x00, 0x0B, 0x03, 0x00, 0x01, 0x00, // SHA-256, 3 bytes of bitmap, PCR 8
 ];
 
-struct Swtpm(Child, tempfile::TempDir);
+/// The swtpm process (killed on drop) and its state directory (kept until then).
+struct Swtpm {
+    process: Child,
+    _state: tempfile::TempDir,
+}
 
 impl Drop for Swtpm {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.process.kill();
+        let _ = self.process.wait();
     }
 }
 
@@ -50,7 +54,10 @@ fn start_swtpm() -> (Swtpm, TcpStream) {
         .stdout(Stdio::null())
         .spawn()
         .expect("this test needs swtpm: apt-get install -y swtpm");
-    let swtpm = Swtpm(child, state);
+    let swtpm = Swtpm {
+        process: child,
+        _state: state,
+    };
     let started = Instant::now();
     loop {
         match TcpStream::connect(("127.0.0.1", server)) {
