@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Privileged end-to-end checks of pp-provision that `cargo test` cannot do
 # unprivileged. Needs root, iproute2, losetup, python3 and genisoimage (or
-# xorriso).
+# xorriso; genisoimage is installed if neither is there).
 #
 # 1. Config drive as a real block device: an ISO labelled cidata is attached
 #    with losetup and pp-provision finds it through /sys/class/block by its
@@ -21,6 +21,12 @@ repo="$(cd "$(dirname "$0")/.." && pwd)"
 if [[ $EUID -ne 0 ]]; then
     echo "provision-test: needs root (network namespaces, losetup)" >&2
     exit 2
+fi
+
+# Our extras (iproute2 and python3 come from scripts/install-deps.sh).
+if ! command -v genisoimage >/dev/null && ! command -v xorriso >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends genisoimage >/dev/null
 fi
 
 if [[ -z "${PP_PROVISION:-}" ]]; then
