@@ -3,7 +3,29 @@
 //! to each PP's forwarder over SSH in two phases (attestation, then
 //! Kubernetes), serves the PP's KBS tunnel with a reverse proxy to Trustee
 //! that rewrites `pp-sid` to `pp-<SID>`, and listens locally for the PP's
-//! other tunnels. The wire contract is docs/protocol.md.
+//! other tunnels. The wire contract is docs/protocol.md; the reasons are in
+//! docs/decisions/adaptor.md.
+//!
+//! Driving it (as the CLI and the tests do):
+//!
+//! ```no_run
+//! # async fn demo(config: pp_adaptor::config::AdaptorConfig) -> Result<(), Box<dyn std::error::Error>> {
+//! use pp_adaptor::{adaptor::Adaptor, config::PpConfig, pp_status::PpStatus, sid::Sid};
+//! use std::time::Duration;
+//! let adaptor = Adaptor::new(&config)?;                 // key dir, WN key, admin key
+//! let sid = Sid::parse("abc123")?;
+//! adaptor.create_pp(&sid).await?;                       // PP key pair + Trustee registration
+//! let init_data_line = adaptor.wn_public_key_line();    // goes into the PP's init-data
+//! let pp = PpConfig::new(sid.clone(), "192.0.2.7:2222", true)
+//!     .with_tunnels(&["KUBERNETES_PHASE:KATAAGENT:127.0.0.1:0"])?;
+//! let handle = adaptor.serve_pp(pp).await?;             // its own task
+//! let status = handle
+//!     .wait_for(Duration::from_secs(60), |s| matches!(s, PpStatus::Kubernetes { .. }))
+//!     .await;
+//! let kata_agent = handle.tunnel_address("KATAAGENT");  // where to connect locally
+//! adaptor.teardown(&sid).await?;                        // Trustee key + local keys gone
+//! # let _ = (init_data_line, status, kata_agent); Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod adaptor;
