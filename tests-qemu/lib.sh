@@ -58,14 +58,16 @@ free_port() {
     done
 }
 
-# wait_until SECONDS DESCRIPTION CMD...: runs CMD every 0.5 s until it
-# succeeds or SECONDS pass.
+# wait_until [-q] SECONDS DESCRIPTION CMD...: runs CMD every 0.5 s until it
+# succeeds or SECONDS pass (then logs a failure, unless -q).
 wait_until() {
+    local quiet=no
+    [[ "$1" == -q ]] && { quiet=yes; shift; }
     local seconds=$1 what=$2; shift 2
     local deadline=$((SECONDS + seconds))
     until "$@"; do
         if ((SECONDS >= deadline)); then
-            fail "timed out after ${seconds}s waiting for: $what"
+            [[ "$quiet" == yes ]] || fail "timed out after ${seconds}s waiting for: $what"
             return 1
         fi
         sleep 0.5

@@ -225,7 +225,7 @@ test_a_second_attestation_client_is_refused_and_the_deadline_powers_off() {
         local pid
         spawn pid "$T/first.err" bash -c 'sleep 3600 | exec ssh "$@" >"$0"' "$T/first.mux" \
             -i "$key" "${ssh_opts[@]}" -s "peerpod@$POD_ADDRESS" pp-mux-v1
-        wait_until 20 "the first client's HELLO" test -s "$T/first.mux" && return 0
+        wait_until -q 20 "the first client's HELLO" test -s "$T/first.mux" && return 0
         stop_group "$pid"
         return 1
     }
