@@ -17,6 +17,9 @@ use crate::reference::{
 use crate::snp::SnpLaunch;
 use crate::{policy, tdx, uki};
 
+/// The SNP guest shape measured when none is given: one `EPYC-v4` vCPU.
+pub const DEFAULT_VCPU_TYPE: &str = "EPYC-v4";
+
 /// One SNP guest shape to measure (vCPU count and QEMU `-cpu` model).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnpShape {
@@ -59,8 +62,8 @@ pub struct ImageInputs {
 
 fn authenticode(role: &str, bytes: &[u8]) -> Result<([u8; 48], [u8; 32])> {
     let pe = PeImage::parse(role, bytes)?;
-    let sha384: [u8; 48] = pe.authenticode::<Sha384>().try_into().unwrap_or([0; 48]);
-    let sha256: [u8; 32] = pe.authenticode::<Sha256>().try_into().unwrap_or([0; 32]);
+    let sha384: [u8; 48] = pe.authenticode::<Sha384>().into();
+    let sha256: [u8; 32] = pe.authenticode::<Sha256>().into();
     Ok((sha384, sha256))
 }
 

@@ -100,7 +100,8 @@ enum Command {
         /// AmdSev OVMF for the SNP launch digests.
         #[arg(long)]
         snp_firmware: Option<PathBuf>,
-        /// SNP guest shapes, COUNTxTYPE, repeatable (e.g. 1xEPYC-Milan).
+        /// SNP guest shapes, COUNTxTYPE, repeatable (e.g. 1xEPYC-Milan);
+        /// default 1xEPYC-v4.
         #[arg(long = "snp-vcpus")]
         snp_shapes: Vec<SnpShape>,
         #[arg(long, default_value = "0x1", value_parser = parse_hex_u64)]
@@ -187,8 +188,7 @@ fn run(command: Command) -> Result<Value> {
             let kernel_bytes = read_file("kernel", &kernel)?;
             let authenticode: [u8; 48] = PeImage::parse("kernel", &kernel_bytes)?
                 .authenticode::<Sha384>()
-                .try_into()
-                .map_err(|_| bad_input("kernel", "Authenticode digest is not 48 bytes"))?;
+                .into();
             let initrd = initrd.map(|path| read_file("initrd", &path)).transpose()?;
             let boot = tdx::DirectBoot::new(authenticode, &cmdline, initrd.as_deref());
             json!({

@@ -196,7 +196,7 @@ impl<'a> PeImage<'a> {
     /// Hash") with the hash `D`: headers without the checksum and the
     /// certificate table entry, section data in file order, then any data
     /// after the sections that is not the certificate table.
-    pub fn authenticode<D: Digest>(&self) -> Vec<u8> {
+    pub fn authenticode<D: Digest>(&self) -> sha2::digest::Output<D> {
         let mut hasher = D::new();
         let headers = [
             (0, self.checksum_offset),
@@ -220,7 +220,7 @@ impl<'a> PeImage<'a> {
         if trailing_end > hashed {
             hasher.update(self.bytes.get(hashed..trailing_end).unwrap_or_default());
         }
-        hasher.finalize().to_vec()
+        hasher.finalize()
     }
 }
 

@@ -312,8 +312,8 @@ fn uki_pcr11_equals_systemd_measure_calculate_for_every_phase() {
 }
 
 #[test]
-#[ignore = "needs Debian's ovmf package: run scripts/measure-test.sh"]
-fn debians_ovmf_has_tdvf_metadata_and_sev_metadata_without_kernel_hashes() {
+#[ignore = "needs Debian's ovmf package and sev-snp-measure: run scripts/measure-test.sh"]
+fn debians_ovmf_parses_and_its_snp_digest_without_a_kernel_equals_sev_snp_measure() {
     let image = std::fs::read("/usr/share/ovmf/OVMF.fd").expect("apt-get install ovmf");
     let tdvf = TdvfMetadata::parse(&image).unwrap();
     assert!(!tdvf.sections.is_empty());
@@ -324,4 +324,27 @@ fn debians_ovmf_has_tdvf_metadata_and_sev_metadata_without_kernel_hashes() {
     let sev = pp_measure::ovmf::sev_metadata::SevMetadata::parse(&image).unwrap();
     let error = sev.require_kernel_hashes().unwrap_err().to_string();
     assert!(error.contains("SNP_KERNEL_HASHES"), "{error}");
+    let ours = SnpLaunch {
+        firmware: "/usr/share/ovmf/OVMF.fd".into(),
+        kernel: None,
+        initrd: None,
+        cmdline: None,
+        vcpus: 2,
+        vcpu_type: "EPYC-Milan".into(),
+        guest_features: 1,
+        vmm: "qemu".into(),
+    }
+    .launch_digest()
+    .unwrap();
+    let theirs = run(
+        "sev-snp-measure",
+        &[
+            "--mode=snp",
+            "--output-format=hex",
+            "--vcpus=2",
+            "--vcpu-type=EPYC-Milan",
+            "--ovmf=/usr/share/ovmf/OVMF.fd",
+        ],
+    );
+    assert_eq!(hex::encode(ours), theirs.trim());
 }
