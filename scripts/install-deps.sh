@@ -2,14 +2,15 @@
 # Installs what the demo and the loopback tests need on Debian bookworm:
 # OpenSSH (client for interop tests and the demo's intruder, server for the
 # benchmark's baseline), python3 and a C compiler for -sys crates. The
-# image, measurement and provisioning scripts install their own extras.
+# image, measurement and provisioning scripts install their own extras;
+# genisoimage and swtpm are for pp-provision's cargo tests.
 # Safe to run twice: only missing packages are installed.
 set -euo pipefail
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 missing=()
-for pkg in openssh-client openssh-server python3 gcc pkg-config iproute2 procps; do
+for pkg in openssh-client openssh-server python3 gcc pkg-config iproute2 procps genisoimage swtpm swtpm-tools bc file; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if [ "${#missing[@]}" -gt 0 ]; then

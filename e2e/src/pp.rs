@@ -23,6 +23,8 @@ pub struct PpOptions {
     pub cdh_double: bool,
     /// More forwarder flags.
     pub extra_args: Vec<String>,
+    /// More outbound tunnel tags besides KATAAGENT.
+    pub extra_outbounds: Vec<String>,
 }
 
 impl Default for PpOptions {
@@ -34,6 +36,7 @@ impl Default for PpOptions {
             max_startups: 10,
             cdh_double: true,
             extra_args: Vec::new(),
+            extra_outbounds: Vec::new(),
         }
     }
 }
@@ -132,10 +135,10 @@ pub fn initdata(options: &PpOptions, kbs_tunnel_port: u16, agent_socket: &Path) 
         forwarder.push_str(&format!("wn-public-key = \"{}\"\n", key.emit(None)));
     }
     forwarder.push_str(&format!("inbounds = [\"BOTH_PHASES:KBS:{kbs_tunnel_port}\"]\n"));
-    forwarder.push_str(&format!(
-        "outbounds = [\"KUBERNETES_PHASE:KATAAGENT:unix:{}\"]\n",
-        agent_socket.display()
-    ));
+    let mut outbounds = vec![format!("KUBERNETES_PHASE:KATAAGENT:unix:{}", agent_socket.display())];
+    outbounds.extend(options.extra_outbounds.iter().cloned());
+    let quoted: Vec<String> = outbounds.iter().map(|t| format!("\"{t}\"")).collect();
+    forwarder.push_str(&format!("outbounds = [{}]\n", quoted.join(", ")));
     let toml = format!(
         "version = \"0.1.0\"\nalgorithm = \"sha256\"\n\n[data]\n\"forwarder.toml\" = '''\n{forwarder}'''\n"
     );

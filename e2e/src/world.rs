@@ -93,13 +93,17 @@ impl World {
     /// Registers the PP's keys at the KBS double and starts serving it, with
     /// a local KATAAGENT listener on a free loopback port.
     pub async fn serve(&self, adaptor: &Adaptor, sid: &str, pp: &Pp) -> PpHandle {
+        self.serve_tunnels(adaptor, sid, pp, &["KATAAGENT"]).await
+    }
+
+    /// Like `serve`, with a local listener for each named tunnel.
+    pub async fn serve_tunnels(&self, adaptor: &Adaptor, sid: &str, pp: &Pp, names: &[&str]) -> PpHandle {
         let sid = Sid::parse(sid).expect("valid sid");
-        adaptor.register_wn_key().await.expect("WN key registered");
-        adaptor.create_pp(&sid).await.expect("PP key registered");
+        adaptor.create_pp(&sid).await.expect("PP and WN keys registered");
         let mut config = PpConfig::new(sid, &pp.ssh_addr(), pp.options.wn_key.is_some());
-        config.tunnels =
-            parse_local_tunnels(&[format!("KUBERNETES_PHASE:KATAAGENT:127.0.0.1:{}", free_port())])
-                .expect("valid tag");
+        let tags: Vec<String> =
+            names.iter().map(|name| format!("KUBERNETES_PHASE:{name}:127.0.0.1:{}", free_port())).collect();
+        config.tunnels = parse_local_tunnels(&tags).expect("valid tags");
         adaptor.serve_pp(config).await.expect("the PP is served")
     }
 }

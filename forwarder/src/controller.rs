@@ -284,6 +284,10 @@ impl Controller {
         let _ = self.step(Event::KeysObtained(keys));
     }
 
+    pub fn attestation_start(&self, now: u64) -> Result<u64, String> {
+        self.store.attestation_start(now)
+    }
+
     pub fn in_kubernetes_phase(&self) -> bool {
         matches!(self.machine.borrow().state(), State::Kubernetes { .. })
     }

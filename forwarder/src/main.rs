@@ -22,6 +22,7 @@ mod store;
 mod targets;
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use log::{error, info};
 use tokio::net::TcpListener;
@@ -65,6 +66,12 @@ fn main() -> ExitCode {
     }
 }
 
+/// Seconds since boot, suspend included (CLOCK_BOOTTIME).
+fn boot_time_secs() -> u64 {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+    u64::try_from(now.tv_sec).unwrap_or(0)
+}
+
 async fn run(settings: Settings) -> Result<(), String> {
     let config = initdata::load(&settings.initdata, settings.initdata_optional)?;
     let store = Store::open(&settings.state_dir)?;
@@ -75,8 +82,16 @@ async fn run(settings: Settings) -> Result<(), String> {
     let ctrl = Controller::start(settings.clone(), config, store, loaded)?;
     inbound::start(ctrl.inbound_tags(), &ctrl)?;
     if !ctrl.in_kubernetes_phase() {
-        let deadline = settings.attestation_deadline;
-        info!("attestation deadline: {deadline:?}");
+        let now = boot_time_secs();
+        let started = ctrl
+            .attestation_start(now)
+            .unwrap_or_else(|e| fail_closed::fail_closed(settings.deadline_action, &e));
+        let deadline = settings.attestation_deadline.saturating_sub(Duration::from_secs(now - started));
+        info!(
+            "attestation deadline: {:?} ({deadline:?} left; the phase began {}s ago in this boot)",
+            settings.attestation_deadline,
+            now - started
+        );
         let ctrl = ctrl.clone();
         tokio::task::spawn_local(async move {
             tokio::time::sleep(deadline).await;

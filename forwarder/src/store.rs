@@ -23,6 +23,7 @@ use pp_forwarder_core::record::{BootId, PhaseRecord, RecordedPhase, parse_boot_i
 const RECORD_FILE: &str = "phase.record";
 const HOST_KEY_FILE: &str = "pp-host-key";
 const WN_KEY_FILE: &str = "wn.pub";
+const DEADLINE_START_FILE: &str = "attestation-start";
 const BOOT_ID_PATH: &str = "/proc/sys/kernel/random/boot_id";
 /// Key files are small; refuse to read anything bigger.
 const MAX_KEY_FILE: u64 = 16 * 1024;
@@ -103,6 +104,26 @@ impl Store {
         })
     }
 
+    /// When this boot's attestation phase began, in seconds of
+    /// CLOCK_BOOTTIME: recorded by the first forwarder process of the boot,
+    /// so that restarts (even a crash loop) never stretch the deadline.
+    pub fn attestation_start(&self, now: u64) -> Result<u64, String> {
+        let path = self.dir.join(DEADLINE_START_FILE);
+        let this_boot = hex(&self.boot_id);
+        if let Ok(text) = fs::read_to_string(&path) {
+            let mut fields = text.split_whitespace();
+            if fields.next() == Some(this_boot.as_str()) {
+                return fields
+                    .next()
+                    .and_then(|secs| secs.parse::<u64>().ok())
+                    .filter(|secs| *secs <= now)
+                    .ok_or_else(|| format!("{} is damaged", path.display()));
+            }
+        }
+        self.write_atomic(DEADLINE_START_FILE, format!("{this_boot} {now}\n").as_bytes())?;
+        Ok(now)
+    }
+
     pub fn save_phase(&self, phase: RecordedPhase) -> Result<(), String> {
         let record = PhaseRecord { boot_id: self.boot_id, phase };
         self.write_atomic(RECORD_FILE, &record.emit())
@@ -130,6 +151,10 @@ impl Store {
         };
         write().map_err(|e| format!("cannot write {}: {e}", path.display()))
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn read_small(path: &Path) -> Result<String, String> {

@@ -1,0 +1,323 @@
+//! `pp-bench`: measures, in one run on this machine, the forwarder's tunnel
+//! against OpenSSH doing the same job, and prints a table.
+//!
+//! Rows: 64-byte echo round trip (p50/p99) and throughput both ways through
+//! a tunnel: ours (adaptor → forwarder → target) and OpenSSH's (`ssh -L`
+//! through Debian's `sshd` on a loopback port); the forwarder's peak RSS;
+//! time from TCP connect to the first tunnel byte in the Kubernetes phase
+//! (stock `ssh` client in both cases: `exec tunnel ECHO` on the forwarder,
+//! `-W` on sshd). Run it through `scripts/bench.sh`, which builds release
+//! binaries first.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pp_adaptor::local_tunnels::LocalAddress;
+use pp_adaptor::pp_status::PpStatus;
+use pp_e2e::pp::{Pp, PpOptions};
+use pp_e2e::process::Process;
+use pp_e2e::world::World;
+use pp_e2e::{bin, free_port};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const ECHO_COUNT: usize = 2000;
+const BULK_BYTES: u64 = 256 * 1024 * 1024;
+const CONNECT_RUNS: usize = 10;
+
+/// Where each measured path enters on the WN side.
+struct Entrances {
+    echo: SocketAddr,
+    sink: SocketAddr,
+    source: SocketAddr,
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let (_echo, echo_port) = start_echo_target();
+    let sink_port = start_sink().await;
+    let source_port = start_source().await;
+    let targets = [("ECHO", echo_port), ("SINK", sink_port), ("SOURCE", source_port)];
+
+    // Ours: the whole two-phase flow, then three local tunnel listeners.
+    let world = World::start();
+    let pp = Pp::start(PpOptions {
+        wn_key: Some(world.adaptor.wn_public_key()),
+        extra_outbounds: targets.iter().map(|(name, port)| format!("KUBERNETES_PHASE:{name}:127.0.0.1:{port}")).collect(),
+        ..PpOptions::default()
+    });
+    pp.wait_listening();
+    let handle = world.serve_tunnels(&world.adaptor, "bench", &pp, &["ECHO", "SINK", "SOURCE"]).await;
+    handle
+        .wait_for(Duration::from_secs(120), |s| matches!(s, PpStatus::Kubernetes { .. }))
+        .await
+        .expect("the Kubernetes phase");
+    let entrance = |name: &str| match handle.tunnel_address(name) {
+        Some(LocalAddress::Tcp(addr)) => *addr,
+        _ => panic!("{name} listens on TCP"),
+    };
+    let ours = Entrances { echo: entrance("ECHO"), sink: entrance("SINK"), source: entrance("SOURCE") };
+
+    // OpenSSH: sshd on loopback with the same WN key, `ssh -L` for each target.
+    let scratch = pp_e2e::scratch_dir();
+    let wn_key_file = world.dir.path().join("adaptor").join("keys").join("wn");
+    let sshd = Sshd::start(scratch.path(), &wn_key_file);
+    let forwards: Vec<(u16, u16)> = targets.iter().map(|(_, port)| (free_port(), *port)).collect();
+    let _tunnel = sshd.forward(&wn_key_file, &forwards);
+    let local = |i: usize| SocketAddr::from(([127, 0, 0, 1], forwards[i].0));
+    wait_until_listening(local(0)).await;
+    let openssh = Entrances { echo: local(0), sink: local(1), source: local(2) };
+
+    let mut rows = Vec::new();
+    for (label, path) in [("pp-forwarder", &ours), ("OpenSSH", &openssh)] {
+        let (p50, p99) = echo_latency(path.echo).await;
+        let up = upload(path.sink).await;
+        let down = download(path.source).await;
+        rows.push((label, p50, p99, up, down));
+    }
+    let ours_connect = median_connect(|| ssh_first_byte_forwarder(&pp, &wn_key_file));
+    let openssh_connect = median_connect(|| ssh_first_byte_sshd(&sshd, &wn_key_file, echo_port));
+    let rss = peak_rss_kib(pp.forwarder().pid());
+
+    println!("| path | echo 64 B p50 | echo 64 B p99 | WN→PP MB/s | PP→WN MB/s | connect → first tunnel byte |");
+    println!("|---|---|---|---|---|---|");
+    let connects = [ours_connect, openssh_connect];
+    for ((label, p50, p99, up, down), connect) in rows.iter().zip(connects) {
+        println!("| {label} | {p50:?} | {p99:?} | {up:.0} | {down:.0} | {connect:?} |");
+    }
+    let (ours_row, ssh_row) = (&rows[0], &rows[1]);
+    println!(
+        "| ratio ours/OpenSSH | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+        ours_row.1.as_secs_f64() / ssh_row.1.as_secs_f64(),
+        ours_row.2.as_secs_f64() / ssh_row.2.as_secs_f64(),
+        ours_row.3 / ssh_row.3,
+        ours_row.4 / ssh_row.4,
+        ours_connect.as_secs_f64() / openssh_connect.as_secs_f64(),
+    );
+    println!();
+    println!("forwarder peak RSS (VmHWM): {rss} KiB");
+}
+
+/// agent-echo on TCP, the stand-in kata-agent; killed when dropped.
+fn start_echo_target() -> (Process, u16) {
+    let port = free_port();
+    let echo = Process::spawn(&bin("agent-echo"), &["--tcp".into(), format!("127.0.0.1:{port}")]);
+    echo.wait_for("listening", Duration::from_secs(10));
+    (echo, port)
+}
+
+/// Reads everything, then answers with the byte count (8 bytes, BE).
+async fn start_sink() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind sink");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut total = 0u64;
+                while let Ok(n) = socket.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    total += n as u64;
+                }
+                let _ = socket.write_all(&total.to_be_bytes()).await;
+            });
+        }
+    });
+    port
+}
+
+/// Reads a length (8 bytes, BE), sends that many bytes, closes.
+async fn start_source() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind source");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut len = [0u8; 8];
+                if socket.read_exact(&mut len).await.is_err() {
+                    return;
+                }
+                let mut left = u64::from_be_bytes(len);
+                let chunk = vec![0x5au8; 64 * 1024];
+                while left > 0 {
+                    let n = left.min(chunk.len() as u64) as usize;
+                    if socket.write_all(&chunk[..n]).await.is_err() {
+                        return;
+                    }
+                    left -= n as u64;
+                }
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    port
+}
+
+async fn wait_until_listening(addr: SocketAddr) {
+    for _ in 0..200 {
+        if TcpStream::connect(addr).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("nothing listens on {addr}");
+}
+
+async fn echo_latency(addr: SocketAddr) -> (Duration, Duration) {
+    let mut stream = TcpStream::connect(addr).await.expect("connect echo");
+    stream.set_nodelay(true).expect("nodelay");
+    let message = [0x42u8; 64];
+    let mut back = [0u8; 64];
+    let mut samples = Vec::with_capacity(ECHO_COUNT);
+    for _ in 0..ECHO_COUNT {
+        let start = Instant::now();
+        stream.write_all(&message).await.expect("write");
+        stream.read_exact(&mut back).await.expect("read");
+        samples.push(start.elapsed());
+    }
+    samples.sort();
+    (samples[ECHO_COUNT / 2], samples[ECHO_COUNT * 99 / 100])
+}
+
+async fn upload(addr: SocketAddr) -> f64 {
+    let mut stream = TcpStream::connect(addr).await.expect("connect sink");
+    let chunk = vec![0xa5u8; 64 * 1024];
+    let start = Instant::now();
+    let mut sent = 0u64;
+    while sent < BULK_BYTES {
+        stream.write_all(&chunk).await.expect("write");
+        sent += chunk.len() as u64;
+    }
+    stream.shutdown().await.expect("half-close");
+    let mut count = [0u8; 8];
+    stream.read_exact(&mut count).await.expect("sink count");
+    assert_eq!(u64::from_be_bytes(count), sent, "the sink got everything");
+    sent as f64 / start.elapsed().as_secs_f64() / 1e6
+}
+
+async fn download(addr: SocketAddr) -> f64 {
+    let mut stream = TcpStream::connect(addr).await.expect("connect source");
+    let start = Instant::now();
+    stream.write_all(&BULK_BYTES.to_be_bytes()).await.expect("write length");
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0u64;
+    loop {
+        let n = stream.read(&mut buf).await.expect("read");
+        if n == 0 {
+            break;
+        }
+        got += n as u64;
+    }
+    assert_eq!(got, BULK_BYTES, "the source sent everything");
+    got as f64 / start.elapsed().as_secs_f64() / 1e6
+}
+
+fn median_connect(mut once: impl FnMut() -> Duration) -> Duration {
+    let mut runs: Vec<Duration> = (0..CONNECT_RUNS).map(|_| once()).collect();
+    runs.sort();
+    runs[CONNECT_RUNS / 2]
+}
+
+/// Spawns `command` (an `ssh` whose stdin/stdout are a tunnel to an echo
+/// server), writes one byte and times until it comes back.
+fn first_byte(mut command: Command) -> Duration {
+    use std::io::{Read, Write};
+    let start = Instant::now();
+    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("ssh");
+    child.stdin.as_mut().expect("stdin").write_all(b"x").expect("write");
+    let mut byte = [0u8; 1];
+    child.stdout.as_mut().expect("stdout").read_exact(&mut byte).expect("the byte comes back");
+    let elapsed = start.elapsed();
+    let _ = child.kill();
+    let _ = child.wait();
+    elapsed
+}
+
+fn ssh_base(key: &Path, port: u16) -> Command {
+    let mut command = Command::new("ssh");
+    command
+        .args(["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no"])
+        .args(["-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-i"])
+        .arg(key)
+        .args(["-p", &port.to_string()]);
+    command
+}
+
+fn ssh_first_byte_forwarder(pp: &Pp, key: &Path) -> Duration {
+    let mut command = ssh_base(key, pp.ssh_port);
+    command.args(["peerpod@127.0.0.1", "tunnel", "ECHO"]);
+    first_byte(command)
+}
+
+fn ssh_first_byte_sshd(sshd: &Sshd, key: &Path, echo_port: u16) -> Duration {
+    let mut command = ssh_base(key, sshd.port);
+    command.args(["-W", &format!("127.0.0.1:{echo_port}"), &format!("{}@127.0.0.1", sshd.user)]);
+    first_byte(command)
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Debian's sshd on a loopback port, accepting the WN key for the current user.
+struct Sshd {
+    _process: Process,
+    port: u16,
+    user: String,
+}
+
+impl Sshd {
+    fn start(dir: &Path, wn_key: &Path) -> Sshd {
+        let host_key = dir.join("sshd_host_key");
+        let status = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&host_key)
+            .status()
+            .expect("ssh-keygen");
+        assert!(status.success());
+        let public = Command::new("ssh-keygen").arg("-y").arg("-f").arg(wn_key).output().expect("ssh-keygen -y");
+        let authorized = dir.join("authorized_keys");
+        std::fs::write(&authorized, &public.stdout).expect("authorized_keys");
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let port = free_port();
+        let config = dir.join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nAllowTcpForwarding yes\nPidFile none\n",
+                host_key.display(),
+                authorized.display()
+            ),
+        )
+        .expect("sshd_config");
+        let process = Process::spawn(Path::new("/usr/sbin/sshd"), &["-D".into(), "-e".into(), "-f".into(), config.display().to_string()]);
+        let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+        Sshd { _process: process, port, user }
+    }
+
+    /// `ssh -N -L local:127.0.0.1:remote ...` kept running.
+    fn forward(&self, key: &Path, forwards: &[(u16, u16)]) -> Process {
+        let mut args = vec![
+            "-F".into(), "/dev/null".into(), "-N".into(), "-o".into(), "BatchMode=yes".into(),
+            "-o".into(), "StrictHostKeyChecking=no".into(), "-o".into(), "UserKnownHostsFile=/dev/null".into(),
+            "-i".into(), key.display().to_string(), "-p".into(), self.port.to_string(),
+        ];
+        for (local, remote) in forwards {
+            args.push("-L".into());
+            args.push(format!("127.0.0.1:{local}:127.0.0.1:{remote}"));
+        }
+        args.push(format!("{}@127.0.0.1", self.user));
+        std::thread::sleep(Duration::from_millis(300)); // sshd binds its port
+        Process::spawn(Path::new("/usr/bin/ssh"), &args)
+    }
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Benchmarks, measured in one run on this machine, printed as tables:
+#   1. the static release pp-forwarder's size (goal: at most 1.5 MB stripped)
+#   2. the tunnel against OpenSSH: 64-byte echo p50/p99, throughput both
+#      ways, connect to first tunnel byte, the forwarder's peak RSS
+#      (e2e/src/bin/pp-bench.rs; Debian's sshd on a loopback port as baseline)
+# Release builds take several minutes the first time.
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$repo"
+"$repo/scripts/install-deps.sh"
+target="${CARGO_TARGET_DIR:-$repo/target}"
+
+echo "building the static forwarder (glibc static-pie, opt-level z, LTO, stripped)..." >&2
+RUSTFLAGS="-C target-feature=+crt-static" cargo build -q --release --target x86_64-unknown-linux-gnu -p pp-forwarder
+static="$target/x86_64-unknown-linux-gnu/release/pp-forwarder"
+bytes=$(stat -c %s "$static")
+echo
+echo "| binary | bytes | MB | goal |"
+echo "|---|---|---|---|"
+printf '| pp-forwarder (static, stripped) | %d | %.2f | <= 1.50 MB: %s |\n' "$bytes" "$(echo "$bytes / 1000000" | bc -l)" \
+    "$([ "$bytes" -le 1500000 ] && echo met || echo missed)"
+file "$static" | grep -q "static" && echo "(linked statically: $(file -b "$static" | cut -d, -f1-2))"
+
+echo "building release binaries for the tunnel benchmark..." >&2
+cargo build -q --release --bins -p pp-forwarder -p pp-adaptor -p pp-testdoubles -p pp-e2e
+echo
+"$target/release/pp-bench"
