@@ -4,6 +4,8 @@
 //! the metadata parsers. They need those tools and a Debian kernel
 //! (`PP_MEASURE_TEST_KERNEL`), so they are ignored by a plain `cargo test`;
 //! `scripts/measure-test.sh` installs everything and runs them.
+//! `PP_MEASURE_STUB` and `PP_MEASURE_SYSTEMD_MEASURE` point the UKI checks
+//! at another systemd version's stub and systemd-measure (same version).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -130,7 +132,11 @@ fn snp_launch_digests_equal_sev_snp_measure_on_eight_configurations() {
 /// test kernel and small osrel/cmdline/initrd files; returns the UKI path
 /// and the section files systemd-measure needs.
 fn build_uki(dir: &Path) -> (PathBuf, Vec<(String, PathBuf)>) {
-    let stub = Path::new("/usr/lib/systemd/boot/efi/linuxx64.efi.stub");
+    let stub = PathBuf::from(
+        std::env::var("PP_MEASURE_STUB")
+            .unwrap_or_else(|_| "/usr/lib/systemd/boot/efi/linuxx64.efi.stub".into()),
+    );
+    let stub = stub.as_path();
     let headers = run("objdump", &["-p", path_str(stub)]);
     let field = |name: &str| -> u64 {
         let line = headers.lines().find(|line| line.starts_with(name)).unwrap();
@@ -176,11 +182,11 @@ fn build_uki(dir: &Path) -> (PathBuf, Vec<(String, PathBuf)>) {
         "objcopy",
         &args.iter().map(String::as_str).collect::<Vec<_>>(),
     );
-    if PeImage::parse("UKI", &std::fs::read(&uki).unwrap())
-        .unwrap()
-        .section(b".sbat")
-        .is_some()
-    {
+    // systemd-stub measures .sbat from 254 on (systemd-measure 252 has no
+    // --sbat).
+    let built = std::fs::read(&uki).unwrap();
+    let built = PeImage::parse("UKI", &built).unwrap();
+    if built.section(b".sbat").is_some() && pp_measure::uki::stub_version(&built).unwrap() >= 254 {
         sections.push(("sbat".into(), sbat));
     }
     (uki, sections)
@@ -288,8 +294,10 @@ fn uki_pcr11_equals_systemd_measure_calculate_for_every_phase() {
             .iter()
             .map(|phase| format!("--phase={phase}")),
     );
+    let systemd_measure = std::env::var("PP_MEASURE_SYSTEMD_MEASURE")
+        .unwrap_or_else(|_| "/usr/lib/systemd/systemd-measure".into());
     let output = run(
-        "/usr/lib/systemd/systemd-measure",
+        &systemd_measure,
         &args.iter().map(String::as_str).collect::<Vec<_>>(),
     );
     let theirs: serde_json::Value = serde_json::from_str(&output).unwrap();
