@@ -24,9 +24,13 @@ if [ "${#need_debs[@]}" -gt 0 ]; then
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_debs[@]}" >/dev/null
 fi
+export PATH="$PATH:$HOME/.local/bin"
 if ! command -v sev-snp-measure >/dev/null 2>&1; then
     echo "measure-test: installing sev-snp-measure $SEV_SNP_MEASURE_VERSION from PyPI"
-    python3 -m pip install -q "sev-snp-measure==$SEV_SNP_MEASURE_VERSION"
+    # A Debian-managed python refuses plain pip installs (PEP 668); a user
+    # install beside it is fine for a test tool.
+    python3 -m pip install -q "sev-snp-measure==$SEV_SNP_MEASURE_VERSION" 2>/dev/null ||
+        python3 -m pip install -q --user --break-system-packages "sev-snp-measure==$SEV_SNP_MEASURE_VERSION"
     hash -r
 fi
 if [ ! -x /usr/lib/systemd/systemd-measure ]; then
