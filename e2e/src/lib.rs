@@ -7,9 +7,9 @@
 #![forbid(unsafe_code)]
 
 pub mod pp;
-pub mod world;
 pub mod process;
 pub mod ssh;
+pub mod world;
 
 use std::path::PathBuf;
 
@@ -17,7 +17,10 @@ use std::path::PathBuf;
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test knows its own path");
     // target/<profile>/deps/<test> -> target/<profile>/<name>
-    let dir = exe.parent().and_then(|deps| deps.parent()).expect("test binary lives in target/<profile>/deps");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test binary lives in target/<profile>/deps");
     let path = dir.join(name);
     assert!(
         path.exists(),
@@ -39,6 +42,12 @@ pub fn free_port() -> u16 {
 /// /run), removed when dropped.
 pub fn scratch_dir() -> tempfile::TempDir {
     let shm = std::path::Path::new("/dev/shm");
-    let builder = tempfile::Builder::new().prefix("pp-e2e-").tempdir_in(if shm.is_dir() { shm } else { std::path::Path::new("/tmp") });
+    let builder = tempfile::Builder::new()
+        .prefix("pp-e2e-")
+        .tempdir_in(if shm.is_dir() {
+            shm
+        } else {
+            std::path::Path::new("/tmp")
+        });
     builder.expect("can create a scratch directory")
 }

@@ -59,9 +59,15 @@ impl Pp {
         let kbs_tunnel_port = free_port();
         let cdh_port = free_port();
         let agent_socket = dir.path().join("agent.sock");
-        std::fs::write(dir.path().join("initdata"), initdata(&options, kbs_tunnel_port, &agent_socket))
-            .expect("can write init-data");
-        let agent = Process::spawn(&bin("agent-echo"), &["--unix".into(), agent_socket.display().to_string()]);
+        std::fs::write(
+            dir.path().join("initdata"),
+            initdata(&options, kbs_tunnel_port, &agent_socket),
+        )
+        .expect("can write init-data");
+        let agent = Process::spawn(
+            &bin("agent-echo"),
+            &["--unix".into(), agent_socket.display().to_string()],
+        );
         agent.wait_for("listening", Duration::from_secs(10));
         let cdh = options.cdh_double.then(|| {
             let cdh = Process::spawn(
@@ -76,7 +82,16 @@ impl Pp {
             cdh.wait_for("listening", Duration::from_secs(10));
             cdh
         });
-        let mut pp = Pp { dir, ssh_port, kbs_tunnel_port, cdh_port, options, forwarder: None, cdh, agent };
+        let mut pp = Pp {
+            dir,
+            ssh_port,
+            kbs_tunnel_port,
+            cdh_port,
+            options,
+            forwarder: None,
+            cdh,
+            agent,
+        };
         pp.start_forwarder();
         pp
     }
@@ -124,7 +139,8 @@ impl Pp {
 
     /// Waits until the forwarder listens for SSH.
     pub fn wait_listening(&self) {
-        self.forwarder().wait_for("listening for SSH", Duration::from_secs(20));
+        self.forwarder()
+            .wait_for("listening for SSH", Duration::from_secs(20));
     }
 }
 
@@ -134,8 +150,13 @@ pub fn initdata(options: &PpOptions, kbs_tunnel_port: u16, agent_socket: &Path) 
     if let Some(key) = &options.wn_key {
         forwarder.push_str(&format!("wn-public-key = \"{}\"\n", key.emit(None)));
     }
-    forwarder.push_str(&format!("inbounds = [\"BOTH_PHASES:KBS:{kbs_tunnel_port}\"]\n"));
-    let mut outbounds = vec![format!("KUBERNETES_PHASE:KATAAGENT:unix:{}", agent_socket.display())];
+    forwarder.push_str(&format!(
+        "inbounds = [\"BOTH_PHASES:KBS:{kbs_tunnel_port}\"]\n"
+    ));
+    let mut outbounds = vec![format!(
+        "KUBERNETES_PHASE:KATAAGENT:unix:{}",
+        agent_socket.display()
+    )];
     outbounds.extend(options.extra_outbounds.iter().cloned());
     let quoted: Vec<String> = outbounds.iter().map(|t| format!("\"{t}\"")).collect();
     forwarder.push_str(&format!("outbounds = [{}]\n", quoted.join(", ")));

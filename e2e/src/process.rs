@@ -15,7 +15,10 @@ pub struct Process {
 
 impl Process {
     pub fn spawn(program: &Path, args: &[String]) -> Process {
-        let name = program.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = program
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let mut child = Command::new(program)
             .args(args)
             .stdin(Stdio::null())
@@ -44,7 +47,11 @@ impl Process {
                 }
             });
         }
-        Process { name, child, output }
+        Process {
+            name,
+            child,
+            output,
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -53,7 +60,11 @@ impl Process {
 
     /// Everything the process printed so far.
     pub fn output(&self) -> String {
-        self.output.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.output
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Waits until the output contains `needle`; returns the line holding it.
@@ -72,7 +83,10 @@ impl Process {
                 self.name,
                 *guard
             );
-            guard = changed.wait_timeout(guard, left).unwrap_or_else(|p| p.into_inner()).0;
+            guard = changed
+                .wait_timeout(guard, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
     }
 

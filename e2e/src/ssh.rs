@@ -17,7 +17,10 @@ pub struct AnyHostKey {
 impl client::Handler for AnyHostKey {
     type Error = russh::Error;
 
-    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
         if let PublicKeyOrCertificate::PublicKey { key, .. } = key
             && let Some(ed) = key.key_data().ed25519()
         {
@@ -42,12 +45,15 @@ pub async fn attempt(addr: &str, key: Option<&PrivateKey>, timeout: Duration) ->
     let seen = Arc::new(Mutex::new(None));
     let run = async {
         let config = Arc::new(client::Config::default());
-        let mut handle = client::connect(config, addr, AnyHostKey { seen: seen.clone() }).await.ok()?;
+        let mut handle = client::connect(config, addr, AnyHostKey { seen: seen.clone() })
+            .await
+            .ok()?;
         let result = match key {
             None => handle.authenticate_none("peerpod").await.ok()?,
             Some(key) => {
                 let pair = russh::keys::ssh_key::private::Ed25519Keypair::from_seed(key.seed());
-                let key = PrivateKeyWithHashAlg::new(Arc::new(russh::keys::PrivateKey::from(pair)), None);
+                let key =
+                    PrivateKeyWithHashAlg::new(Arc::new(russh::keys::PrivateKey::from(pair)), None);
                 handle.authenticate_publickey("peerpod", key).await.ok()?
             }
         };
@@ -56,7 +62,15 @@ pub async fn attempt(addr: &str, key: Option<&PrivateKey>, timeout: Duration) ->
     let outcome = tokio::time::timeout(timeout, run).await.ok().flatten();
     let host_key = *seen.lock().unwrap_or_else(|p| p.into_inner());
     match outcome {
-        Some((authenticated, handle)) => Attempt { authenticated, host_key, handle: Some(handle) },
-        None => Attempt { authenticated: false, host_key, handle: None },
+        Some((authenticated, handle)) => Attempt {
+            authenticated,
+            host_key,
+            handle: Some(handle),
+        },
+        None => Attempt {
+            authenticated: false,
+            host_key,
+            handle: None,
+        },
     }
 }

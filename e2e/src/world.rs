@@ -43,8 +43,11 @@ impl World {
         let dir = scratch_dir();
         let key_dir = dir.path().join("adaptor").join("keys");
         std::fs::create_dir_all(&key_dir).expect("create the key directory");
-        std::fs::set_permissions(&key_dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-            .expect("restrict the key directory");
+        std::fs::set_permissions(
+            &key_dir,
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .expect("restrict the key directory");
         prepare(&key_dir);
         let admin = random_key();
         let admin_private = dir.path().join("admin-key");
@@ -63,7 +66,12 @@ impl World {
         );
         kbs.wait_for("listening", Duration::from_secs(10));
         let adaptor = Self::adaptor(dir.path().join("adaptor"), &admin_private, kbs_port);
-        World { dir, kbs, kbs_port, adaptor }
+        World {
+            dir,
+            kbs,
+            kbs_port,
+            adaptor,
+        }
     }
 
     /// An adaptor over the given directory (a restarted adaptor reuses it).
@@ -75,7 +83,8 @@ impl World {
             ..Timing::default()
         };
         let config = AdaptorConfig {
-            trustee_url: TrusteeUrl::parse(&format!("http://127.0.0.1:{kbs_port}")).expect("valid URL"),
+            trustee_url: TrusteeUrl::parse(&format!("http://127.0.0.1:{kbs_port}"))
+                .expect("valid URL"),
             admin_key_path: admin_key.to_owned(),
             admin_claims: AdminClaims::default(),
             key_dir: dir.join("keys"),
@@ -97,12 +106,23 @@ impl World {
     }
 
     /// Like `serve`, with a local listener for each named tunnel.
-    pub async fn serve_tunnels(&self, adaptor: &Adaptor, sid: &str, pp: &Pp, names: &[&str]) -> PpHandle {
+    pub async fn serve_tunnels(
+        &self,
+        adaptor: &Adaptor,
+        sid: &str,
+        pp: &Pp,
+        names: &[&str],
+    ) -> PpHandle {
         let sid = Sid::parse(sid).expect("valid sid");
-        adaptor.create_pp(&sid).await.expect("PP and WN keys registered");
+        adaptor
+            .create_pp(&sid)
+            .await
+            .expect("PP and WN keys registered");
         let mut config = PpConfig::new(sid, &pp.ssh_addr(), pp.options.wn_key.is_some());
-        let tags: Vec<String> =
-            names.iter().map(|name| format!("KUBERNETES_PHASE:{name}:127.0.0.1:{}", free_port())).collect();
+        let tags: Vec<String> = names
+            .iter()
+            .map(|name| format!("KUBERNETES_PHASE:{name}:127.0.0.1:{}", free_port()))
+            .collect();
         config.tunnels = parse_local_tunnels(&tags).expect("valid tags");
         adaptor.serve_pp(config).await.expect("the PP is served")
     }

@@ -44,13 +44,24 @@ fn write_config(world: &World, dir: &Path, pps: &[PpEntry]) -> PathBuf {
 }
 
 fn adaptor_cli(config: &Path, args: &[&str]) -> String {
-    let out = Command::new(bin("pp-adaptor")).arg("--config").arg(config).args(args).output().expect("pp-adaptor runs");
-    assert!(out.status.success(), "pp-adaptor {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(bin("pp-adaptor"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("pp-adaptor runs");
+    assert!(
+        out.status.success(),
+        "pp-adaptor {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 async fn echo(port: u16, payload: &[u8]) -> Vec<u8> {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("local tunnel listens");
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("local tunnel listens");
     stream.write_all(payload).await.expect("write");
     stream.shutdown().await.expect("half-close");
     let mut back = Vec::new();
@@ -69,12 +80,27 @@ async fn adaptor_restart_reconnects_in_the_kubernetes_phase_and_delete_removes_t
     let bootstrap = write_config(&world, &dir, &[]);
     let wn_line = adaptor_cli(&bootstrap, &["pp", "create", "--sid", "cli-one"]);
     let wn = PublicKey::parse(wn_line.trim()).expect("pp create prints the WN key line");
-    let pp = Pp::start(PpOptions { wn_key: Some(wn), ..PpOptions::default() });
+    let pp = Pp::start(PpOptions {
+        wn_key: Some(wn),
+        ..PpOptions::default()
+    });
     pp.wait_listening();
     let agent_port = free_port();
-    let config = write_config(&world, &dir, &[PpEntry { sid: "cli-one".into(), pp: &pp, agent_port }]);
+    let config = write_config(
+        &world,
+        &dir,
+        &[PpEntry {
+            sid: "cli-one".into(),
+            pp: &pp,
+            agent_port,
+        }],
+    );
 
-    let serve_args = ["--config".to_string(), config.display().to_string(), "serve".to_string()];
+    let serve_args = [
+        "--config".to_string(),
+        config.display().to_string(),
+        "serve".to_string(),
+    ];
     let mut adaptor = Process::spawn(&bin("pp-adaptor"), &serve_args);
     adaptor.wait_for("pp cli-one: Kubernetes phase", WAIT);
     assert_eq!(echo(agent_port, b"first adaptor").await, b"first adaptor");
@@ -82,15 +108,36 @@ async fn adaptor_restart_reconnects_in_the_kubernetes_phase_and_delete_removes_t
     adaptor.kill9();
     let adaptor = Process::spawn(&bin("pp-adaptor"), &serve_args);
     adaptor.wait_for("pp cli-one: Kubernetes phase", WAIT);
-    assert_eq!(echo(agent_port, b"restarted adaptor").await, b"restarted adaptor");
+    assert_eq!(
+        echo(agent_port, b"restarted adaptor").await,
+        b"restarted adaptor"
+    );
     let forwarder = pp.forwarder().output();
-    assert_eq!(forwarder.matches("admitted in the attestation phase").count(), 1, "{forwarder}");
-    assert!(forwarder.matches("admitted in the kubernetes phase").count() >= 2, "{forwarder}");
+    assert_eq!(
+        forwarder
+            .matches("admitted in the attestation phase")
+            .count(),
+        1,
+        "{forwarder}"
+    );
+    assert!(
+        forwarder
+            .matches("admitted in the kubernetes phase")
+            .count()
+            >= 2,
+        "{forwarder}"
+    );
     drop(adaptor);
 
     adaptor_cli(&config, &["pp", "delete", "--sid", "cli-one"]);
-    world.kbs.wait_for("deleted resource default/pp-cli-one/privateKey", Duration::from_secs(5));
-    assert!(!dir.join("keys").join("pp-cli-one").exists(), "the local PP key pair is removed");
+    world.kbs.wait_for(
+        "deleted resource default/pp-cli-one/privateKey",
+        Duration::from_secs(5),
+    );
+    assert!(
+        !dir.join("keys").join("pp-cli-one").exists(),
+        "the local PP key pair is removed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,19 +153,48 @@ async fn one_adaptor_process_serves_50_pps() {
         let line = adaptor_cli(&bootstrap, &["pp", "create", "--sid", sid]);
         wn = Some(PublicKey::parse(line.trim()).expect("WN key line"));
     }
-    let pps: Vec<Pp> = (0..PPS).map(|_| Pp::start(PpOptions { wn_key: wn, ..PpOptions::default() })).collect();
+    let pps: Vec<Pp> = (0..PPS)
+        .map(|_| {
+            Pp::start(PpOptions {
+                wn_key: wn,
+                ..PpOptions::default()
+            })
+        })
+        .collect();
     for pp in &pps {
         pp.wait_listening();
     }
-    let entries: Vec<PpEntry> =
-        sids.iter().zip(&pps).map(|(sid, pp)| PpEntry { sid: sid.clone(), pp, agent_port: free_port() }).collect();
+    let entries: Vec<PpEntry> = sids
+        .iter()
+        .zip(&pps)
+        .map(|(sid, pp)| PpEntry {
+            sid: sid.clone(),
+            pp,
+            agent_port: free_port(),
+        })
+        .collect();
     let config = write_config(&world, &dir, &entries);
-    let adaptor = Process::spawn(&bin("pp-adaptor"), &["--config".into(), config.display().to_string(), "serve".into()]);
+    let adaptor = Process::spawn(
+        &bin("pp-adaptor"),
+        &[
+            "--config".into(),
+            config.display().to_string(),
+            "serve".into(),
+        ],
+    );
     for entry in &entries {
-        adaptor.wait_for(&format!("pp {}: Kubernetes phase", entry.sid), Duration::from_secs(300));
+        adaptor.wait_for(
+            &format!("pp {}: Kubernetes phase", entry.sid),
+            Duration::from_secs(300),
+        );
     }
     for entry in &entries {
         let payload = entry.sid.as_bytes();
-        assert_eq!(echo(entry.agent_port, payload).await, payload, "{}", entry.sid);
+        assert_eq!(
+            echo(entry.agent_port, payload).await,
+            payload,
+            "{}",
+            entry.sid
+        );
     }
 }

@@ -45,30 +45,58 @@ async fn exactly_one_of_200_concurrent_and_200_consecutive_attempts_is_admitted(
         "exactly one concurrent attempt is admitted; forwarder said:\n{}",
         pp.forwarder().output()
     );
-    assert!(handshakes > 100, "most attempts reached the SSH handshake ({handshakes}): the race was real");
+    assert!(
+        handshakes > 100,
+        "most attempts reached the SSH handshake ({handshakes}): the race was real"
+    );
 
     // The winner's connection may even be gone: the phase stays claimed.
     drop(admitted);
     for i in 0..200 {
         let attempt = ssh::attempt(&addr, Some(&wn), ATTEMPT_TIMEOUT).await;
-        assert!(!attempt.authenticated, "consecutive attempt {i} was admitted");
+        assert!(
+            !attempt.authenticated,
+            "consecutive attempt {i} was admitted"
+        );
     }
     let forwarder = pp.forwarder().output();
-    let refusals = forwarder.lines().filter(|l| l.contains("attestation phase already used by connection")).count();
-    assert!(refusals >= 200, "every refusal is logged with its reason ({refusals} lines)");
-    assert_eq!(forwarder.matches("admitted in the attestation phase").count(), 1, "{forwarder}");
+    let refusals = forwarder
+        .lines()
+        .filter(|l| l.contains("attestation phase already used by connection"))
+        .count();
+    assert!(
+        refusals >= 200,
+        "every refusal is logged with its reason ({refusals} lines)"
+    );
+    assert_eq!(
+        forwarder
+            .matches("admitted in the attestation phase")
+            .count(),
+        1,
+        "{forwarder}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_with_another_key_is_refused_and_cannot_claim_the_phase() {
     let wn = random_key();
-    let pp = Pp::start(PpOptions { wn_key: Some(wn.public()), ..PpOptions::default() });
+    let pp = Pp::start(PpOptions {
+        wn_key: Some(wn.public()),
+        ..PpOptions::default()
+    });
     pp.wait_listening();
     let stranger = ssh::attempt(&pp.ssh_addr(), Some(&random_key()), ATTEMPT_TIMEOUT).await;
     assert!(!stranger.authenticated);
     let nobody = ssh::attempt(&pp.ssh_addr(), None, ATTEMPT_TIMEOUT).await;
-    assert!(!nobody.authenticated, "init-data names a WN key, so `none` is refused");
-    pp.forwarder().wait_for("is not the init-data WN key", Duration::from_secs(5));
+    assert!(
+        !nobody.authenticated,
+        "init-data names a WN key, so `none` is refused"
+    );
+    pp.forwarder()
+        .wait_for("is not the init-data WN key", Duration::from_secs(5));
     let owner = ssh::attempt(&pp.ssh_addr(), Some(&wn), ATTEMPT_TIMEOUT).await;
-    assert!(owner.authenticated, "the WN key still wins after strangers tried");
+    assert!(
+        owner.authenticated,
+        "the WN key still wins after strangers tried"
+    );
 }

@@ -19,7 +19,16 @@ const SID: &str = "e2e-openssh";
 
 fn ssh_keygen(path: &Path) {
     let status = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "made-by-ssh-keygen", "-f"])
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "made-by-ssh-keygen",
+            "-f",
+        ])
         .arg(path)
         .status()
         .expect("ssh-keygen runs (apt-get install openssh-client)");
@@ -29,12 +38,25 @@ fn ssh_keygen(path: &Path) {
 fn ssh(pp: &Pp, identity: &Path, known_hosts: &Path) -> Command {
     let mut command = Command::new("ssh");
     command
-        .args(["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
+        .args([
+            "-F",
+            "/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+        ])
         .arg("-o")
         .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
         .arg("-i")
         .arg(identity)
-        .args(["-p", &pp.ssh_port.to_string(), "peerpod@127.0.0.1", "tunnel", "KATAAGENT"]);
+        .args([
+            "-p",
+            &pp.ssh_port.to_string(),
+            "peerpod@127.0.0.1",
+            "tunnel",
+            "KATAAGENT",
+        ]);
     command
 }
 
@@ -46,22 +68,48 @@ async fn stock_openssh_with_ssh_keygen_keys_reaches_the_kata_agent() {
     });
     let keys = world.dir.path().join("adaptor").join("keys");
     let pp_public = std::fs::read_to_string(keys.join(format!("pp-{SID}.pub"))).expect("pp key");
-    let pp = Pp::start(PpOptions { wn_key: Some(world.adaptor.wn_public_key()), ..PpOptions::default() });
+    let pp = Pp::start(PpOptions {
+        wn_key: Some(world.adaptor.wn_public_key()),
+        ..PpOptions::default()
+    });
     pp.wait_listening();
     let handle = world.serve(&world.adaptor, SID, &pp).await;
-    let status = handle.wait_for(Duration::from_secs(90), |s| matches!(s, PpStatus::Kubernetes { .. })).await;
+    let status = handle
+        .wait_for(Duration::from_secs(90), |s| {
+            matches!(s, PpStatus::Kubernetes { .. })
+        })
+        .await;
     let Ok(PpStatus::Kubernetes { fingerprint }) = status else {
-        panic!("no Kubernetes phase: {status:?}\n{}", pp.forwarder().output());
+        panic!(
+            "no Kubernetes phase: {status:?}\n{}",
+            pp.forwarder().output()
+        );
     };
-    assert_eq!(fingerprint, PublicKey::parse(&pp_public).expect("ssh-keygen key").fingerprint());
+    assert_eq!(
+        fingerprint,
+        PublicKey::parse(&pp_public)
+            .expect("ssh-keygen key")
+            .fingerprint()
+    );
 
     // Hand the PP over to OpenSSH: the adaptor stops (and deletes the PP key
     // at the KBS, as on teardown; the PP already has it).
-    world.adaptor.teardown(&Sid::parse(SID).expect("sid")).await.expect("teardown");
-    world.kbs.wait_for(&format!("deleted resource default/pp-{SID}/privateKey"), Duration::from_secs(5));
+    world
+        .adaptor
+        .teardown(&Sid::parse(SID).expect("sid"))
+        .await
+        .expect("teardown");
+    world.kbs.wait_for(
+        &format!("deleted resource default/pp-{SID}/privateKey"),
+        Duration::from_secs(5),
+    );
 
     let known_hosts = world.dir.path().join("known_hosts");
-    std::fs::write(&known_hosts, format!("[127.0.0.1]:{} {pp_public}", pp.ssh_port)).expect("known_hosts");
+    std::fs::write(
+        &known_hosts,
+        format!("[127.0.0.1]:{} {pp_public}", pp.ssh_port),
+    )
+    .expect("known_hosts");
     let mut child = ssh(&pp, &keys.join("wn"), &known_hosts)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -72,7 +120,9 @@ async fn stock_openssh_with_ssh_keygen_keys_reaches_the_kata_agent() {
     stdin.write_all(b"hello through openssh\n").expect("write");
     stdin.flush().expect("flush");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read the echo");
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read the echo");
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(line, "hello through openssh\n");
@@ -81,8 +131,15 @@ async fn stock_openssh_with_ssh_keygen_keys_reaches_the_kata_agent() {
     let other = world.dir.path().join("other");
     ssh_keygen(&other);
     let other_public = std::fs::read_to_string(other.with_extension("pub")).expect("other key");
-    std::fs::write(&known_hosts, format!("[127.0.0.1]:{} {other_public}", pp.ssh_port)).expect("known_hosts");
-    let refused = ssh(&pp, &keys.join("wn"), &known_hosts).stdin(Stdio::null()).output().expect("ssh runs");
+    std::fs::write(
+        &known_hosts,
+        format!("[127.0.0.1]:{} {other_public}", pp.ssh_port),
+    )
+    .expect("known_hosts");
+    let refused = ssh(&pp, &keys.join("wn"), &known_hosts)
+        .stdin(Stdio::null())
+        .output()
+        .expect("ssh runs");
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("HOST IDENTIFICATION HAS CHANGED"));
 }

@@ -17,9 +17,21 @@ const WAIT: Duration = Duration::from_secs(60);
 const FAIL_CLOSED: i32 = 3;
 
 fn fail_closed_with(pp: &mut Pp, reason: &str) {
-    let status = pp.forwarder_mut().wait_exit(Duration::from_secs(20)).expect("the forwarder exits");
-    assert_eq!(status.code(), Some(FAIL_CLOSED), "{}", pp.forwarder().output());
-    assert!(pp.forwarder().output().contains(reason), "{}", pp.forwarder().output());
+    let status = pp
+        .forwarder_mut()
+        .wait_exit(Duration::from_secs(20))
+        .expect("the forwarder exits");
+    assert_eq!(
+        status.code(),
+        Some(FAIL_CLOSED),
+        "{}",
+        pp.forwarder().output()
+    );
+    assert!(
+        pp.forwarder().output().contains(reason),
+        "{}",
+        pp.forwarder().output()
+    );
 }
 
 fn record_file(pp: &Pp) -> std::path::PathBuf {
@@ -39,11 +51,15 @@ async fn restart_before_any_client_keeps_the_attestation_phase_open() {
 #[tokio::test]
 async fn restart_after_the_attestation_claim_fails_closed_for_the_rest_of_the_boot() {
     let wn = random_key();
-    let mut pp = Pp::start(PpOptions { wn_key: Some(wn.public()), ..PpOptions::default() });
+    let mut pp = Pp::start(PpOptions {
+        wn_key: Some(wn.public()),
+        ..PpOptions::default()
+    });
     pp.wait_listening();
     let winner = ssh::attempt(&pp.ssh_addr(), Some(&wn), WAIT).await;
     assert!(winner.authenticated);
-    pp.forwarder().wait_for("admitted in the attestation phase", WAIT);
+    pp.forwarder()
+        .wait_for("admitted in the attestation phase", WAIT);
     pp.forwarder_mut().kill9();
 
     pp.start_forwarder();
@@ -59,7 +75,8 @@ async fn a_damaged_record_fails_closed() {
         let mut pp = Pp::start(PpOptions::default());
         pp.wait_listening();
         assert!(ssh::attempt(&pp.ssh_addr(), None, WAIT).await.authenticated);
-        pp.forwarder().wait_for("admitted in the attestation phase", WAIT);
+        pp.forwarder()
+            .wait_for("admitted in the attestation phase", WAIT);
         pp.forwarder_mut().kill9();
         let mut bytes = std::fs::read(record_file(&pp)).expect("the claim was persisted");
         match damage {
@@ -78,34 +95,58 @@ async fn a_record_of_another_boot_is_ignored() {
     let mut pp = Pp::start(PpOptions::default());
     pp.wait_listening();
     pp.forwarder_mut().kill9();
-    let old = PhaseRecord { boot_id: [7; 16], phase: RecordedPhase::Failed { reason: "old boot".into() } };
+    let old = PhaseRecord {
+        boot_id: [7; 16],
+        phase: RecordedPhase::Failed {
+            reason: "old boot".into(),
+        },
+    };
     std::fs::write(record_file(&pp), old.emit()).expect("write a record of another boot");
     pp.start_forwarder();
     pp.wait_listening();
-    pp.forwarder().wait_for("record of an earlier boot, ignored", WAIT);
+    pp.forwarder()
+        .wait_for("record of an earlier boot, ignored", WAIT);
     assert!(ssh::attempt(&pp.ssh_addr(), None, WAIT).await.authenticated);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_in_the_kubernetes_phase_resumes_with_the_same_keys() {
     let world = World::start();
-    let mut pp = Pp::start(PpOptions { wn_key: Some(world.adaptor.wn_public_key()), ..PpOptions::default() });
+    let mut pp = Pp::start(PpOptions {
+        wn_key: Some(world.adaptor.wn_public_key()),
+        ..PpOptions::default()
+    });
     pp.wait_listening();
     let handle = world.serve(&world.adaptor, "e2e-restart", &pp).await;
-    let before = handle.wait_for(WAIT, |s| matches!(s, PpStatus::Kubernetes { .. })).await.expect("Kubernetes phase");
+    let before = handle
+        .wait_for(WAIT, |s| matches!(s, PpStatus::Kubernetes { .. }))
+        .await
+        .expect("Kubernetes phase");
 
     pp.forwarder_mut().kill9();
-    handle.wait_for(WAIT, |s| !matches!(s, PpStatus::Kubernetes { .. })).await.expect("the adaptor notices");
+    handle
+        .wait_for(WAIT, |s| !matches!(s, PpStatus::Kubernetes { .. }))
+        .await
+        .expect("the adaptor notices");
     pp.start_forwarder();
-    let after = handle.wait_for(WAIT, |s| matches!(s, PpStatus::Kubernetes { .. })).await.expect("back in the Kubernetes phase");
-    assert_eq!(before, after, "the same PP host key is served after the restart");
-    pp.forwarder().wait_for("restored the Kubernetes phase", WAIT);
+    let after = handle
+        .wait_for(WAIT, |s| matches!(s, PpStatus::Kubernetes { .. }))
+        .await
+        .expect("back in the Kubernetes phase");
+    assert_eq!(
+        before, after,
+        "the same PP host key is served after the restart"
+    );
+    pp.forwarder()
+        .wait_for("restored the Kubernetes phase", WAIT);
     assert!(!pp.forwarder().output().contains("attestation phase open"));
 
     let Some(LocalAddress::Tcp(agent)) = handle.tunnel_address("KATAAGENT").cloned() else {
         panic!("KATAAGENT listens on TCP");
     };
-    let mut stream = tokio::net::TcpStream::connect(agent).await.expect("connect");
+    let mut stream = tokio::net::TcpStream::connect(agent)
+        .await
+        .expect("connect");
     stream.write_all(b"after restart").await.expect("write");
     stream.shutdown().await.expect("half-close");
     let mut back = Vec::new();

@@ -56,7 +56,10 @@ async fn fetch_until_valid<T>(
     loop {
         attempt = attempt.saturating_add(1);
         let problem = match get(cdh, path, timeout).await {
-            Ok(body) => match std::str::from_utf8(&body).map_err(|_| "not UTF-8".to_string()).and_then(&parse) {
+            Ok(body) => match std::str::from_utf8(&body)
+                .map_err(|_| "not UTF-8".to_string())
+                .and_then(&parse)
+            {
                 Ok(value) => return value,
                 Err(e) => format!("CDH returned an unusable {what}: {e}"),
             },
@@ -73,17 +76,28 @@ async fn fetch_until_valid<T>(
 /// default timeout.
 async fn get(cdh: SocketAddr, path: &str, timeout: Duration) -> Result<Vec<u8>, String> {
     let call = async {
-        let mut stream = TcpStream::connect(cdh).await.map_err(|e| format!("cannot connect: {e}"))?;
+        let mut stream = TcpStream::connect(cdh)
+            .await
+            .map_err(|e| format!("cannot connect: {e}"))?;
         let request = http::emit_get(&cdh.to_string(), path).map_err(|e| e.to_string())?;
-        stream.write_all(&request).await.map_err(|e| format!("cannot send the request: {e}"))?;
+        stream
+            .write_all(&request)
+            .await
+            .map_err(|e| format!("cannot send the request: {e}"))?;
         let mut parser = ResponseParser::new(MAX_BODY);
         let mut buf = [0u8; 4096];
         let response = loop {
-            let n = stream.read(&mut buf).await.map_err(|e| format!("cannot read the reply: {e}"))?;
+            let n = stream
+                .read(&mut buf)
+                .await
+                .map_err(|e| format!("cannot read the reply: {e}"))?;
             if n == 0 {
                 break parser.finish().map_err(|e| format!("bad reply: {e}"))?;
             }
-            if let Progress::Done(response) = parser.feed(&buf[..n]).map_err(|e| format!("bad reply: {e}"))? {
+            if let Progress::Done(response) = parser
+                .feed(&buf[..n])
+                .map_err(|e| format!("bad reply: {e}"))?
+            {
                 break response;
             }
         };

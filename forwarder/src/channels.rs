@@ -74,10 +74,18 @@ async fn serve_mux(chan: ChanInOut<'_>, conn: ConnId, ctrl: &Rc<Controller>) -> 
             match event {
                 MuxEvent::Incoming(incoming) => match ctrl.outbound_for(conn, &incoming.name) {
                     Ok(target) => {
-                        tokio::task::spawn_local(carry(conn, incoming.name, incoming.stream, target));
+                        tokio::task::spawn_local(carry(
+                            conn,
+                            incoming.name,
+                            incoming.stream,
+                            target,
+                        ));
                     }
                     Err(reason) => {
-                        info!("conn {conn}: stream to {:?} refused: {reason}", incoming.name);
+                        info!(
+                            "conn {conn}: stream to {:?} refused: {reason}",
+                            incoming.name
+                        );
                         incoming.stream.reset(&reason);
                     }
                 },
@@ -109,9 +117,14 @@ async fn carry(conn: ConnId, name: String, stream: MuxStream, target: Target) {
     let described = targets::describe(&target);
     match targets::connect(&target).await {
         Ok(socket) => {
-            info!("conn {conn}: stream {} to {name} ({described}) opened", stream.id());
+            info!(
+                "conn {conn}: stream {} to {name} ({described}) opened",
+                stream.id()
+            );
             match pp_tunnel::pump(stream, socket).await {
-                Ok((up, down)) => info!("conn {conn}: stream to {name} done ({up} B in, {down} B out)"),
+                Ok((up, down)) => {
+                    info!("conn {conn}: stream to {name} done ({up} B in, {down} B out)")
+                }
                 Err(e) => info!("conn {conn}: stream to {name} ended: {e}"),
             }
         }

@@ -101,7 +101,10 @@ impl Controller {
             return Err("the attestation host key is not Ed25519".into());
         };
         let ephemeral_public = PrivateKey::from_seed(dalek.to_bytes()).public();
-        info!("attestation-phase host key (ephemeral): {}", ephemeral_public.fingerprint());
+        info!(
+            "attestation-phase host key (ephemeral): {}",
+            ephemeral_public.fingerprint()
+        );
         let machine = PhaseMachine::new(MachineSettings {
             boot_id: store.boot_id(),
             attestation_host_key: ephemeral_public,
@@ -122,15 +125,22 @@ impl Controller {
             Err(reason) => Restored::Damaged { reason },
             Ok(Loaded::Fresh) => Restored::NoRecord,
             Ok(Loaded::Claimed(phase)) => Restored::Record { phase, keys: None },
-            Ok(Loaded::Failed(reason)) => {
-                Restored::Record { phase: RecordedPhase::Failed { reason }, keys: None }
-            }
+            Ok(Loaded::Failed(reason)) => Restored::Record {
+                phase: RecordedPhase::Failed { reason },
+                keys: None,
+            },
             Ok(Loaded::Kubernetes(phase, keys)) => {
                 *ctrl.pp_host_key.borrow_mut() = Some(sign_key(&keys.host));
-                info!("Kubernetes-phase host key: {}", keys.host.public().fingerprint());
+                info!(
+                    "Kubernetes-phase host key: {}",
+                    keys.host.public().fingerprint()
+                );
                 Restored::Record {
                     phase,
-                    keys: Some(PhaseKeys { host_key: keys.host, wn_key: keys.wn }),
+                    keys: Some(PhaseKeys {
+                        host_key: keys.host,
+                        wn_key: keys.wn,
+                    }),
                 }
             }
         };
@@ -160,7 +170,12 @@ impl Controller {
     }
 
     pub fn closer(&self, conn: ConnId) -> Rc<Closer> {
-        self.conns.borrow_mut().entry(conn).or_default().closer.clone()
+        self.conns
+            .borrow_mut()
+            .entry(conn)
+            .or_default()
+            .closer
+            .clone()
     }
 
     /// The host key to show this connection, fixed at its key exchange.
@@ -264,7 +279,8 @@ impl Controller {
         timeout: Duration,
     ) -> Option<(ConnId, MuxHandle)> {
         let mut current = self.current_mux.subscribe();
-        let wait = current.wait_for(|c| c.as_ref().is_some_and(|(_, p, _)| tunnel_phase.allows(*p)));
+        let wait =
+            current.wait_for(|c| c.as_ref().is_some_and(|(_, p, _)| tunnel_phase.allows(*p)));
         match tokio::time::timeout(timeout, wait).await {
             Ok(Ok(guard)) => guard.as_ref().map(|(conn, _, mux)| (*conn, mux.clone())),
             _ => None,
@@ -312,7 +328,9 @@ impl Controller {
                 Ok(None) => {}
                 Err(persist_error) => {
                     warn!("{persist_error}");
-                    let _ = self.step(Event::PersistFailed { reason: persist_error.clone() });
+                    let _ = self.step(Event::PersistFailed {
+                        reason: persist_error.clone(),
+                    });
                     return Err(persist_error);
                 }
             }
@@ -335,7 +353,10 @@ impl Controller {
             }
             Action::Persist(record) => self.store.save_phase(record.phase)?,
             Action::PersistKeys(keys) => {
-                let stored = PpKeys { host: keys.host_key.clone(), wn: keys.wn_key };
+                let stored = PpKeys {
+                    host: keys.host_key.clone(),
+                    wn: keys.wn_key,
+                };
                 self.store.save_keys(&stored, random_checkint())?;
                 *self.pp_host_key.borrow_mut() = Some(sign_key(&keys.host_key));
             }
@@ -395,7 +416,8 @@ impl Controller {
             Some((conn, c.admitted?, c.mux.clone()?))
         });
         self.current_mux.send_if_modified(|old| {
-            let changed = old.as_ref().map(|(c, p, _)| (*c, *p)) != found.as_ref().map(|(c, p, _)| (*c, *p));
+            let changed =
+                old.as_ref().map(|(c, p, _)| (*c, *p)) != found.as_ref().map(|(c, p, _)| (*c, *p));
             if changed {
                 *old = found;
             }

@@ -35,7 +35,10 @@ fn power_off() {
         }
         return;
     }
-    match std::process::Command::new("systemctl").arg("poweroff").status() {
+    match std::process::Command::new("systemctl")
+        .arg("poweroff")
+        .status()
+    {
         Ok(status) if status.success() => {}
         Ok(status) => error!("systemctl poweroff failed with {status}"),
         Err(e) => error!("cannot run systemctl poweroff: {e}"),

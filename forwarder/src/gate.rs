@@ -106,10 +106,12 @@ mod tests {
 
     async fn futures_poll_once<F: std::future::Future + Unpin>(f: F) -> Option<F::Output> {
         let mut f = f;
-        std::future::poll_fn(|cx| Poll::Ready(match Pin::new(&mut f).poll(cx) {
-            Poll::Ready(v) => Some(v),
-            Poll::Pending => None,
-        }))
+        std::future::poll_fn(|cx| {
+            Poll::Ready(match Pin::new(&mut f).poll(cx) {
+                Poll::Ready(v) => Some(v),
+                Poll::Pending => None,
+            })
+        })
         .await
     }
 }

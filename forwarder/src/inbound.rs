@@ -55,9 +55,17 @@ impl Listener {
 pub fn start(tags: Vec<Tag>, ctrl: &Rc<Controller>) -> Result<(), String> {
     for tag in tags {
         let listener = Listener::bind(tag.target()).map_err(|e| {
-            format!("inbound tunnel {}: cannot listen on {}: {e}", tag.emit(), targets::describe(tag.target()))
+            format!(
+                "inbound tunnel {}: cannot listen on {}: {e}",
+                tag.emit(),
+                targets::describe(tag.target())
+            )
         })?;
-        info!("inbound tunnel {} listening on {}", tag.name(), targets::describe(tag.target()));
+        info!(
+            "inbound tunnel {} listening on {}",
+            tag.name(),
+            targets::describe(tag.target())
+        );
         tokio::task::spawn_local(accept_loop(listener, tag, ctrl.clone()));
     }
     Ok(())
@@ -80,7 +88,9 @@ async fn accept_loop(listener: Listener, tag: Tag, ctrl: Rc<Controller>) {
 async fn carry(socket: TargetStream, tag: Tag, ctrl: Rc<Controller>) {
     let name = tag.name();
     let Some((conn, mux)) = ctrl.wait_for_mux(tag.phase(), WAIT_FOR_WN).await else {
-        warn!("inbound tunnel {name}: no WN connection allows it within {WAIT_FOR_WN:?}; local connection closed");
+        warn!(
+            "inbound tunnel {name}: no WN connection allows it within {WAIT_FOR_WN:?}; local connection closed"
+        );
         return;
     };
     let stream = match mux.open(name).await {
@@ -90,9 +100,14 @@ async fn carry(socket: TargetStream, tag: Tag, ctrl: Rc<Controller>) {
             return;
         }
     };
-    info!("conn {conn}: inbound stream {} for {name} opened", stream.id());
+    info!(
+        "conn {conn}: inbound stream {} for {name} opened",
+        stream.id()
+    );
     match pp_tunnel::pump(stream, socket).await {
-        Ok((out, back)) => info!("conn {conn}: inbound stream for {name} done ({out} B out, {back} B back)"),
+        Ok((out, back)) => {
+            info!("conn {conn}: inbound stream for {name} done ({out} B out, {back} B back)")
+        }
         Err(e) => info!("conn {conn}: inbound stream for {name} ended: {e}"),
     }
 }

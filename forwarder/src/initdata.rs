@@ -17,7 +17,10 @@ pub fn load(path: &Path, optional: bool) -> Result<ForwarderConfig, String> {
     let file = match fs::File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && optional => {
-            warn!("no init-data at {}: using the built-in defaults", path.display());
+            warn!(
+                "no init-data at {}: using the built-in defaults",
+                path.display()
+            );
             return describe(ForwarderConfig::default());
         }
         Err(e) => {

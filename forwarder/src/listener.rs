@@ -58,14 +58,18 @@ pub async fn accept_loop(
             );
             continue;
         };
-        info!("conn {conn} from {peer}: accepted, phase {}", ctrl.phase_name());
+        info!(
+            "conn {conn} from {peer}: accepted, phase {}",
+            ctrl.phase_name()
+        );
         let ctrl = ctrl.clone();
         tokio::task::spawn_local(async move {
             // The slot is given back when the connection is admitted, or
             // when it ends without being admitted.
-            let reason =
-                session::serve(stream, peer, conn, ctrl.clone(), login_grace, move || drop(slot))
-                    .await;
+            let reason = session::serve(stream, peer, conn, ctrl.clone(), login_grace, move || {
+                drop(slot)
+            })
+            .await;
             session::log_end(conn, peer, &reason);
             ctrl.connection_closed(conn);
         });

@@ -49,7 +49,10 @@ fn main() -> ExitCode {
         }
     };
     logger::init(settings.log_level);
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             error!("cannot start the runtime: {e}");
@@ -86,7 +89,9 @@ async fn run(settings: Settings) -> Result<(), String> {
         let started = ctrl
             .attestation_start(now)
             .unwrap_or_else(|e| fail_closed::fail_closed(settings.deadline_action, &e));
-        let deadline = settings.attestation_deadline.saturating_sub(Duration::from_secs(now - started));
+        let deadline = settings
+            .attestation_deadline
+            .saturating_sub(Duration::from_secs(now - started));
         info!(
             "attestation deadline: {:?} ({deadline:?} left; the phase began {}s ago in this boot)",
             settings.attestation_deadline,
@@ -98,9 +103,15 @@ async fn run(settings: Settings) -> Result<(), String> {
             ctrl.deadline_expired();
         });
     }
-    info!("listening for SSH on {} in the {} phase", settings.listen, ctrl.phase_name());
-    let mut terminate = signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| format!("cannot watch SIGINT: {e}"))?;
+    info!(
+        "listening for SSH on {} in the {} phase",
+        settings.listen,
+        ctrl.phase_name()
+    );
+    let mut terminate =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+    let mut interrupt =
+        signal(SignalKind::interrupt()).map_err(|e| format!("cannot watch SIGINT: {e}"))?;
     tokio::select! {
         () = listener::accept_loop(listener, ctrl, settings.max_startups, settings.login_grace) => Ok(()),
         _ = terminate.recv() => { info!("SIGTERM: stopping; the phase record stays"); Ok(()) }

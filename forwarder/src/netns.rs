@@ -8,8 +8,8 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsFd;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::os::fd::AsFd;
 
 use rustix::thread::{LinkNameSpaceType, move_into_link_name_space};
 use tokio::net::{TcpListener, TcpStream};

@@ -112,7 +112,8 @@ async fn handle_events(
         let outcome: Result<(), String> = match event {
             ServEvent::Hostkeys(h) => {
                 let key = ctrl.host_key_for(conn);
-                h.hostkeys(&[&key]).map_err(|e| format!("cannot offer the host key: {e}"))
+                h.hostkeys(&[&key])
+                    .map_err(|e| format!("cannot offer the host key: {e}"))
             }
             ServEvent::FirstAuth(mut a) => {
                 username = a.username().unwrap_or("?").to_string();
@@ -210,7 +211,9 @@ async fn handle_events(
                 let wanted = command.strip_prefix(RAW_TUNNEL_EXEC).map(str::trim);
                 let decision = match wanted {
                     Some(name) => ctrl.outbound_for(conn, name),
-                    None => Err(format!("unknown command {command:?}; expected \"tunnel NAME\"")),
+                    None => Err(format!(
+                        "unknown command {command:?}; expected \"tunnel NAME\""
+                    )),
                 };
                 match (decision, opened.remove(&num)) {
                     (Ok(target), Some(handle)) => {
@@ -246,7 +249,8 @@ async fn handle_events(
 }
 
 fn send_job(jobs: &mpsc::UnboundedSender<ChannelJob>, job: ChannelJob) -> Result<(), String> {
-    jobs.send(job).map_err(|_| "the channel worker is gone".to_string())
+    jobs.send(job)
+        .map_err(|_| "the channel worker is gone".to_string())
 }
 
 /// Logs the end of a connection, once.

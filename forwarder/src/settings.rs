@@ -138,7 +138,9 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, S
             Short('h') | Long("help") => return Ok(Command::Help),
             Short('V') | Long("version") => return Ok(Command::Version),
             Long("initdata-optional") => initdata_optional = true,
-            Long("config") => config_file = Some(PathBuf::from(parser.value().map_err(|e| e.to_string())?)),
+            Long("config") => {
+                config_file = Some(PathBuf::from(parser.value().map_err(|e| e.to_string())?))
+            }
             Long(name) => {
                 let name = name.to_string();
                 let value = parser.value().map_err(|e| format!("--{name}: {e}"))?;
@@ -196,7 +198,10 @@ fn apply_file(settings: &mut Settings, path: &std::path::Path) -> Result<(), Str
         settings.initdata_optional = optional;
     }
     if let Some(n) = file.max_startups {
-        in_file("max-startups", apply(settings, "max-startups", &n.to_string()))?;
+        in_file(
+            "max-startups",
+            apply(settings, "max-startups", &n.to_string()),
+        )?;
     }
     Ok(())
 }
@@ -252,7 +257,9 @@ fn parse_http_url(value: &str) -> Result<SocketAddr, String> {
 /// `90`, `90s`, `500ms`, `10m`, `1h`.
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
     let expected = || format!("expected a duration like 90s, 500ms, 10m or 1h, got {value:?}");
-    let split = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
     let (number, unit) = value.split_at(split);
     let number: u64 = number.parse().map_err(|_| expected())?;
     let millis = match unit {
@@ -270,7 +277,9 @@ mod tests {
     use super::*;
 
     fn run(args: &[&str]) -> Result<Settings, String> {
-        let args = std::iter::once("pp-forwarder").chain(args.iter().copied()).map(OsString::from);
+        let args = std::iter::once("pp-forwarder")
+            .chain(args.iter().copied())
+            .map(OsString::from);
         match parse_args(args)? {
             Command::Run(settings) => Ok(settings),
             _ => Err("not a run".into()),
@@ -289,7 +298,15 @@ mod tests {
 
     #[test]
     fn flags_override_defaults() {
-        let s = run(&["--listen", "127.0.0.1:1", "--attestation-deadline", "90s", "--deadline-action", "exit"]).unwrap();
+        let s = run(&[
+            "--listen",
+            "127.0.0.1:1",
+            "--attestation-deadline",
+            "90s",
+            "--deadline-action",
+            "exit",
+        ])
+        .unwrap();
         assert_eq!(s.listen, "127.0.0.1:1".parse().unwrap());
         assert_eq!(s.attestation_deadline, Duration::from_secs(90));
         assert_eq!(s.deadline_action, FailAction::Exit);
@@ -311,7 +328,11 @@ mod tests {
 
     #[test]
     fn unknown_flags_are_errors() {
-        assert!(run(&["--frobnicate", "1"]).unwrap_err().contains("unknown option"));
+        assert!(
+            run(&["--frobnicate", "1"])
+                .unwrap_err()
+                .contains("unknown option")
+        );
     }
 
     #[test]
@@ -319,13 +340,21 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ppf-settings-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("f.toml");
-        std::fs::write(&file, "listen = \"127.0.0.1:7\"\nmax-startups = 3\nlogin-grace = \"5s\"\n").unwrap();
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:7\"\nmax-startups = 3\nlogin-grace = \"5s\"\n",
+        )
+        .unwrap();
         let s = run(&["--config", file.to_str().unwrap(), "--login-grace", "7s"]).unwrap();
         assert_eq!(s.listen, "127.0.0.1:7".parse().unwrap());
         assert_eq!(s.max_startups, 3);
         assert_eq!(s.login_grace, Duration::from_secs(7));
         std::fs::write(&file, "lissen = \"127.0.0.1:7\"\n").unwrap();
-        assert!(run(&["--config", file.to_str().unwrap()]).unwrap_err().contains("lissen"));
+        assert!(
+            run(&["--config", file.to_str().unwrap()])
+                .unwrap_err()
+                .contains("lissen")
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -71,7 +71,10 @@ impl Store {
         let text = fs::read_to_string(BOOT_ID_PATH)
             .map_err(|e| format!("cannot read {BOOT_ID_PATH}: {e}"))?;
         let boot_id = parse_boot_id(&text).map_err(|e| e.to_string())?;
-        Ok(Self { dir: dir.to_owned(), boot_id })
+        Ok(Self {
+            dir: dir.to_owned(),
+            boot_id,
+        })
     }
 
     pub fn boot_id(&self) -> BootId {
@@ -95,10 +98,12 @@ impl Store {
             RecordedPhase::Failed { reason } => Loaded::Failed(reason),
             phase @ RecordedPhase::AttestationClaimed { .. } => Loaded::Claimed(phase),
             phase @ RecordedPhase::Kubernetes { .. } => {
-                let host = read_small(&self.dir.join(HOST_KEY_FILE))
-                    .and_then(|t| PrivateKey::parse(&t).map_err(|e| format!("{HOST_KEY_FILE}: {e}")))?;
-                let wn = read_small(&self.dir.join(WN_KEY_FILE))
-                    .and_then(|t| PublicKey::parse(&t).map_err(|e| format!("{WN_KEY_FILE}: {e}")))?;
+                let host = read_small(&self.dir.join(HOST_KEY_FILE)).and_then(|t| {
+                    PrivateKey::parse(&t).map_err(|e| format!("{HOST_KEY_FILE}: {e}"))
+                })?;
+                let wn = read_small(&self.dir.join(WN_KEY_FILE)).and_then(|t| {
+                    PublicKey::parse(&t).map_err(|e| format!("{WN_KEY_FILE}: {e}"))
+                })?;
                 Loaded::Kubernetes(phase, PpKeys { host, wn })
             }
         })
@@ -120,12 +125,18 @@ impl Store {
                     .ok_or_else(|| format!("{} is damaged", path.display()));
             }
         }
-        self.write_atomic(DEADLINE_START_FILE, format!("{this_boot} {now}\n").as_bytes())?;
+        self.write_atomic(
+            DEADLINE_START_FILE,
+            format!("{this_boot} {now}\n").as_bytes(),
+        )?;
         Ok(now)
     }
 
     pub fn save_phase(&self, phase: RecordedPhase) -> Result<(), String> {
-        let record = PhaseRecord { boot_id: self.boot_id, phase };
+        let record = PhaseRecord {
+            boot_id: self.boot_id,
+            phase,
+        };
         self.write_atomic(RECORD_FILE, &record.emit())
     }
 

@@ -39,36 +39,58 @@ async fn main() {
     let (_echo, echo_port) = start_echo_target();
     let sink_port = start_sink().await;
     let source_port = start_source().await;
-    let targets = [("ECHO", echo_port), ("SINK", sink_port), ("SOURCE", source_port)];
+    let targets = [
+        ("ECHO", echo_port),
+        ("SINK", sink_port),
+        ("SOURCE", source_port),
+    ];
 
     // Ours: the whole two-phase flow, then three local tunnel listeners.
     let world = World::start();
     let pp = Pp::start(PpOptions {
         wn_key: Some(world.adaptor.wn_public_key()),
-        extra_outbounds: targets.iter().map(|(name, port)| format!("KUBERNETES_PHASE:{name}:127.0.0.1:{port}")).collect(),
+        extra_outbounds: targets
+            .iter()
+            .map(|(name, port)| format!("KUBERNETES_PHASE:{name}:127.0.0.1:{port}"))
+            .collect(),
         ..PpOptions::default()
     });
     pp.wait_listening();
-    let handle = world.serve_tunnels(&world.adaptor, "bench", &pp, &["ECHO", "SINK", "SOURCE"]).await;
+    let handle = world
+        .serve_tunnels(&world.adaptor, "bench", &pp, &["ECHO", "SINK", "SOURCE"])
+        .await;
     handle
-        .wait_for(Duration::from_secs(120), |s| matches!(s, PpStatus::Kubernetes { .. }))
+        .wait_for(Duration::from_secs(120), |s| {
+            matches!(s, PpStatus::Kubernetes { .. })
+        })
         .await
         .expect("the Kubernetes phase");
     let entrance = |name: &str| match handle.tunnel_address(name) {
         Some(LocalAddress::Tcp(addr)) => *addr,
         _ => panic!("{name} listens on TCP"),
     };
-    let ours = Entrances { echo: entrance("ECHO"), sink: entrance("SINK"), source: entrance("SOURCE") };
+    let ours = Entrances {
+        echo: entrance("ECHO"),
+        sink: entrance("SINK"),
+        source: entrance("SOURCE"),
+    };
 
     // OpenSSH: sshd on loopback with the same WN key, `ssh -L` for each target.
     let scratch = pp_e2e::scratch_dir();
     let wn_key_file = world.dir.path().join("adaptor").join("keys").join("wn");
     let sshd = Sshd::start(scratch.path(), &wn_key_file);
-    let forwards: Vec<(u16, u16)> = targets.iter().map(|(_, port)| (free_port(), *port)).collect();
+    let forwards: Vec<(u16, u16)> = targets
+        .iter()
+        .map(|(_, port)| (free_port(), *port))
+        .collect();
     let _tunnel = sshd.forward(&wn_key_file, &forwards);
     let local = |i: usize| SocketAddr::from(([127, 0, 0, 1], forwards[i].0));
     wait_until_listening(local(0)).await;
-    let openssh = Entrances { echo: local(0), sink: local(1), source: local(2) };
+    let openssh = Entrances {
+        echo: local(0),
+        sink: local(1),
+        source: local(2),
+    };
 
     let mut rows = Vec::new();
     for (label, path) in [("pp-forwarder", &ours), ("OpenSSH", &openssh)] {
@@ -81,7 +103,9 @@ async fn main() {
     let openssh_connect = median_connect(|| ssh_first_byte_sshd(&sshd, &wn_key_file, echo_port));
     let rss = peak_rss_kib(pp.forwarder().pid());
 
-    println!("| path | echo 64 B p50 | echo 64 B p99 | WN→PP MB/s | PP→WN MB/s | connect → first tunnel byte |");
+    println!(
+        "| path | echo 64 B p50 | echo 64 B p99 | WN→PP MB/s | PP→WN MB/s | connect → first tunnel byte |"
+    );
     println!("|---|---|---|---|---|---|");
     let connects = [ours_connect, openssh_connect];
     for ((label, p50, p99, up, down), connect) in rows.iter().zip(connects) {
@@ -103,7 +127,10 @@ async fn main() {
 /// agent-echo on TCP, the stand-in kata-agent; killed when dropped.
 fn start_echo_target() -> (Process, u16) {
     let port = free_port();
-    let echo = Process::spawn(&bin("agent-echo"), &["--tcp".into(), format!("127.0.0.1:{port}")]);
+    let echo = Process::spawn(
+        &bin("agent-echo"),
+        &["--tcp".into(), format!("127.0.0.1:{port}")],
+    );
     echo.wait_for("listening", Duration::from_secs(10));
     (echo, port)
 }
@@ -202,7 +229,10 @@ async fn upload(addr: SocketAddr) -> f64 {
 async fn download(addr: SocketAddr) -> f64 {
     let mut stream = TcpStream::connect(addr).await.expect("connect source");
     let start = Instant::now();
-    stream.write_all(&BULK_BYTES.to_be_bytes()).await.expect("write length");
+    stream
+        .write_all(&BULK_BYTES.to_be_bytes())
+        .await
+        .expect("write length");
     let mut buf = vec![0u8; 64 * 1024];
     let mut got = 0u64;
     loop {
@@ -227,10 +257,25 @@ fn median_connect(mut once: impl FnMut() -> Duration) -> Duration {
 fn first_byte(mut command: Command) -> Duration {
     use std::io::{Read, Write};
     let start = Instant::now();
-    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("ssh");
-    child.stdin.as_mut().expect("stdin").write_all(b"x").expect("write");
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ssh");
+    child
+        .stdin
+        .as_mut()
+        .expect("stdin")
+        .write_all(b"x")
+        .expect("write");
     let mut byte = [0u8; 1];
-    child.stdout.as_mut().expect("stdout").read_exact(&mut byte).expect("the byte comes back");
+    child
+        .stdout
+        .as_mut()
+        .expect("stdout")
+        .read_exact(&mut byte)
+        .expect("the byte comes back");
     let elapsed = start.elapsed();
     let _ = child.kill();
     let _ = child.wait();
@@ -240,8 +285,21 @@ fn first_byte(mut command: Command) -> Duration {
 fn ssh_base(key: &Path, port: u16) -> Command {
     let mut command = Command::new("ssh");
     command
-        .args(["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no"])
-        .args(["-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-i"])
+        .args([
+            "-F",
+            "/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+        ])
+        .args([
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            "-i",
+        ])
         .arg(key)
         .args(["-p", &port.to_string()]);
     command
@@ -255,7 +313,11 @@ fn ssh_first_byte_forwarder(pp: &Pp, key: &Path) -> Duration {
 
 fn ssh_first_byte_sshd(sshd: &Sshd, key: &Path, echo_port: u16) -> Duration {
     let mut command = ssh_base(key, sshd.port);
-    command.args(["-W", &format!("127.0.0.1:{echo_port}"), &format!("{}@127.0.0.1", sshd.user)]);
+    command.args([
+        "-W",
+        &format!("127.0.0.1:{echo_port}"),
+        &format!("{}@127.0.0.1", sshd.user),
+    ]);
     first_byte(command)
 }
 
@@ -263,7 +325,10 @@ fn peak_rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|status| {
-            status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
 }
@@ -284,7 +349,12 @@ impl Sshd {
             .status()
             .expect("ssh-keygen");
         assert!(status.success());
-        let public = Command::new("ssh-keygen").arg("-y").arg("-f").arg(wn_key).output().expect("ssh-keygen -y");
+        let public = Command::new("ssh-keygen")
+            .arg("-y")
+            .arg("-f")
+            .arg(wn_key)
+            .output()
+            .expect("ssh-keygen -y");
         let authorized = dir.join("authorized_keys");
         std::fs::write(&authorized, &public.stdout).expect("authorized_keys");
         let _ = std::fs::create_dir_all("/run/sshd");
@@ -300,17 +370,39 @@ impl Sshd {
             ),
         )
         .expect("sshd_config");
-        let process = Process::spawn(Path::new("/usr/sbin/sshd"), &["-D".into(), "-e".into(), "-f".into(), config.display().to_string()]);
+        let process = Process::spawn(
+            Path::new("/usr/sbin/sshd"),
+            &[
+                "-D".into(),
+                "-e".into(),
+                "-f".into(),
+                config.display().to_string(),
+            ],
+        );
         let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
-        Sshd { _process: process, port, user }
+        Sshd {
+            _process: process,
+            port,
+            user,
+        }
     }
 
     /// `ssh -N -L local:127.0.0.1:remote ...` kept running.
     fn forward(&self, key: &Path, forwards: &[(u16, u16)]) -> Process {
         let mut args = vec![
-            "-F".into(), "/dev/null".into(), "-N".into(), "-o".into(), "BatchMode=yes".into(),
-            "-o".into(), "StrictHostKeyChecking=no".into(), "-o".into(), "UserKnownHostsFile=/dev/null".into(),
-            "-i".into(), key.display().to_string(), "-p".into(), self.port.to_string(),
+            "-F".into(),
+            "/dev/null".into(),
+            "-N".into(),
+            "-o".into(),
+            "BatchMode=yes".into(),
+            "-o".into(),
+            "StrictHostKeyChecking=no".into(),
+            "-o".into(),
+            "UserKnownHostsFile=/dev/null".into(),
+            "-i".into(),
+            key.display().to_string(),
+            "-p".into(),
+            self.port.to_string(),
         ];
         for (local, remote) in forwards {
             args.push("-L".into());
