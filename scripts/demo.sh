@@ -10,9 +10,10 @@ repo="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$repo"
 "$repo/scripts/install-deps.sh"
 
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+if [ -t 1 ]; then bold=$'\033[1m' red=$'\033[31m' plain=$'\033[0m'; else bold="" red="" plain=""; fi
+say() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
 step() { printf '   %s\n' "$*"; }
-fail() { printf '\n\033[31mDEMO FAILED: %s\033[0m\n' "$*" >&2; exit 1; }
+fail() { printf '\n%sDEMO FAILED: %s%s\n' "$red" "$*" "$plain" >&2; exit 1; }
 
 say "Building the forwarder, the adaptor and the test doubles (cargo build)"
 cargo build -q --bins -p pp-forwarder -p pp-adaptor -p pp-testdoubles
@@ -110,8 +111,8 @@ step "refused; the forwarder says: $(grep -m1 'is not the init-data WN key' "$wo
 
 say "Attestation phase: the adaptor connects (the host key cannot be proven yet)"
 start adaptor "$bin/pp-adaptor" --config "$work/adaptor.toml" serve
-wait_for "$work/adaptor.log" "pp demo: attestation phase" 30
-step "$(grep -m1 'pp demo: attestation phase' "$work/adaptor.log")"
+wait_for "$work/adaptor.log" "^pp demo: attestation phase" 30
+step "adaptor: $(grep -m1 '^pp demo: attestation phase' "$work/adaptor.log")"
 wait_for "$work/forwarder.log" "admitted in the attestation phase" 10
 step "forwarder: $(grep -m1 'persisting phase record: AttestationClaimed' "$work/forwarder.log" | sed 's/^INFO  //' | cut -c1-110)..."
 step "the claim is in guest memory before the client learned it succeeded: no second client can ever win"
@@ -124,13 +125,18 @@ step "the KBS never saw 'pp-sid': the PP never needed to know its own id"
 step "forwarder: $(grep -m1 'keys obtained from CDH' "$work/forwarder.log" | sed 's/^INFO  //')"
 
 say "Upgrade: the forwarder tells the WN its keys arrived; the WN reconnects"
-wait_for "$work/adaptor.log" "pp demo: upgrading" 30
+wait_for "$work/adaptor.log" "^pp demo: upgrading" 30
 step "forwarder: $(grep -m1 'sending UPGRADE' "$work/forwarder.log" | sed 's/^INFO  //')"
 
 say "Kubernetes phase: the host key is the PP's own and the WN verifies it"
-wait_for "$work/adaptor.log" "pp demo: Kubernetes phase" 60
-step "$(grep -m1 'pp demo: Kubernetes phase' "$work/adaptor.log")"
+wait_for "$work/adaptor.log" "^pp demo: Kubernetes phase" 60
+step "adaptor: $(grep -m1 '^pp demo: Kubernetes phase' "$work/adaptor.log")"
 step "forwarder: $(grep -m1 'admitted in the kubernetes phase' "$work/forwarder.log" | sed 's/^INFO  //')"
+
+say "Transcript check: was the attestation phase relayed by someone else?"
+wait_for "$work/adaptor.log" "confirms the adaptor's own attestation connection" 20
+step "adaptor: $(grep -m1 "confirms the adaptor's own attestation connection" "$work/adaptor.log" | sed 's/.*\(pp demo: \)/\1/')"
+step "(the PP reported, over the now-authenticated connection, the host key and peer address it saw in the attestation phase)"
 
 say "Kata-agent traffic: a round trip through the KATAAGENT tunnel"
 exec 3<>"/dev/tcp/127.0.0.1/$agent_port"
