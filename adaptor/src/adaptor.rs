@@ -70,6 +70,14 @@ struct Running {
     status: watch::Sender<PpStatus>,
 }
 
+/// A PP whose key pair was found and whose local listeners are bound,
+/// ready for [`Adaptor::start_pp`].
+pub struct BoundPp {
+    pp: PpConfig,
+    pp_key: PublicKey,
+    tunnels: LocalTunnels,
+}
+
 /// Follows one served PP.
 #[derive(Clone, Debug)]
 pub struct PpHandle {
@@ -201,14 +209,48 @@ impl Adaptor {
         Ok(key.public())
     }
 
-    /// Starts serving `pp` in its own task.
+    /// Starts serving `pp` in its own task: [`Adaptor::bind_pp`] then
+    /// [`Adaptor::start_pp`].
     pub async fn serve_pp(&self, pp: PpConfig) -> Result<PpHandle, AdaptorError> {
+        let bound = self.bind_pp(pp).await?;
+        self.start_pp(bound)
+    }
+
+    /// Checks that `pp` has a key pair and binds its local tunnel listeners,
+    /// without connecting yet. Binding every PP before starting any keeps
+    /// the PPs' own outgoing connections from taking a configured port.
+    pub async fn bind_pp(&self, pp: PpConfig) -> Result<BoundPp, AdaptorError> {
+        if self.is_running(&pp.sid) {
+            return Err(AdaptorError::AlreadyServed { sid: pp.sid });
+        }
+        let pp_key = self.inner.keys.pp_public_key(&pp.sid)?;
+        let tunnels = LocalTunnels::bind(&pp.sid, &pp.tunnels).await?;
+        Ok(BoundPp {
+            pp,
+            pp_key,
+            tunnels,
+        })
+    }
+
+    /// Starts the task of a PP bound by [`Adaptor::bind_pp`].
+    pub fn start_pp(&self, bound: BoundPp) -> Result<PpHandle, AdaptorError> {
+        let BoundPp {
+            pp,
+            pp_key,
+            tunnels,
+        } = bound;
         let sid = pp.sid.clone();
-        if self.is_running(&sid) {
+        let mut running = self
+            .inner
+            .running
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if running
+            .get(&sid)
+            .is_some_and(|running| !running.task.is_finished())
+        {
             return Err(AdaptorError::AlreadyServed { sid });
         }
-        let pp_key = self.inner.keys.pp_public_key(&sid)?;
-        let tunnels = LocalTunnels::bind(&sid, &pp.tunnels).await?;
         let addresses = tunnels.addresses().to_vec();
         let (status_tx, status_rx) = watch::channel(PpStatus::Connecting);
         let (slot_tx, slot_rx) = watch::channel(None);
@@ -234,11 +276,6 @@ impl Adaptor {
                 () = tunnels.run(slot_rx, tunnel_wait) => {}
             }
         });
-        let mut running = self
-            .inner
-            .running
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
         running.insert(
             sid.clone(),
             Running {

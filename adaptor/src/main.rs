@@ -189,14 +189,22 @@ async fn serve(config: &AdaptorConfig) -> Result<(), String> {
     if config.pps.is_empty() {
         tracing::warn!("the configuration lists no peer pods ([[pp]] tables); nothing to serve");
     }
+    // Every listener is bound before any PP connects, so no PP's outgoing
+    // connection can take another PP's configured port. One PP that cannot
+    // start (missing key, busy port) must not stop the others.
+    let mut bound = Vec::with_capacity(config.pps.len());
     for pp in &config.pps {
-        let sid = pp.sid.clone();
-        // One PP that cannot start (missing key, busy port) must not stop the others.
-        match adaptor.serve_pp(pp.clone()).await {
+        match adaptor.bind_pp(pp.clone()).await {
+            Ok(pp) => bound.push(pp),
+            Err(error) => tracing::error!("pp {}: not served: {error}", pp.sid),
+        }
+    }
+    for pp in bound {
+        match adaptor.start_pp(pp) {
             Ok(handle) => {
                 tokio::spawn(print_status_changes(handle));
             }
-            Err(error) => tracing::error!("pp {sid}: not served: {error}"),
+            Err(error) => tracing::error!("not served: {error}"),
         }
     }
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
