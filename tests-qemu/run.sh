@@ -193,8 +193,9 @@ test_two_phase_flow_reaches_the_agent_and_survives_a_forwarder_restart() {
     grep -q 'tcp dport 2222 accept' "$T/firewall.txt" && grep -q 'policy drop' "$T/firewall.txt" ||
         fail "the nftables ruleset is not in force" || return 1
 
-    local attests_before old_pid new_pid
+    local attests_before old_pid new_pid connects_before
     attests_before=$(attest_count)
+    connects_before=$(grep -c "Kubernetes phase: connected" "$T/adaptor.log")
     old_pid=$(hook forwarder-pid)
     hook kill-forwarder >/dev/null || fail "test hook: kill-forwarder" || return 1
     forwarder_restarted() {
@@ -202,8 +203,6 @@ test_two_phase_flow_reaches_the_agent_and_survives_a_forwarder_restart() {
     }
     wait_until $((30 * scale)) "systemd to restart the forwarder" forwarder_restarted || return 1
     log "forwarder restarted (pid $old_pid -> $new_pid)"
-    local connects_before
-    connects_before=$(grep -c "Kubernetes phase: connected" "$T/adaptor.log")
     reconnected() { (($(grep -c "Kubernetes phase: connected" "$T/adaptor.log") > connects_before)); }
     wait_until $((90 * scale)) "the adaptor to reconnect in the Kubernetes phase" reconnected || return 1
     wait_until $((30 * scale)) "a KATAAGENT round trip after the restart" kubernetes_phase_echo || return 1
