@@ -30,12 +30,23 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
-/// A loopback TCP port that was free a moment ago.
+/// A loopback TCP port that was free a moment ago, for a process the test
+/// starts next. It comes from below Linux's ephemeral range (32768 and up),
+/// so the many outgoing connections of a test cannot take it meanwhile,
+/// and it is never handed out twice in one test process.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("can bind a loopback port")
+    use std::sync::Mutex;
+    static HANDED_OUT: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
+    // Spread the processes of parallel test binaries over the range.
+    let start = 20_000 + (std::process::id() as usize * 7919) % 12_000;
+    (0..12_000)
+        .map(|i| (20_000 + (start - 20_000 + i) % 12_000) as u16)
+        .find(|port| {
+            !handed_out.contains(port) && std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok()
+        })
+        .inspect(|port| handed_out.push(*port))
+        .expect("a free loopback port between 20000 and 32000")
 }
 
 /// A scratch directory on tmpfs when the machine has one (like the PP's
