@@ -16,11 +16,11 @@ use std::path::PathBuf;
 /// The path of a workspace binary built in the same profile as the tests.
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test knows its own path");
-    // target/<profile>/deps/<test> -> target/<profile>/<name>
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("test binary lives in target/<profile>/deps");
+    // Tests live in target/<profile>/deps/, pp-bench in target/<profile>/.
+    let mut dir = exe.parent().expect("the executable is in a directory");
+    if dir.ends_with("deps") {
+        dir = dir.parent().expect("deps/ is inside target/<profile>");
+    }
     let path = dir.join(name);
     assert!(
         path.exists(),
