@@ -99,6 +99,9 @@ async fn main() {
         let down = download(path.source).await;
         rows.push((label, p50, p99, up, down));
     }
+    // A newer authenticated connection supersedes the older one: stop the
+    // adaptor so that the stock `ssh` clients below keep theirs.
+    world.adaptor.stop_pp(handle.sid()).await;
     let ours_connect = median_connect(|| ssh_first_byte_forwarder(&pp, &wn_key_file));
     let openssh_connect = median_connect(|| ssh_first_byte_sshd(&sshd, &wn_key_file, echo_port));
     let rss = peak_rss_kib(pp.forwarder().pid());
