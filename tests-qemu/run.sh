@@ -252,7 +252,29 @@ test_with_no_wn_the_pod_powers_off_at_the_attestation_deadline() {
     log "powered off $((SECONDS - started)) s after QEMU start"
 }
 
+# The config drive carries init-data that differs from the launched one
+# (someone swapped the WN key in user-data): pp-provision finds HOST_DATA
+# and the digest apart, writes nothing, and powers the pod off long before
+# the (large) attestation deadline; the forwarder never starts.
+test_tampered_initdata_stops_the_forwarder_from_starting() {
+    setup_world tampered || return 1
+    local launched started=$SECONDS
+    launched=$(sha384sum "$T/initdata.toml" | cut -c1-64)
+    ssh-keygen -q -t ed25519 -N '' -C intruder -f "$T/intruder" >/dev/null
+    write_initdata "$T/tampered.toml" "$(cat "$T/intruder.pub")"
+    spawn QEMU_PID "$T/qemu.log" "$repo/scripts/run-qemu.sh" --profile test \
+        --image-dir "$IMAGE_DIR" --initdata "$T/tampered.toml" --tap "$TAP" --mac "$POD_MAC" \
+        --serial-log "$T/serial.log" --test-hook "$T/hook" \
+        --append "pp.test.host_data=$launched systemd.setenv=PP_ATTESTATION_DEADLINE=3600s"
+    wait_until $((300 * scale)) "pp-provision to power the pod off" process_gone "$QEMU_PID" || return 1
+    if timeout 5 bash -c "exec 3<>/dev/tcp/$POD_ADDRESS/2222" 2>/dev/null; then
+        fail "something still answers on the pod's SSH port" || return 1
+    fi
+    log "pod powered off $((SECONDS - started)) s after QEMU start (attestation deadline was 3600 s)"
+}
+
 all_tests=(
+    test_tampered_initdata_stops_the_forwarder_from_starting
     test_two_phase_flow_reaches_the_agent_and_survives_a_forwarder_restart
     test_a_second_attestation_client_is_refused_and_the_deadline_powers_off
     test_with_no_wn_the_pod_powers_off_at_the_attestation_deadline
