@@ -15,12 +15,19 @@ pub struct Process {
 
 impl Process {
     pub fn spawn(program: &Path, args: &[String]) -> Process {
+        let mut command = Command::new(program);
+        command.args(args);
+        Self::from_command(command)
+    }
+
+    /// Starts a prepared command; its stdio is taken over.
+    pub fn from_command(mut command: Command) -> Process {
+        let program = Path::new(command.get_program()).to_owned();
         let name = program
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let mut child = Command::new(program)
-            .args(args)
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

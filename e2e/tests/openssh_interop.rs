@@ -11,60 +11,24 @@ use std::time::Duration;
 
 use pp_adaptor::pp_status::PpStatus;
 use pp_adaptor::sid::Sid;
+use pp_e2e::openssh::{ssh_command, ssh_keygen};
 use pp_e2e::pp::{Pp, PpOptions};
 use pp_e2e::world::World;
 use pp_forwarder_core::key::PublicKey;
 
 const SID: &str = "e2e-openssh";
 
-fn ssh_keygen(path: &Path) {
-    let status = Command::new("ssh-keygen")
-        .args([
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-C",
-            "made-by-ssh-keygen",
-            "-f",
-        ])
-        .arg(path)
-        .status()
-        .expect("ssh-keygen runs (apt-get install openssh-client)");
-    assert!(status.success());
-}
-
 fn ssh(pp: &Pp, identity: &Path, known_hosts: &Path) -> Command {
-    let mut command = Command::new("ssh");
-    command
-        .args([
-            "-F",
-            "/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=yes",
-        ])
-        .arg("-o")
-        .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
-        .arg("-i")
-        .arg(identity)
-        .args([
-            "-p",
-            &pp.ssh_port.to_string(),
-            "peerpod@127.0.0.1",
-            "tunnel",
-            "KATAAGENT",
-        ]);
+    let mut command = ssh_command(identity, pp.ssh_port, Some(known_hosts));
+    command.args(["peerpod@127.0.0.1", "tunnel", "KATAAGENT"]);
     command
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stock_openssh_with_ssh_keygen_keys_reaches_the_kata_agent() {
     let world = World::start_with(|keys| {
-        ssh_keygen(&keys.join("wn"));
-        ssh_keygen(&keys.join(format!("pp-{SID}")));
+        ssh_keygen(&keys.join("wn"), "made-by-ssh-keygen");
+        ssh_keygen(&keys.join(format!("pp-{SID}")), "made-by-ssh-keygen");
     });
     let keys = world.dir.path().join("adaptor").join("keys");
     let pp_public = std::fs::read_to_string(keys.join(format!("pp-{SID}.pub"))).expect("pp key");
@@ -129,7 +93,7 @@ async fn stock_openssh_with_ssh_keygen_keys_reaches_the_kata_agent() {
 
     // A host key that is not the PP's is refused by OpenSSH itself.
     let other = world.dir.path().join("other");
-    ssh_keygen(&other);
+    ssh_keygen(&other, "other");
     let other_public = std::fs::read_to_string(other.with_extension("pub")).expect("other key");
     std::fs::write(
         &known_hosts,

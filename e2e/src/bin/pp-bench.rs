@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use pp_adaptor::local_tunnels::LocalAddress;
 use pp_adaptor::pp_status::PpStatus;
+use pp_e2e::openssh::{ssh_command, ssh_keygen};
 use pp_e2e::pp::{Pp, PpOptions};
 use pp_e2e::process::Process;
 use pp_e2e::world::World;
@@ -285,37 +286,14 @@ fn first_byte(mut command: Command) -> Duration {
     elapsed
 }
 
-fn ssh_base(key: &Path, port: u16) -> Command {
-    let mut command = Command::new("ssh");
-    command
-        .args([
-            "-F",
-            "/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=no",
-        ])
-        .args([
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=ERROR",
-            "-i",
-        ])
-        .arg(key)
-        .args(["-p", &port.to_string()]);
-    command
-}
-
 fn ssh_first_byte_forwarder(pp: &Pp, key: &Path) -> Duration {
-    let mut command = ssh_base(key, pp.ssh_port);
+    let mut command = ssh_command(key, pp.ssh_port, None);
     command.args(["peerpod@127.0.0.1", "tunnel", "ECHO"]);
     first_byte(command)
 }
 
 fn ssh_first_byte_sshd(sshd: &Sshd, key: &Path, echo_port: u16) -> Duration {
-    let mut command = ssh_base(key, sshd.port);
+    let mut command = ssh_command(key, sshd.port, None);
     command.args([
         "-W",
         &format!("127.0.0.1:{echo_port}"),
@@ -346,12 +324,7 @@ struct Sshd {
 impl Sshd {
     fn start(dir: &Path, wn_key: &Path) -> Sshd {
         let host_key = dir.join("sshd_host_key");
-        let status = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(&host_key)
-            .status()
-            .expect("ssh-keygen");
-        assert!(status.success());
+        ssh_keygen(&host_key, "bench-sshd");
         let public = Command::new("ssh-keygen")
             .arg("-y")
             .arg("-f")
@@ -392,27 +365,15 @@ impl Sshd {
 
     /// `ssh -N -L local:127.0.0.1:remote ...` kept running.
     fn forward(&self, key: &Path, forwards: &[(u16, u16)]) -> Process {
-        let mut args = vec![
-            "-F".into(),
-            "/dev/null".into(),
-            "-N".into(),
-            "-o".into(),
-            "BatchMode=yes".into(),
-            "-o".into(),
-            "StrictHostKeyChecking=no".into(),
-            "-o".into(),
-            "UserKnownHostsFile=/dev/null".into(),
-            "-i".into(),
-            key.display().to_string(),
-            "-p".into(),
-            self.port.to_string(),
-        ];
+        let mut command = ssh_command(key, self.port, None);
+        command.arg("-N");
         for (local, remote) in forwards {
-            args.push("-L".into());
-            args.push(format!("127.0.0.1:{local}:127.0.0.1:{remote}"));
+            command
+                .arg("-L")
+                .arg(format!("127.0.0.1:{local}:127.0.0.1:{remote}"));
         }
-        args.push(format!("{}@127.0.0.1", self.user));
+        command.arg(format!("{}@127.0.0.1", self.user));
         std::thread::sleep(Duration::from_millis(300)); // sshd binds its port
-        Process::spawn(Path::new("/usr/bin/ssh"), &args)
+        Process::from_command(command)
     }
 }
