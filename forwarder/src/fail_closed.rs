@@ -6,9 +6,14 @@
 //! exits anyway, so nothing keeps serving. `exit` ends the process with
 //! status 3 (tests and supervised set-ups).
 
+use std::os::unix::process::ExitStatusExt;
+
 use log::error;
 
 use crate::settings::FailAction;
+
+/// The signal systemd's shutdown sends to every remaining process.
+const SIGTERM: i32 = 15;
 
 /// Exit status when the forwarder fails closed.
 pub const FAIL_CLOSED_STATUS: i32 = 3;
@@ -40,6 +45,8 @@ fn power_off() {
         .status()
     {
         Ok(status) if status.success() => {}
+        // The shutdown it started ends every process, systemctl included.
+        Ok(status) if status.signal() == Some(SIGTERM) => {}
         Ok(status) => error!("systemctl poweroff failed with {status}"),
         Err(e) => error!("cannot run systemctl poweroff: {e}"),
     }
