@@ -97,6 +97,31 @@ impl Process {
         }
     }
 
+    /// Waits until at least `n` lines contain `needle` (output is read by
+    /// other threads, so a line the process just wrote may not be here yet).
+    pub fn wait_for_count(&self, needle: &str, n: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let (text, changed) = &*self.output;
+        let mut guard = text.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            let seen = guard.lines().filter(|l| l.contains(needle)).count();
+            if seen >= n {
+                return;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "{} printed {needle:?} {seen} times, not {n}, within {timeout:?}; it printed:\n{}",
+                self.name,
+                *guard
+            );
+            guard = changed
+                .wait_timeout(guard, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
     /// How many lines contain `needle` so far.
     pub fn count(&self, needle: &str) -> usize {
         self.output().lines().filter(|l| l.contains(needle)).count()
