@@ -25,4 +25,10 @@ file "$static" | grep -q "static" && echo "(linked statically: $(file -b "$stati
 echo "building release binaries for the tunnel benchmark..." >&2
 cargo build -q --release --bins -p pp-forwarder -p pp-adaptor -p pp-testdoubles -p pp-e2e
 echo
-"$target/release/pp-bench"
+# pp-bench starts the forwarder, the doubles and sshd; a panic in a release
+# build aborts without running their Drop guards, so run it in a process
+# group of its own and end the whole group on every exit path.
+setsid "$target/release/pp-bench" &
+bench=$!
+trap 'kill -- -"$bench" 2>/dev/null || true' EXIT
+wait "$bench"
