@@ -14,7 +14,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use log::{info, warn};
-use pp_forwarder_core::http::{self, Progress, ResponseParser};
+use pp_forwarder_core::http::{self, HOST_KEY_PATH, Progress, ResponseParser, WN_KEY_PATH};
 use pp_forwarder_core::key::{PrivateKey, PublicKey};
 use pp_forwarder_core::phase::PhaseKeys;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,8 +22,6 @@ use tokio::net::TcpStream;
 
 use crate::controller::Controller;
 
-pub const WN_KEY_PATH: &str = "/cdh/resource/default/sshclient/publicKey";
-pub const HOST_KEY_PATH: &str = "/cdh/resource/default/pp-sid/privateKey";
 /// Keys are small; a larger reply is refused.
 const MAX_BODY: usize = 64 * 1024;
 
