@@ -2,7 +2,7 @@
 //! inflate with miniz_oxide, and the CRC-32/ISIZE trailer check; and the
 //! writer for the same format.
 
-use super::InitDataError;
+use super::{InitDataError, crc32};
 use alloc::vec;
 use alloc::vec::Vec;
 use miniz_oxide::inflate::stream::{InflateState, inflate};
@@ -42,7 +42,7 @@ pub(super) fn decompress(bytes: &[u8], limit: usize) -> Result<Vec<u8>, InitData
         }));
     };
     let (crc, size) = trailer.split_at(4);
-    if crc32fast::hash(&output).to_le_bytes() != crc {
+    if crc32::crc32(&output).to_le_bytes() != crc {
         return Err(damaged("CRC-32 mismatch"));
     }
     // ISIZE is the length modulo 2^32; our limit keeps it far below that.
@@ -121,7 +121,7 @@ pub(super) fn compress(data: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&[METHOD_DEFLATE, 0, 0, 0, 0, 0, 0, OS_UNKNOWN]);
     out.extend_from_slice(&deflated);
-    out.extend_from_slice(&crc32fast::hash(data).to_le_bytes());
+    out.extend_from_slice(&crc32::crc32(data).to_le_bytes());
     // ISIZE is defined modulo 2^32.
     out.extend_from_slice(&(data.len() as u32).to_le_bytes());
     out

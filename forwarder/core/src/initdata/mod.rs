@@ -17,6 +17,7 @@
 //! * [`digest`] covers the exact TOML bytes as decoded, with no
 //!   canonicalisation; [`emit_delivery`] writes the base64(gzip) form.
 
+mod crc32;
 mod delivery;
 mod document;
 mod error;
