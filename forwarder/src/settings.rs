@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
+use pp_forwarder_core::minitoml;
 
 pub const HELP: &str = "\
 pp-forwarder: the peer-pod side of secure comms (SSH appliance).
@@ -57,8 +57,7 @@ OPTIONS:
 ";
 
 /// What happens when the attestation deadline passes or the phase fails.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FailAction {
     /// Power the VM off (reboot(2) when PID 1, else `systemctl poweroff`).
     Poweroff,
@@ -108,24 +107,6 @@ pub enum Command {
     Version,
 }
 
-/// The settings file: every field optional, unknown fields rejected.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct SettingsFile {
-    listen: Option<String>,
-    state_dir: Option<PathBuf>,
-    initdata: Option<PathBuf>,
-    initdata_optional: Option<bool>,
-    cdh_url: Option<String>,
-    cdh_timeout: Option<String>,
-    attestation_deadline: Option<String>,
-    deadline_action: Option<String>,
-    max_startups: Option<usize>,
-    login_grace: Option<String>,
-    upgrade_grace: Option<String>,
-    log_level: Option<String>,
-}
-
 /// Parses the command line (and the `--config` file it names).
 pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
     use lexopt::prelude::*;
@@ -168,40 +149,34 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, S
 fn apply_file(settings: &mut Settings, path: &std::path::Path) -> Result<(), String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read settings file {}: {e}", path.display()))?;
-    let file: SettingsFile =
-        toml::from_str(&text).map_err(|e| format!("settings file {}: {e}", path.display()))?;
-    let in_file = |field: &str, r: Result<(), String>| {
-        r.map_err(|e| format!("settings file {}, field {field}: {e}", path.display()))
-    };
-    let strings = [
-        ("listen", file.listen),
-        ("cdh-url", file.cdh_url),
-        ("cdh-timeout", file.cdh_timeout),
-        ("attestation-deadline", file.attestation_deadline),
-        ("deadline-action", file.deadline_action),
-        ("login-grace", file.login_grace),
-        ("upgrade-grace", file.upgrade_grace),
-        ("log-level", file.log_level),
-    ];
-    for (field, value) in strings {
-        if let Some(value) = value {
-            in_file(field, apply(settings, field, &value))?;
-        }
-    }
-    if let Some(dir) = file.state_dir {
-        settings.state_dir = dir;
-    }
-    if let Some(path) = file.initdata {
-        settings.initdata = path;
-    }
-    if let Some(optional) = file.initdata_optional {
-        settings.initdata_optional = optional;
-    }
-    if let Some(n) = file.max_startups {
-        in_file(
-            "max-startups",
-            apply(settings, "max-startups", &n.to_string()),
-        )?;
+    let in_file = |message: String| format!("settings file {}: {message}", path.display());
+    let table = minitoml::parse(&text).map_err(|e| in_file(e.to_string()))?;
+    for (key, value) in table.into_entries() {
+        let applied = match key.as_str() {
+            "initdata-optional" => value
+                .into_bool(&key)
+                .map(|optional| settings.initdata_optional = optional),
+            "max-startups" => value
+                .into_integer(&key)
+                .and_then(|n| apply(settings, &key, &n.to_string())),
+            "listen"
+            | "state-dir"
+            | "initdata"
+            | "cdh-url"
+            | "cdh-timeout"
+            | "attestation-deadline"
+            | "deadline-action"
+            | "login-grace"
+            | "upgrade-grace"
+            | "log-level" => value
+                .into_string(&key)
+                .and_then(|value| apply(settings, &key, &value)),
+            _ => Err(minitoml::unknown_key(
+                &key,
+                "one of the option names of --help",
+            )),
+        };
+        applied.map_err(|e| in_file(format!("field {key}: {e}")))?;
     }
     Ok(())
 }

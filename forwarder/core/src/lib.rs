@@ -10,6 +10,7 @@ pub mod config;
 pub mod http;
 pub mod initdata;
 pub mod key;
+pub mod minitoml;
 pub mod mux;
 pub mod phase;
 pub mod record;

@@ -18,11 +18,10 @@
 
 use crate::initdata::InitData;
 use crate::key::{KeyError, PublicKey};
+use crate::minitoml;
 use crate::tag::{Direction, TagError, TunnelSet};
 use alloc::string::{String, ToString};
-use alloc::vec::Vec;
 use core::fmt;
-use serde::Deserialize;
 
 /// The name of the forwarder's file in init-data's `[data]`.
 pub const FILE_NAME: &str = "forwarder.toml";
@@ -69,14 +68,6 @@ impl fmt::Display for ConfigError {
 
 impl core::error::Error for ConfigError {}
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct RawConfig {
-    wn_public_key: Option<String>,
-    inbounds: Option<Vec<String>>,
-    outbounds: Option<Vec<String>>,
-}
-
 impl Default for ForwarderConfig {
     fn default() -> Self {
         Self {
@@ -96,18 +87,29 @@ fn default_set(tag: &str, direction: Direction) -> TunnelSet {
 impl ForwarderConfig {
     /// Parses the text of `forwarder.toml`.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|error| ConfigError::Toml {
-            message: error.to_string(),
-        })?;
+        let toml = |message| ConfigError::Toml { message };
+        let table = minitoml::parse(text).map_err(|error| toml(error.to_string()))?;
         let mut config = Self::default();
-        if let Some(line) = raw.wn_public_key {
-            config.wn_public_key = Some(PublicKey::parse(&line).map_err(ConfigError::WnPublicKey)?);
-        }
-        if let Some(tags) = raw.inbounds {
-            config.inbounds = parse_set(&tags, Direction::Inbound, "inbounds")?;
-        }
-        if let Some(tags) = raw.outbounds {
-            config.outbounds = parse_set(&tags, Direction::Outbound, "outbounds")?;
+        for (key, value) in table.into_entries() {
+            match key.as_str() {
+                "wn-public-key" => {
+                    let line = value.into_string(&key).map_err(toml)?;
+                    let key = PublicKey::parse(&line).map_err(ConfigError::WnPublicKey)?;
+                    config.wn_public_key = Some(key);
+                }
+                "inbounds" => {
+                    let tags = value.into_strings(&key).map_err(toml)?;
+                    config.inbounds = parse_set(&tags, Direction::Inbound, "inbounds")?;
+                }
+                "outbounds" => {
+                    let tags = value.into_strings(&key).map_err(toml)?;
+                    config.outbounds = parse_set(&tags, Direction::Outbound, "outbounds")?;
+                }
+                _ => {
+                    let expected = "wn-public-key, inbounds or outbounds";
+                    return Err(toml(minitoml::unknown_key(&key, expected)));
+                }
+            }
         }
         Ok(config)
     }

@@ -1,18 +1,18 @@
 //! The init-data TOML document and its digest.
 
 use super::{InitDataError, MAX_TOML_LEN};
+use crate::minitoml;
 use alloc::collections::BTreeMap;
+use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use serde::Deserialize;
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
 /// The only init-data `version` this parser knows.
 pub const SUPPORTED_VERSION: &str = "0.1.0";
 
 /// The digest algorithm named by init-data's `algorithm`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Algorithm {
     Sha256,
     Sha384,
@@ -28,16 +28,12 @@ impl Algorithm {
             Self::Sha512 => "sha512",
         }
     }
-}
 
-/// The document as written, before validation.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawInitData {
-    version: String,
-    algorithm: Algorithm,
-    #[serde(default)]
-    data: BTreeMap<String, String>,
+    fn from_name(name: &str) -> Option<Self> {
+        [Self::Sha256, Self::Sha384, Self::Sha512]
+            .into_iter()
+            .find(|algorithm| algorithm.as_str() == name)
+    }
 }
 
 /// A parsed init-data document: its algorithm and its `[data]` files.
@@ -56,16 +52,39 @@ impl InitData {
             });
         }
         let text = core::str::from_utf8(toml).map_err(|_| InitDataError::NotUtf8)?;
-        let raw: RawInitData = toml::from_str(text).map_err(|error| InitDataError::Toml {
-            message: error.to_string(),
-        })?;
-        if raw.version != SUPPORTED_VERSION {
-            return Err(InitDataError::UnsupportedVersion { found: raw.version });
+        let toml = |message| InitDataError::Toml { message };
+        let table = minitoml::parse(text).map_err(|error| toml(error.to_string()))?;
+        let (mut version, mut algorithm, mut data) = (None, None, BTreeMap::new());
+        for (key, value) in table.into_entries() {
+            match key.as_str() {
+                "version" => version = Some(value.into_string(&key).map_err(toml)?),
+                "algorithm" => {
+                    let name = value.into_string(&key).map_err(toml)?;
+                    algorithm = Some(Algorithm::from_name(&name).ok_or_else(|| {
+                        toml(format!(
+                            "unknown algorithm `{name}`, expected sha256, sha384 or sha512"
+                        ))
+                    })?);
+                }
+                "data" => {
+                    for (name, text) in value.into_table(&key).map_err(toml)?.into_entries() {
+                        let text = text.into_string(&name).map_err(toml)?;
+                        data.insert(name, text);
+                    }
+                }
+                _ => {
+                    let expected = "version, algorithm or data";
+                    return Err(toml(minitoml::unknown_key(&key, expected)));
+                }
+            }
         }
-        Ok(Self {
-            algorithm: raw.algorithm,
-            data: raw.data,
-        })
+        let missing = |key: &str| toml(format!("missing key `{key}`"));
+        let version = version.ok_or_else(|| missing("version"))?;
+        let algorithm = algorithm.ok_or_else(|| missing("algorithm"))?;
+        if version != SUPPORTED_VERSION {
+            return Err(InitDataError::UnsupportedVersion { found: version });
+        }
+        Ok(Self { algorithm, data })
     }
 
     /// The digest algorithm the document names.
@@ -130,6 +149,14 @@ url = 'http://127.0.0.1:8080'
 inbounds = ["BOTH_PHASES:KBS:8080"]
 '''
 "#;
+
+    #[test]
+    fn the_repository_example_parses() {
+        let example = include_bytes!("../../../../init-data/example.toml");
+        let init_data = InitData::parse(example).unwrap();
+        assert_eq!(init_data.algorithm(), Algorithm::Sha384);
+        assert!(init_data.file("forwarder.toml").is_some());
+    }
 
     #[test]
     fn the_documented_shape_parses_with_its_files() {
