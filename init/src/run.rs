@@ -1,0 +1,159 @@
+//! The supervisor's driver: starts processes, reaps every child (services
+//! and orphans alike, as PID 1 must), keeps a PID file per running service,
+//! and sleeps until a child ends (SIGCHLD through a signalfd) or a restart
+//! is due. Returns when the pod must power off, after killing the services
+//! still running.
+
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigSet, Signal, kill};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+use crate::console::{Console, since_boot};
+use crate::supervisor::{Action, Ending, Service, Supervisor};
+use crate::system::pid_file;
+
+/// Runs `services` until one of them makes the pod power off; returns why.
+/// `env` is every service's whole environment.
+pub fn supervise(
+    services: Vec<Service>,
+    env: &[(String, String)],
+    state_dir: &Path,
+    console: &Console,
+) -> String {
+    let mut sigchld = SigSet::empty();
+    sigchld.add(Signal::SIGCHLD);
+    // Blocked so that it queues on the signalfd; std resets the mask in
+    // the children it starts.
+    if let Err(e) = sigchld.thread_block() {
+        return format!("cannot block SIGCHLD: {}", e.desc());
+    }
+    let wakeups =
+        match SignalFd::with_flags(&sigchld, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC) {
+            Ok(fd) => fd,
+            Err(e) => return format!("cannot create a signalfd: {}", e.desc()),
+        };
+    let mut driver = Driver {
+        supervisor: Supervisor::new(services),
+        env,
+        state_dir,
+        console,
+    };
+    loop {
+        if let Some(reason) = driver.step() {
+            for pid in driver.supervisor.running() {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            return reason;
+        }
+        let timeout = match driver.supervisor.next_wakeup() {
+            None => PollTimeout::NONE,
+            Some(at) => {
+                let ms = at
+                    .saturating_sub(since_boot())
+                    .as_millis()
+                    .saturating_add(1);
+                PollTimeout::try_from(ms.min(60_000) as u32).unwrap_or(PollTimeout::MAX)
+            }
+        };
+        let mut fds = [PollFd::new(wakeups.as_fd(), PollFlags::POLLIN)];
+        // EINTR and timeouts alike lead to the next step.
+        let _ = poll(&mut fds, timeout);
+        while let Ok(Some(_)) = wakeups.read_signal() {}
+    }
+}
+
+struct Driver<'a> {
+    supervisor: Supervisor,
+    env: &'a [(String, String)],
+    state_dir: &'a Path,
+    console: &'a Console,
+}
+
+impl Driver<'_> {
+    /// Carries out what is due and reaps what ended, until nothing changes.
+    fn step(&mut self) -> Option<String> {
+        loop {
+            let mut changed = false;
+            for action in self.supervisor.poll(since_boot()) {
+                changed = true;
+                let power_off = match action {
+                    Action::Start(index) => self.start(index),
+                    Action::PowerOff(reason) => Some(Action::PowerOff(reason)),
+                };
+                if let Some(Action::PowerOff(reason)) = power_off {
+                    return Some(reason);
+                }
+            }
+            while let Some((pid, ending)) = reap() {
+                changed = true;
+                let (index, action) = self.supervisor.exited(pid, ending.clone(), since_boot());
+                if let Some(index) = index {
+                    let name = &self.supervisor.service(index).name;
+                    self.console.line(&format!("{name} (pid {pid}) {ending}"));
+                    let _ = std::fs::remove_file(pid_file(self.state_dir, name));
+                }
+                if let Some(Action::PowerOff(reason)) = action {
+                    return Some(reason);
+                }
+            }
+            if !changed {
+                return None;
+            }
+        }
+    }
+
+    fn start(&mut self, index: usize) -> Option<Action> {
+        let service = self.supervisor.service(index);
+        let (program, args) = service.command.split_first()?;
+        let spawned = Command::new(program)
+            .args(args)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .stdout(self.console.stdio())
+            .stderr(self.console.stdio())
+            .spawn();
+        let name = service.name.clone();
+        match spawned {
+            Ok(child) => {
+                // Reaped by waitpid(-1) in `reap`, not through `child`.
+                let pid = child.id() as i32;
+                self.console.line(&format!("started {name} (pid {pid})"));
+                if let Err(e) = std::fs::write(pid_file(self.state_dir, &name), format!("{pid}\n"))
+                {
+                    self.console
+                        .line(&format!("cannot write the PID file of {name}: {e}"));
+                }
+                self.supervisor.started(index, pid);
+                None
+            }
+            Err(e) => {
+                self.console.line(&format!("cannot start {name}: {e}"));
+                self.supervisor
+                    .start_failed(index, e.to_string(), since_boot())
+            }
+        }
+    }
+}
+
+/// One ended child, if any, without blocking.
+fn reap() -> Option<(i32, Ending)> {
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) => return Some((pid.as_raw(), Ending::Status(code))),
+            Ok(WaitStatus::Signaled(pid, signal, _)) => {
+                return Some((pid.as_raw(), Ending::Signal(signal.as_str().into())));
+            }
+            // Stops and continues are not ends.
+            Ok(WaitStatus::StillAlive) | Err(_) => return None,
+            Ok(_) => continue,
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! The service supervisor, without IO: which service to start when, and
+//! when the pod must power off. The driver (`run.rs`) feeds it process
+//! starts and exits with the time since boot and carries out its actions.
+//!
+//! Rules:
+//! - Services start one after another in the configured order. A `once`
+//!   service must exit with status 0 before the next one starts; any other
+//!   end (a status, a signal, a failed start) powers the pod off.
+//! - A `daemon` starts and the next service follows at once. When it ends
+//!   it starts again after its restart delay; if it ends
+//!   [`RESTART_LIMIT_BURST`] times within [`RESTART_LIMIT_INTERVAL`], the
+//!   pod powers off instead (a service that cannot stay up means a pod that
+//!   cannot work).
+//! - Exits of processes it did not start (orphans re-parented to PID 1) are
+//!   ignored.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    pub name: String,
+    pub command: Vec<String>,
+    pub start: Start,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Start {
+    Once,
+    Daemon { restart_delay: Duration },
+}
+
+/// How a process ended (or why it never ran).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ending {
+    Status(i32),
+    Signal(String),
+    NotStarted(String),
+}
+
+impl fmt::Display for Ending {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ending::Status(code) => write!(f, "exited with status {code}"),
+            Ending::Signal(signal) => write!(f, "was killed by {signal}"),
+            Ending::NotStarted(reason) => write!(f, "could not start: {reason}"),
+        }
+    }
+}
+
+/// What the driver must do next.
+#[derive(Debug, PartialEq)]
+pub enum Action {
+    /// Start `services[index]` and report with [`Supervisor::started`] or
+    /// [`Supervisor::exited`].
+    Start(usize),
+    /// Power the pod off; the reason is for the console.
+    PowerOff(String),
+}
+
+pub const RESTART_LIMIT_BURST: usize = 5;
+pub const RESTART_LIMIT_INTERVAL: Duration = Duration::from_secs(30);
+
+#[derive(Default)]
+struct State {
+    pid: Option<i32>,
+    restart_at: Option<Duration>,
+    /// Times of the latest ends, at most RESTART_LIMIT_BURST of them.
+    ends: VecDeque<Duration>,
+}
+
+pub struct Supervisor {
+    services: Vec<Service>,
+    states: Vec<State>,
+    /// Index of the next service in the start order.
+    next: usize,
+    /// The `once` service the start order waits for.
+    waiting_for: Option<usize>,
+    powering_off: bool,
+}
+
+impl Supervisor {
+    pub fn new(services: Vec<Service>) -> Self {
+        let states = services.iter().map(|_| State::default()).collect();
+        Supervisor {
+            services,
+            states,
+            next: 0,
+            waiting_for: None,
+            powering_off: false,
+        }
+    }
+
+    pub fn service(&self, index: usize) -> &Service {
+        &self.services[index]
+    }
+
+    /// The actions due at `now`: restarts whose delay has passed, and the
+    /// next services in order up to the first `once` one.
+    pub fn poll(&mut self, now: Duration) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if self.powering_off {
+            return actions;
+        }
+        for (index, state) in self.states.iter_mut().enumerate() {
+            if state.restart_at.is_some_and(|at| at <= now) {
+                state.restart_at = None;
+                actions.push(Action::Start(index));
+            }
+        }
+        while self.waiting_for.is_none() && self.next < self.services.len() {
+            let index = self.next;
+            self.next += 1;
+            if self.services[index].start == Start::Once {
+                self.waiting_for = Some(index);
+            }
+            actions.push(Action::Start(index));
+        }
+        actions
+    }
+
+    /// When [`poll`](Self::poll) next has something to do, if ever.
+    pub fn next_wakeup(&self) -> Option<Duration> {
+        self.states.iter().filter_map(|s| s.restart_at).min()
+    }
+
+    /// The PIDs of the services running now.
+    pub fn running(&self) -> impl Iterator<Item = i32> + '_ {
+        self.states.iter().filter_map(|s| s.pid)
+    }
+
+    pub fn started(&mut self, index: usize, pid: i32) {
+        self.states[index].pid = Some(pid);
+    }
+
+    /// Process `pid` ended (`ending`) at `now`. Returns the service's index
+    /// (None for a process pp-init did not start) and, when the pod must
+    /// power off, that action.
+    pub fn exited(
+        &mut self,
+        pid: i32,
+        ending: Ending,
+        now: Duration,
+    ) -> (Option<usize>, Option<Action>) {
+        let Some(index) = self.states.iter().position(|s| s.pid == Some(pid)) else {
+            return (None, None);
+        };
+        self.states[index].pid = None;
+        (Some(index), self.ended(index, ending, now))
+    }
+
+    /// The service at `index` could not be started.
+    pub fn start_failed(&mut self, index: usize, reason: String, now: Duration) -> Option<Action> {
+        self.ended(index, Ending::NotStarted(reason), now)
+    }
+
+    fn ended(&mut self, index: usize, ending: Ending, now: Duration) -> Option<Action> {
+        if self.powering_off {
+            return None;
+        }
+        let name = &self.services[index].name;
+        let power_off = match self.services[index].start {
+            Start::Once if ending == Ending::Status(0) => {
+                self.waiting_for = None;
+                None
+            }
+            Start::Once => Some(format!("{name} {ending}")),
+            Start::Daemon { restart_delay } => {
+                let ends = &mut self.states[index].ends;
+                ends.push_back(now);
+                while ends.len() > RESTART_LIMIT_BURST {
+                    ends.pop_front();
+                }
+                let too_often = ends.len() == RESTART_LIMIT_BURST
+                    && ends
+                        .front()
+                        .is_some_and(|&first| now.saturating_sub(first) < RESTART_LIMIT_INTERVAL);
+                if too_often {
+                    Some(format!(
+                        "{name} {ending}; it ended {RESTART_LIMIT_BURST} times within {} s",
+                        RESTART_LIMIT_INTERVAL.as_secs()
+                    ))
+                } else {
+                    self.states[index].restart_at = Some(now + restart_delay);
+                    None
+                }
+            }
+        };
+        power_off.map(|reason| {
+            self.powering_off = true;
+            Action::PowerOff(reason)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn service(name: &str, start: Start) -> Service {
+        Service {
+            name: name.into(),
+            command: vec![format!("/bin/{name}")],
+            start,
+        }
+    }
+
+    fn daemon(name: &str) -> Service {
+        service(
+            name,
+            Start::Daemon {
+                restart_delay: 100 * MS,
+            },
+        )
+    }
+
+    /// Starts every action's service with pid = 100 + index.
+    fn start_all(sup: &mut Supervisor, now: Duration) -> Vec<usize> {
+        let mut started = Vec::new();
+        for action in sup.poll(now) {
+            match action {
+                Action::Start(index) => {
+                    sup.started(index, 100 + index as i32);
+                    started.push(index);
+                }
+                Action::PowerOff(reason) => panic!("unexpected power-off: {reason}"),
+            }
+        }
+        started
+    }
+
+    #[test]
+    fn services_start_in_order_and_wait_for_each_once_service() {
+        let mut sup = Supervisor::new(vec![
+            service("firewall", Start::Once),
+            daemon("network"),
+            service("provision", Start::Once),
+            daemon("cdh"),
+            daemon("forwarder"),
+        ]);
+        assert_eq!(start_all(&mut sup, 0 * MS), [0]);
+        assert_eq!(
+            start_all(&mut sup, 5 * MS),
+            [],
+            "nothing follows before firewall ends"
+        );
+        assert_eq!(sup.exited(100, Ending::Status(0), 10 * MS), (Some(0), None));
+        assert_eq!(start_all(&mut sup, 10 * MS), [1, 2]);
+        assert_eq!(sup.exited(102, Ending::Status(0), 20 * MS), (Some(2), None));
+        assert_eq!(start_all(&mut sup, 20 * MS), [3, 4]);
+        assert_eq!(start_all(&mut sup, 30 * MS), []);
+        assert_eq!(sup.next_wakeup(), None);
+    }
+
+    #[test]
+    fn a_once_service_that_fails_powers_off_and_nothing_else_starts() {
+        for ending in [Ending::Status(1), Ending::Signal("SIGKILL".into())] {
+            let mut sup =
+                Supervisor::new(vec![service("provision", Start::Once), daemon("forwarder")]);
+            start_all(&mut sup, 0 * MS);
+            let (_, action) = sup.exited(100, ending.clone(), MS);
+            assert_eq!(
+                action,
+                Some(Action::PowerOff(format!("provision {ending}")))
+            );
+            assert_eq!(sup.poll(2 * MS), []);
+        }
+        let mut sup = Supervisor::new(vec![service("provision", Start::Once)]);
+        assert_eq!(sup.poll(0 * MS), [Action::Start(0)]);
+        let action = sup.start_failed(0, "No such file or directory".into(), MS);
+        assert_eq!(
+            action,
+            Some(Action::PowerOff(
+                "provision could not start: No such file or directory".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn a_daemon_restarts_after_its_delay() {
+        let mut sup = Supervisor::new(vec![daemon("forwarder")]);
+        start_all(&mut sup, 0 * MS);
+        assert_eq!(
+            sup.exited(100, Ending::Signal("SIGKILL".into()), 1000 * MS),
+            (Some(0), None)
+        );
+        assert_eq!(sup.next_wakeup(), Some(1100 * MS));
+        assert_eq!(start_all(&mut sup, 1099 * MS), []);
+        assert_eq!(start_all(&mut sup, 1100 * MS), [0]);
+        assert_eq!(sup.next_wakeup(), None);
+    }
+
+    #[test]
+    fn a_daemon_ending_too_often_powers_off_but_spread_out_ends_do_not() {
+        let mut sup = Supervisor::new(vec![daemon("forwarder")]);
+        start_all(&mut sup, 0 * MS);
+        // Ends every 10 s: never 5 within 30 s.
+        for round in 1..=20u64 {
+            let now = Duration::from_secs(10 * round);
+            assert_eq!(
+                sup.exited(100, Ending::Status(3), now),
+                (Some(0), None),
+                "round {round}"
+            );
+            assert_eq!(start_all(&mut sup, now + 100 * MS), [0]);
+        }
+        // Now 5 ends within a second.
+        let base = Duration::from_secs(1000);
+        for k in 0..4u32 {
+            let now = base + k * 200 * MS;
+            assert_eq!(sup.exited(100, Ending::Status(3), now).1, None);
+            assert_eq!(start_all(&mut sup, now + 100 * MS), [0]);
+        }
+        let (_, action) = sup.exited(100, Ending::Status(3), base + 800 * MS);
+        assert_eq!(
+            action,
+            Some(Action::PowerOff(
+                "forwarder exited with status 3; it ended 5 times within 30 s".into()
+            ))
+        );
+        assert_eq!(
+            sup.poll(base + 2000 * MS),
+            [],
+            "no restart once powering off"
+        );
+    }
+
+    #[test]
+    fn orphans_are_ignored() {
+        let mut sup = Supervisor::new(vec![daemon("network")]);
+        start_all(&mut sup, 0 * MS);
+        assert_eq!(sup.exited(4242, Ending::Status(1), MS), (None, None));
+        assert_eq!(sup.next_wakeup(), None);
+    }
+}
