@@ -241,7 +241,7 @@ mod tests {
             daemon("cdh"),
             daemon("forwarder"),
         ]);
-        assert_eq!(start_all(&mut sup, 0 * MS), [0]);
+        assert_eq!(start_all(&mut sup, Duration::ZERO), [0]);
         assert_eq!(
             start_all(&mut sup, 5 * MS),
             [],
@@ -260,7 +260,7 @@ mod tests {
         for ending in [Ending::Status(1), Ending::Signal("SIGKILL".into())] {
             let mut sup =
                 Supervisor::new(vec![service("provision", Start::Once), daemon("forwarder")]);
-            start_all(&mut sup, 0 * MS);
+            start_all(&mut sup, Duration::ZERO);
             let (_, action) = sup.exited(100, ending.clone(), MS);
             assert_eq!(
                 action,
@@ -269,7 +269,7 @@ mod tests {
             assert_eq!(sup.poll(2 * MS), []);
         }
         let mut sup = Supervisor::new(vec![service("provision", Start::Once)]);
-        assert_eq!(sup.poll(0 * MS), [Action::Start(0)]);
+        assert_eq!(sup.poll(Duration::ZERO), [Action::Start(0)]);
         let action = sup.start_failed(0, "No such file or directory".into(), MS);
         assert_eq!(
             action,
@@ -282,7 +282,7 @@ mod tests {
     #[test]
     fn a_daemon_restarts_after_its_delay() {
         let mut sup = Supervisor::new(vec![daemon("forwarder")]);
-        start_all(&mut sup, 0 * MS);
+        start_all(&mut sup, Duration::ZERO);
         assert_eq!(
             sup.exited(100, Ending::Signal("SIGKILL".into()), 1000 * MS),
             (Some(0), None)
@@ -296,7 +296,7 @@ mod tests {
     #[test]
     fn a_daemon_ending_too_often_powers_off_but_spread_out_ends_do_not() {
         let mut sup = Supervisor::new(vec![daemon("forwarder")]);
-        start_all(&mut sup, 0 * MS);
+        start_all(&mut sup, Duration::ZERO);
         // Ends every 10 s: never 5 within 30 s.
         for round in 1..=20u64 {
             let now = Duration::from_secs(10 * round);
@@ -331,7 +331,7 @@ mod tests {
     #[test]
     fn orphans_are_ignored() {
         let mut sup = Supervisor::new(vec![daemon("network")]);
-        start_all(&mut sup, 0 * MS);
+        start_all(&mut sup, Duration::ZERO);
         assert_eq!(sup.exited(4242, Ending::Status(1), MS), (None, None));
         assert_eq!(sup.next_wakeup(), None);
     }
