@@ -131,7 +131,7 @@ write_package_manager_tree() {
 # same package set, so that feature unification (and so the bytes of each
 # binary) is the same whichever script builds them, and the target directory
 # stays warm between scripts.
-PROJECT_PACKAGES=(-p pp-forwarder -p pp-provision -p pp-testdoubles -p pp-adaptor)
+PROJECT_PACKAGES=(-p pp-init -p pp-forwarder -p pp-provision -p pp-testdoubles -p pp-adaptor)
 
 # build_project_binaries REPO: builds them static (glibc static-pie, release)
 # into $CARGO_TARGET_DIR (default REPO/target) and prints the directory that

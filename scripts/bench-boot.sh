@@ -115,16 +115,13 @@ bench_variant() {
     rows+=("$(printf '| %-44s | %-22s | %-28s |' "$label" "$size" "$(summary "${times[@]}")")")
 }
 
-# The test image forwards its journal to the serial console (for the tests'
-# logs); a UART emulated under TCG is slow, and production does not do it.
-quiet_console=systemd.journald.forward_to_console=0
 test_args=(--profile test --image-dir "$bench_dir/test" --initdata "$initdata")
 bench_variant "peer pod: kernel + initramfs, direct boot" \
     "$(mib "$bench_dir/test/peerpod-test.vmlinuz" "$bench_dir/test/peerpod-test.initrd")" \
-    "${test_args[@]}" --append "pp.test.host_data=$host_data $quiet_console"
+    "${test_args[@]}" --append "pp.test.host_data=$host_data"
 bench_variant "peer pod: UKI via OVMF" \
     "$(mib "$bench_dir/test/peerpod-test.efi")" \
-    "${test_args[@]}" --uki --append "pp.test.host_data=$host_data $quiet_console"
+    "${test_args[@]}" --uki --append "pp.test.host_data=$host_data"
 bench_variant "baseline: stock Debian systemd + OpenSSH" \
     "$(mib "$bench_dir/baseline/peerpod-baseline.vmlinuz" "$bench_dir/baseline/peerpod-baseline.initrd")" \
     --profile baseline --image-dir "$bench_dir/baseline" --no-config-drive --guest-port 22

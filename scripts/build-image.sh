@@ -14,7 +14,7 @@
 #                       confidential-data-hub, api-server-rest and kata-agent
 #                       (static or built for Debian bookworm, x86_64).
 #   --binaries          a directory that already holds this project's static
-#                       binaries (pp-forwarder, pp-provision, and for the test
+#                       binaries (pp-init, pp-forwarder, pp-provision, and for the test
 #                       profile cdh-double and agent-echo). Default: build them
 #                       with cargo (static glibc, x86_64-unknown-linux-gnu) into
 #                       $CARGO_TARGET_DIR (default: target/ in the repository),
@@ -64,8 +64,8 @@ while (($#)); do
 done
 
 case "$profile" in
-test) image_id=peerpod-test; project_bins=(pp-forwarder pp-provision cdh-double agent-echo) ;;
-production) image_id=peerpod; project_bins=(pp-forwarder pp-provision) ;;
+test) image_id=peerpod-test; project_bins=(pp-init pp-forwarder pp-provision cdh-double agent-echo) ;;
+production) image_id=peerpod; project_bins=(pp-init pp-forwarder pp-provision) ;;
 baseline) image_id=peerpod-baseline; project_bins=() ;;
 *) die "--profile must be 'test', 'production' or 'baseline', not '$profile'" ;;
 esac

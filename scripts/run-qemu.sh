@@ -28,7 +28,7 @@
 #                   Boot is off (as with this OVMF), so --append then passes
 #                   the sealed line plus the extra arguments.
 #   --append        extra kernel command line, e.g.
-#                   systemd.setenv=PP_ATTESTATION_DEADLINE=20s
+#                   PP_ATTESTATION_DEADLINE=20s
 #   --serial-log    write the serial console there instead of to stdout
 #   --test-hook     test profile: connect the guest's test-hook port to the
 #                   FIFOs PIPE.in / PIPE.out (created if missing)

@@ -170,7 +170,7 @@ attest_count() { grep -c 'POST /kbs/v0/attest' "$T/kbs.log" || true; }
 # Boot, attestation through the tunnel, upgrade, Kubernetes phase, and a
 # byte round trip to the in-guest kata-agent double; the guest exposes only
 # the forwarder; then the forwarder is killed inside the guest, restarted by
-# systemd, and the adaptor is back in the Kubernetes phase without a new
+# pp-init, and the adaptor is back in the Kubernetes phase without a new
 # attestation. (One boot: TCG boots are the expensive part.)
 test_two_phase_flow_reaches_the_agent_and_survives_a_forwarder_restart() {
     setup_world two-phase || return 1
@@ -201,7 +201,7 @@ test_two_phase_flow_reaches_the_agent_and_survives_a_forwarder_restart() {
     forwarder_restarted() {
         new_pid=$(hook forwarder-pid) && [[ "$new_pid" != 0 && "$new_pid" != "$old_pid" ]]
     }
-    wait_until $((30 * scale)) "systemd to restart the forwarder" forwarder_restarted || return 1
+    wait_until $((30 * scale)) "pp-init to restart the forwarder" forwarder_restarted || return 1
     log "forwarder restarted (pid $old_pid -> $new_pid)"
     reconnected() { (($(grep -c "Kubernetes phase: connected" "$T/adaptor.log") > connects_before)); }
     wait_until $((90 * scale)) "the adaptor to reconnect in the Kubernetes phase" reconnected || return 1
@@ -216,7 +216,7 @@ test_two_phase_flow_reaches_the_agent_and_survives_a_forwarder_restart() {
 test_a_second_attestation_client_is_refused_and_the_deadline_powers_off() {
     setup_world second-client || return 1
     local deadline=$((60 * scale))
-    boot_pod "systemd.setenv=PP_ATTESTATION_DEADLINE=${deadline}s" || return 1
+    boot_pod "PP_ATTESTATION_DEADLINE=${deadline}s" || return 1
     local key=$T/keys/wn ssh_opts=(-p 2222 -o BatchMode=yes -o StrictHostKeyChecking=no
         -o UserKnownHostsFile=/dev/null -o ConnectTimeout=20 -o LogLevel=ERROR)
     # The first client keeps its stdin open (sleep) and so its session.
@@ -245,7 +245,7 @@ test_a_second_attestation_client_is_refused_and_the_deadline_powers_off() {
 test_with_no_wn_the_pod_powers_off_at_the_attestation_deadline() {
     setup_world no-wn || return 1
     local started=$SECONDS deadline=$((30 * scale))
-    boot_pod "systemd.setenv=PP_ATTESTATION_DEADLINE=${deadline}s" || return 1
+    boot_pod "PP_ATTESTATION_DEADLINE=${deadline}s" || return 1
     wait_until $((deadline + 150 * scale)) "the pod to power off" process_gone "$QEMU_PID" || return 1
     grep -q -i -E 'deadline|power' "$T/serial.log" ||
         fail "QEMU exited but the console shows no deadline power-off" || return 1
@@ -265,7 +265,7 @@ test_tampered_initdata_stops_the_forwarder_from_starting() {
     spawn QEMU_PID "$T/qemu.log" "$repo/scripts/run-qemu.sh" --profile test \
         --image-dir "$IMAGE_DIR" --initdata "$T/tampered.toml" --tap "$TAP" --mac "$POD_MAC" \
         --serial-log "$T/serial.log" --test-hook "$T/hook" \
-        --append "pp.test.host_data=$launched systemd.setenv=PP_ATTESTATION_DEADLINE=3600s"
+        --append "pp.test.host_data=$launched PP_ATTESTATION_DEADLINE=3600s"
     wait_until $((300 * scale)) "pp-provision to power the pod off" process_gone "$QEMU_PID" || return 1
     if timeout 5 bash -c "exec 3<>/dev/tcp/$POD_ADDRESS/2222" 2>/dev/null; then
         fail "something still answers on the pod's SSH port" || return 1

@@ -59,7 +59,7 @@ OPTIONS:
 /// What happens when the attestation deadline passes or the phase fails.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FailAction {
-    /// Power the VM off (reboot(2) when PID 1, else `systemctl poweroff`).
+    /// Power the VM off at once (reboot(2)).
     Poweroff,
     /// Exit the process with status 3 (tests, supervised setups).
     Exit,

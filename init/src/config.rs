@@ -2,7 +2,6 @@
 //! (`/etc/pp-init.d`), read in name order and merged into one [`Config`].
 //!
 //! ```toml
-//! hostname = "peerpod"
 //! modules = ["virtio_net"]            # loaded before the first service
 //! [env]                               # every service's environment
 //! PP_ATTESTATION_DEADLINE = "10m"     # NAME=value on the kernel command line overrides it
@@ -17,7 +16,7 @@
 //!
 //! Services start in the order the files list them. `${NAME}` in a command
 //! is replaced by the variable from `[env]`; an unknown name is an error.
-//! Merging: `hostname` and `[env]` values of a later file win, `modules`,
+//! Merging: `[env]` values of a later file win, `modules`,
 //! `[directories]` and services add up; a service name may appear once.
 
 use std::collections::BTreeMap;
@@ -32,7 +31,6 @@ use crate::supervisor::{Service, Start};
 /// Everything pp-init does, in order: system set-up, then the services.
 #[derive(Debug, Default, PartialEq)]
 pub struct Config {
-    pub hostname: Option<String>,
     pub modules: Vec<String>,
     pub env: BTreeMap<String, String>,
     pub directories: BTreeMap<PathBuf, u32>,
@@ -60,7 +58,6 @@ const MAX_FILE_BYTES: u64 = 64 * 1024;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
-    hostname: Option<String>,
     #[serde(default)]
     modules: Vec<String>,
     #[serde(default)]
@@ -136,7 +133,6 @@ impl Config {
                 file: path.clone(),
                 reason: e.message().to_string(),
             })?;
-            config.hostname = file.hostname.or(config.hostname);
             config.modules.extend(file.modules);
             config.env.extend(file.env);
             config.directories.extend(file.directories);
@@ -264,15 +260,14 @@ mod tests {
     fn files_merge_in_order_and_the_kernel_environment_overrides_env() {
         let config = load(
             &[
-                "hostname = \"a\"\nmodules = [\"virtio_net\"]\n[env]\nDEADLINE = \"10m\"\n[directories]\n\"/run/x\" = 0o700\n\
+                "modules = [\"virtio_net\"]\n[env]\nDEADLINE = \"10m\"\n[directories]\n\"/run/x\" = 0o700\n\
                  [[service]]\nname = \"fw\"\nstart = \"once\"\ncommand = [\"/usr/sbin/nft\", \"-f\", \"/etc/nftables.conf\"]\n",
-                "hostname = \"b\"\nmodules = [\"configfs\"]\n\
+                "modules = [\"configfs\"]\n\
                  [[service]]\nname = \"fwd\"\nstart = \"daemon\"\nrestart_delay_ms = 100\ncommand = [\"/bin/fwd\", \"--deadline=${DEADLINE}s\"]\n",
             ],
             &[("DEADLINE", "30"), ("UNRELATED", "x")],
         )
         .unwrap();
-        assert_eq!(config.hostname.as_deref(), Some("b"));
         assert_eq!(config.modules, ["virtio_net", "configfs"]);
         assert_eq!(config.env.len(), 1);
         assert_eq!(config.directories[Path::new("/run/x")], 0o700);

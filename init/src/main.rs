@@ -32,7 +32,7 @@ pp-init: the peer pod's init (PID 1)
 
 As PID 1 (the image's /init) it takes no options: it mounts /proc, /sys,
 /dev, /run and /tmp, loads kernel modules (the configured ones and those the
-present devices ask for), sets the host name, brings lo up, creates the
+present devices ask for), sets the host name from /etc/hostname, brings lo up, creates the
 configured directories, then starts the services of /etc/pp-init.d/*.toml in
 file order and restarts daemons that end. A failed step or service powers
 the pod off. Services log to the kernel console; their PIDs are in
@@ -95,9 +95,7 @@ fn boot(early: &Console) -> String {
         Ok(config) => config,
         Err(e) => return format!("bad configuration: {e}"),
     };
-    if let Some(name) = &config.hostname
-        && let Err(e) = system::set_hostname(name)
-    {
+    if let Err(e) = system::set_hostname_from(Path::new("/etc/hostname")) {
         warn(&e.to_string());
     }
     let aliases = system::device_modaliases(Path::new("/sys"));

@@ -200,7 +200,11 @@ pub fn create_directories(config: &Config) -> Result<(), SetupError> {
     Ok(())
 }
 
-pub fn set_hostname(name: &str) -> Result<(), SetupError> {
+/// Sets the host name from the first line of `file` (`/etc/hostname`).
+pub fn set_hostname_from(file: &Path) -> Result<(), SetupError> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| SetupError(format!("cannot read {}: {e}", file.display())))?;
+    let name = text.lines().next().unwrap_or("").trim();
     nix::unistd::sethostname(name).map_err(|e| {
         SetupError(format!(
             "cannot set the host name to {name:?}: {}",
