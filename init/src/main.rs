@@ -84,6 +84,7 @@ fn main() -> ExitCode {
 
 /// PID 1's whole life; returns why the pod must power off.
 fn boot(early: &Console) -> String {
+    early.line(concat!("pp-init ", env!("CARGO_PKG_VERSION"), " starting"));
     let mut warn = |message: &str| early.line(message);
     if let Err(e) = system::mount_kernel_filesystems(&mut warn) {
         return e.to_string();
@@ -99,8 +100,13 @@ fn boot(early: &Console) -> String {
         warn(&e.to_string());
     }
     let aliases = system::device_modaliases(Path::new("/sys"));
-    if let Err(e) = system::load_modules(&config.modules, &aliases) {
-        warn(&e.to_string());
+    match system::load_modules(&config.modules, &aliases) {
+        Ok(()) => console.line(&format!(
+            "modules loaded ({} configured, {} device aliases)",
+            config.modules.len(),
+            aliases.len()
+        )),
+        Err(e) => warn(&e.to_string()),
     }
     if let Err(e) = system::mount_configfs(&mut warn) {
         return e.to_string();

@@ -168,25 +168,22 @@ pub fn device_modaliases(sys: &Path) -> Vec<String> {
 }
 
 /// Loads `modules` and the modules matching `aliases` with one
-/// `modprobe -a -b -q` (`-b`: honour blacklists). Modules that do not exist
-/// are not an error (`-q`): most aliases match no module.
+/// `modprobe -a -b -q` (`-b`: honour blacklists). Its exit status is not
+/// checked: it is 1 whenever some alias matches no module, which is the
+/// rule (built-in drivers, devices nobody drives); a module that matters
+/// and fails to load shows in the service that needs it.
 pub fn load_modules(modules: &[String], aliases: &[String]) -> Result<(), SetupError> {
     if !Path::new(MODPROBE).exists() {
         return Err(SetupError(format!(
             "{MODPROBE} is missing: no kernel modules loaded"
         )));
     }
-    let status = Command::new(MODPROBE)
+    Command::new(MODPROBE)
         .args(["-a", "-b", "-q"])
         .args(modules)
         .args(aliases)
         .status()
         .map_err(|e| SetupError(format!("cannot run {MODPROBE}: {e}")))?;
-    if !status.success() {
-        return Err(SetupError(format!(
-            "{MODPROBE} {status} (some modules may be missing)"
-        )));
-    }
     Ok(())
 }
 
