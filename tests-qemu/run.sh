@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# tests-qemu/run.sh: end-to-end tests that boot the TEST image under QEMU
+# tests-qemu/run.sh: end-to-end tests that boot the TEST image (and once the
+# production image, with stand-ins for guest-components) under QEMU
 # (TCG) and drive it from the host with pp-adaptor, with kbs-double on the
 # host as Trustee.
 #
@@ -47,6 +48,7 @@ scale=${TESTS_QEMU_TIMEOUT_SCALE:-1}
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 BIN=$target_dir/x86_64-unknown-linux-gnu/release
 IMAGE_DIR=${PEERPOD_CACHE:-/var/cache/peerpod-image}/tests-qemu-image
+PRODUCTION_IMAGE_DIR=${PEERPOD_CACHE:-/var/cache/peerpod-image}/tests-qemu-production-image
 POD_ADDRESS=10.0.3.15 POD_MAC=52:54:00:0a:00:0f TAP=pptap0
 
 source "$repo/guest-image/host-setup.sh"
@@ -59,6 +61,17 @@ if [[ "$in_netns" == no ]]; then
         log "building the test image"
         "$repo/scripts/build-image.sh" --profile test --binaries "$BIN" --no-measure \
             --output-dir "$IMAGE_DIR" >/dev/null
+        # The production profile needs the user's guest-components; this
+        # machine has none (and no TEE), so named stand-ins that only fail.
+        standins=${PEERPOD_CACHE:-/var/cache/peerpod-image}/tests-qemu-standins
+        mkdir -p "$standins"
+        for name in attestation-agent confidential-data-hub api-server-rest kata-agent; do
+            printf '#!/bin/sh\necho "TEST STAND-IN for %s (no guest-components here)" >&2\nexit 1\n' "$name" >"$standins/$name"
+            chmod 0755 "$standins/$name"
+        done
+        log "building the production image (with stand-ins for guest-components)"
+        "$repo/scripts/build-image.sh" --profile production --binaries "$BIN" --guest-components "$standins" \
+            --no-measure --output-dir "$PRODUCTION_IMAGE_DIR" >/dev/null
     fi
     command -v qemu-system-x86_64 >/dev/null || ensure_qemu_tools
     netns=pp-tests-$$
@@ -273,7 +286,29 @@ test_tampered_initdata_stops_the_forwarder_from_starting() {
     log "pod powered off $((SECONDS - started)) s after QEMU start (attestation deadline was 3600 s)"
 }
 
+# The production image, booted where there is no TEE (and with stand-ins
+# for guest-components): pp-provision finds no TEE evidence, pp-init powers
+# the pod off, and nothing after pp-provision ever starts.
+test_production_image_without_a_tee_powers_off_after_provisioning_fails() {
+    T=$WORK/production
+    mkdir -p "$T"
+    ssh-keygen -q -t ed25519 -N '' -C wn -f "$T/wn" >/dev/null
+    write_initdata "$T/initdata.toml" "$(cat "$T/wn.pub")"
+    spawn QEMU_PID "$T/qemu.log" "$repo/scripts/run-qemu.sh" --profile production \
+        --image-dir "$PRODUCTION_IMAGE_DIR" --initdata "$T/initdata.toml" --tap "$TAP" --mac "$POD_MAC" \
+        --serial-log "$T/serial.log"
+    wait_until $((300 * scale)) "the production pod to power off" process_gone "$QEMU_PID" || return 1
+    grep -q 'pp-init: .*started pp-provision' "$T/serial.log" ||
+        fail "the console does not show pp-provision starting" || return 1
+    grep -q 'pp-init: .*powering off: pp-provision exited with status' "$T/serial.log" ||
+        fail "the pod did not power off because of pp-provision" || return 1
+    if grep -E 'pp-init: .*started (attestation-agent|confidential-data-hub|api-server-rest|pp-forwarder|kata-agent)' "$T/serial.log"; then
+        fail "a service after pp-provision started" || return 1
+    fi
+}
+
 all_tests=(
+    test_production_image_without_a_tee_powers_off_after_provisioning_fails
     test_tampered_initdata_stops_the_forwarder_from_starting
     test_two_phase_flow_reaches_the_agent_and_survives_a_forwarder_restart
     test_a_second_attestation_client_is_refused_and_the_deadline_powers_off
