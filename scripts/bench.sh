@@ -11,14 +11,17 @@ cd "$repo"
 "$repo/scripts/install-deps.sh"
 target="${CARGO_TARGET_DIR:-$repo/target}"
 
-echo "building the static forwarder (glibc static-pie, opt-level z, LTO, stripped)..." >&2
-RUSTFLAGS="-C target-feature=+crt-static" cargo build -q --release --target x86_64-unknown-linux-gnu -p pp-forwarder
-static="$target/x86_64-unknown-linux-gnu/release/pp-forwarder"
+# The static binaries as the image carries them (one cargo run for all of
+# them, musl when rustup has the target: see guest-image/host-setup.sh).
+# shellcheck source=../guest-image/host-setup.sh
+source "$repo/guest-image/host-setup.sh"
+echo "building the static binaries (opt-level z, LTO, stripped)..." >&2
+static="$(build_project_binaries "$repo")/pp-forwarder"
 bytes=$(stat -c %s "$static")
 echo
 echo "| binary | bytes | MB | goal |"
 echo "|---|---|---|---|"
-printf '| pp-forwarder (static, stripped) | %d | %.2f | <= 1.50 MB: %s |\n' "$bytes" "$(echo "$bytes / 1000000" | bc -l)" \
+printf '| pp-forwarder (static, stripped, %s) | %d | %.2f | <= 1.50 MB: %s |\n' "$(basename "$(dirname "$(dirname "$static")")")" "$bytes" "$(echo "$bytes / 1000000" | bc -l)" \
     "$([ "$bytes" -le 1500000 ] && echo met || echo missed)"
 file "$static" | grep -q "static" && echo "(linked statically: $(file -b "$static" | cut -d, -f1-2))"
 

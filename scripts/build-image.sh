@@ -14,9 +14,10 @@
 #                       confidential-data-hub, api-server-rest and kata-agent
 #                       (static or built for Debian bookworm, x86_64).
 #   --binaries          a directory that already holds this project's static
-#                       binaries (pp-init, pp-forwarder, pp-provision, and for the test
-#                       profile cdh-double and agent-echo). Default: build them
-#                       with cargo (static glibc, x86_64-unknown-linux-gnu) into
+#                       binaries (pp-init, pp-forwarder, pp-provision, and for
+#                       the test profile cdh-double and agent-echo). Default:
+#                       build them with cargo (static, for musl; see
+#                       guest-image/host-setup.sh) into
 #                       $CARGO_TARGET_DIR (default: target/ in the repository),
 #                       together with pp-adaptor (one cargo run, one feature
 #                       set, whichever script builds them).
@@ -95,7 +96,7 @@ if ((${#project_bins[@]} == 0)); then
     binaries=/nonexistent
 elif [[ -z "$binaries" ]]; then
     if [[ "$allow_missing" == yes ]]; then
-        binaries=$(build_project_binaries "$repo") || binaries=${CARGO_TARGET_DIR:-$repo/target}/x86_64-unknown-linux-gnu/release
+        binaries=$(build_project_binaries "$repo") || binaries=${CARGO_TARGET_DIR:-$repo/target}/$(static_target)/release
     else
         binaries=$(build_project_binaries "$repo")
     fi
@@ -147,7 +148,7 @@ done
 # Reference values: pp-measure from $binaries, the cargo target directory or
 # PATH (it is not built here: cargo build --release -p pp-measure).
 pp_measure=
-for candidate in "$binaries/pp-measure" "${CARGO_TARGET_DIR:-$repo/target}"/{x86_64-unknown-linux-gnu/,}release/pp-measure \
+for candidate in "$binaries/pp-measure" "${CARGO_TARGET_DIR:-$repo/target}"/{x86_64-unknown-linux-gnu/,x86_64-unknown-linux-musl/,}release/pp-measure \
     "$(command -v pp-measure || true)"; do
     [[ -x "$candidate" ]] && { pp_measure=$candidate; break; }
 done

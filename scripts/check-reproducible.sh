@@ -30,7 +30,7 @@ done
 if [[ -z "$binaries" ]]; then
     binaries=$(build_project_binaries "$repo") ||
         [[ " ${pass_through[*]} " == *" --allow-missing "* ]] || die "cargo build failed"
-    binaries=${binaries:-${CARGO_TARGET_DIR:-$repo/target}/x86_64-unknown-linux-gnu/release}
+    binaries=${binaries:-${CARGO_TARGET_DIR:-$repo/target}/$(static_target)/release}
 fi
 
 root="$PEERPOD_CACHE/reproducible"

@@ -46,12 +46,12 @@ done
 
 scale=${TESTS_QEMU_TIMEOUT_SCALE:-1}
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
-BIN=$target_dir/x86_64-unknown-linux-gnu/release
 IMAGE_DIR=${PEERPOD_CACHE:-/var/cache/peerpod-image}/tests-qemu-image
 PRODUCTION_IMAGE_DIR=${PEERPOD_CACHE:-/var/cache/peerpod-image}/tests-qemu-production-image
 POD_ADDRESS=10.0.3.15 POD_MAC=52:54:00:0a:00:0f TAP=pptap0
 
 source "$repo/guest-image/host-setup.sh"
+BIN=$target_dir/$(static_target)/release
 
 # Outside the namespace: build (cargo and mkosi need the registries), then
 # run this script again inside a fresh namespace, and delete it afterwards.
