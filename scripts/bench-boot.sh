@@ -58,7 +58,9 @@ trap 'exit 143' TERM
 ssh_banner() {
     local line=
     { exec 3<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 1
-    IFS= read -r -t 1 line <&3 || true
+    # QEMU's user networking accepts on the host before the guest listens
+    # and then just waits: a short read keeps the probe's resolution fine.
+    IFS= read -r -t 0.3 line <&3 || true
     exec 3<&- 3>&-
     [[ "$line" == SSH-* ]]
 }
