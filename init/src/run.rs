@@ -15,7 +15,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use crate::console::{Console, since_boot};
-use crate::supervisor::{Action, Ending, Service, Supervisor};
+use crate::supervisor::{Ending, PowerOff, Service, Supervisor};
 use crate::system::pid_file;
 
 /// Runs `services` until one of them makes the pod power off; returns why.
@@ -80,25 +80,21 @@ impl Driver<'_> {
     fn step(&mut self) -> Option<String> {
         loop {
             let mut changed = false;
-            for action in self.supervisor.poll(since_boot()) {
+            for index in self.supervisor.poll(since_boot()) {
                 changed = true;
-                let power_off = match action {
-                    Action::Start(index) => self.start(index),
-                    Action::PowerOff(reason) => Some(Action::PowerOff(reason)),
-                };
-                if let Some(Action::PowerOff(reason)) = power_off {
+                if let Some(PowerOff(reason)) = self.start(index) {
                     return Some(reason);
                 }
             }
             while let Some((pid, ending)) = reap() {
                 changed = true;
-                let (index, action) = self.supervisor.exited(pid, ending.clone(), since_boot());
+                let (index, power_off) = self.supervisor.exited(pid, ending.clone(), since_boot());
                 if let Some(index) = index {
                     let name = &self.supervisor.service(index).name;
                     self.console.line(&format!("{name} (pid {pid}) {ending}"));
                     let _ = std::fs::remove_file(pid_file(self.state_dir, name));
                 }
-                if let Some(Action::PowerOff(reason)) = action {
+                if let Some(PowerOff(reason)) = power_off {
                     return Some(reason);
                 }
             }
@@ -108,7 +104,7 @@ impl Driver<'_> {
         }
     }
 
-    fn start(&mut self, index: usize) -> Option<Action> {
+    fn start(&mut self, index: usize) -> Option<PowerOff> {
         let service = self.supervisor.service(index);
         let (program, args) = service.command.split_first()?;
         let spawned = Command::new(program)

@@ -49,15 +49,9 @@ impl fmt::Display for Ending {
     }
 }
 
-/// What the driver must do next.
+/// The pod must power off; the reason is for the console.
 #[derive(Debug, PartialEq)]
-pub enum Action {
-    /// Start `services[index]` and report with [`Supervisor::started`] or
-    /// [`Supervisor::exited`].
-    Start(usize),
-    /// Power the pod off; the reason is for the console.
-    PowerOff(String),
-}
+pub struct PowerOff(pub String);
 
 pub const RESTART_LIMIT_BURST: usize = 5;
 pub const RESTART_LIMIT_INTERVAL: Duration = Duration::from_secs(30);
@@ -96,17 +90,19 @@ impl Supervisor {
         &self.services[index]
     }
 
-    /// The actions due at `now`: restarts whose delay has passed, and the
-    /// next services in order up to the first `once` one.
-    pub fn poll(&mut self, now: Duration) -> Vec<Action> {
-        let mut actions = Vec::new();
+    /// The services to start at `now` (indices; report each with
+    /// [`started`](Self::started) or [`start_failed`](Self::start_failed)):
+    /// restarts whose delay has passed, and the next services in order up to
+    /// the first `once` one.
+    pub fn poll(&mut self, now: Duration) -> Vec<usize> {
+        let mut due = Vec::new();
         if self.powering_off {
-            return actions;
+            return due;
         }
         for (index, state) in self.states.iter_mut().enumerate() {
             if state.restart_at.is_some_and(|at| at <= now) {
                 state.restart_at = None;
-                actions.push(Action::Start(index));
+                due.push(index);
             }
         }
         while self.waiting_for.is_none() && self.next < self.services.len() {
@@ -115,9 +111,9 @@ impl Supervisor {
             if self.services[index].start == Start::Once {
                 self.waiting_for = Some(index);
             }
-            actions.push(Action::Start(index));
+            due.push(index);
         }
-        actions
+        due
     }
 
     /// When [`poll`](Self::poll) next has something to do, if ever.
@@ -135,14 +131,14 @@ impl Supervisor {
     }
 
     /// Process `pid` ended (`ending`) at `now`. Returns the service's index
-    /// (None for a process pp-init did not start) and, when the pod must
-    /// power off, that action.
+    /// (None for a process pp-init did not start) and whether the pod must
+    /// power off.
     pub fn exited(
         &mut self,
         pid: i32,
         ending: Ending,
         now: Duration,
-    ) -> (Option<usize>, Option<Action>) {
+    ) -> (Option<usize>, Option<PowerOff>) {
         let Some(index) = self.states.iter().position(|s| s.pid == Some(pid)) else {
             return (None, None);
         };
@@ -151,11 +147,16 @@ impl Supervisor {
     }
 
     /// The service at `index` could not be started.
-    pub fn start_failed(&mut self, index: usize, reason: String, now: Duration) -> Option<Action> {
+    pub fn start_failed(
+        &mut self,
+        index: usize,
+        reason: String,
+        now: Duration,
+    ) -> Option<PowerOff> {
         self.ended(index, Ending::NotStarted(reason), now)
     }
 
-    fn ended(&mut self, index: usize, ending: Ending, now: Duration) -> Option<Action> {
+    fn ended(&mut self, index: usize, ending: Ending, now: Duration) -> Option<PowerOff> {
         if self.powering_off {
             return None;
         }
@@ -189,7 +190,7 @@ impl Supervisor {
         };
         power_off.map(|reason| {
             self.powering_off = true;
-            Action::PowerOff(reason)
+            PowerOff(reason)
         })
     }
 }
@@ -217,19 +218,13 @@ mod tests {
         )
     }
 
-    /// Starts every action's service with pid = 100 + index.
+    /// Starts every due service with pid = 100 + index.
     fn start_all(sup: &mut Supervisor, now: Duration) -> Vec<usize> {
-        let mut started = Vec::new();
-        for action in sup.poll(now) {
-            match action {
-                Action::Start(index) => {
-                    sup.started(index, 100 + index as i32);
-                    started.push(index);
-                }
-                Action::PowerOff(reason) => panic!("unexpected power-off: {reason}"),
-            }
+        let due = sup.poll(now);
+        for &index in &due {
+            sup.started(index, 100 + index as i32);
         }
-        started
+        due
     }
 
     #[test]
@@ -262,18 +257,15 @@ mod tests {
                 Supervisor::new(vec![service("provision", Start::Once), daemon("forwarder")]);
             start_all(&mut sup, Duration::ZERO);
             let (_, action) = sup.exited(100, ending.clone(), MS);
-            assert_eq!(
-                action,
-                Some(Action::PowerOff(format!("provision {ending}")))
-            );
+            assert_eq!(action, Some(PowerOff(format!("provision {ending}"))));
             assert_eq!(sup.poll(2 * MS), []);
         }
         let mut sup = Supervisor::new(vec![service("provision", Start::Once)]);
-        assert_eq!(sup.poll(Duration::ZERO), [Action::Start(0)]);
+        assert_eq!(sup.poll(Duration::ZERO), [0]);
         let action = sup.start_failed(0, "No such file or directory".into(), MS);
         assert_eq!(
             action,
-            Some(Action::PowerOff(
+            Some(PowerOff(
                 "provision could not start: No such file or directory".into()
             ))
         );
@@ -317,7 +309,7 @@ mod tests {
         let (_, action) = sup.exited(100, Ending::Status(3), base + 800 * MS);
         assert_eq!(
             action,
-            Some(Action::PowerOff(
+            Some(PowerOff(
                 "forwarder exited with status 3; it ended 5 times within 30 s".into()
             ))
         );
