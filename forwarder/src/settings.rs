@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use pp_forwarder_core::http::CDH_ADDRESS;
 use pp_forwarder_core::minitoml;
 
 pub const HELP: &str = "\
@@ -88,7 +89,7 @@ impl Default for Settings {
             state_dir: PathBuf::from("/run/pp-forwarder"),
             initdata: PathBuf::from("/run/peerpod/initdata"),
             initdata_optional: false,
-            cdh: SocketAddr::from(([127, 0, 0, 1], 8006)),
+            cdh: CDH_ADDRESS,
             cdh_timeout: Duration::from_secs(60),
             attestation_deadline: Duration::from_secs(600),
             deadline_action: FailAction::Poweroff,

@@ -5,10 +5,11 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
+use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use core::time::Duration;
 
 /// Where api-server-rest listens (loopback peers only).
-pub const CDH_ADDRESS: &str = "127.0.0.1:8006";
+pub const CDH_ADDRESS: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8006));
 /// The WN public key for the Kubernetes phase.
 pub const WN_KEY_PATH: &str = "/cdh/resource/default/sshclient/publicKey";
 /// This PP's Kubernetes-phase host key (the WN's proxy rewrites `pp-sid`).
