@@ -12,24 +12,10 @@ use common::*;
 /// and return the log.
 fn refused(user_data: &[u8]) -> String {
     let work = tempfile::tempdir().unwrap();
-    let iso = config_drive(
-        work.path(),
-        "cidata",
-        &[("user-data", user_data)],
-        &["-joliet", "-rock"],
-    );
+    let iso = user_data_drive(work.path(), user_data);
     let sim = snp_sim_dir(&[0; 32]);
     let out = work.path().join("out");
-    let result = pp_provision(&[
-        "--device",
-        iso.to_str().unwrap(),
-        "--tee",
-        &format!("sim:{}", sim.path().display()),
-        "--out-dir",
-        out.to_str().unwrap(),
-        "--on-mismatch",
-        "exit",
-    ]);
+    let result = pp_provision_with_sim(&["--device", iso.to_str().unwrap()], sim.path(), &out);
     let log = stderr(&result);
     assert_eq!(result.status.code(), Some(1), "{log}");
     assert!(!out.exists(), "nothing may be written: {log}");

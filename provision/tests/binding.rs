@@ -16,24 +16,8 @@ use pp_provision::source::{SourceChoice, SourceOptions};
 /// Run the binary on a config drive holding `toml`, against `sim`.
 fn provision_with_sim(toml: &str, sim: &Path, out: &Path) -> std::process::Output {
     let work = tempfile::tempdir().unwrap();
-    let iso = config_drive(
-        work.path(),
-        "cidata",
-        &[("user-data", user_data_for(toml).as_bytes())],
-        &["-joliet", "-rock"],
-    );
-    pp_provision(&[
-        "--device",
-        iso.to_str().unwrap(),
-        "--tee",
-        &format!("sim:{}", sim.display()),
-        "--out-dir",
-        out.to_str().unwrap(),
-        "--on-mismatch",
-        "exit",
-        "--timeout",
-        "0",
-    ])
+    let iso = user_data_drive(work.path(), user_data_for(toml).as_bytes());
+    pp_provision_with_sim(&["--device", iso.to_str().unwrap()], sim, out)
 }
 
 #[test]
@@ -152,12 +136,7 @@ fn library_options(iso: &Path, out: &Path, system_root: &Path, allow_no_tee: boo
 fn no_tee_is_refused_without_the_development_flag_and_allowed_with_it() {
     let work = tempfile::tempdir().unwrap();
     let toml = initdata_toml("sha256");
-    let iso = config_drive(
-        work.path(),
-        "cidata",
-        &[("user-data", user_data_for(&toml).as_bytes())],
-        &["-joliet", "-rock"],
-    );
+    let iso = user_data_drive(work.path(), user_data_for(&toml).as_bytes());
     let empty_system = tempfile::tempdir().unwrap();
     let out = work.path().join("out");
 
@@ -174,12 +153,7 @@ fn no_tee_is_refused_without_the_development_flag_and_allowed_with_it() {
 fn auto_detection_reads_a_tdx_mrconfigid_from_sysfs() {
     let work = tempfile::tempdir().unwrap();
     let toml = initdata_toml("sha384");
-    let iso = config_drive(
-        work.path(),
-        "cidata",
-        &[("user-data", user_data_for(&toml).as_bytes())],
-        &["-joliet", "-rock"],
-    );
+    let iso = user_data_drive(work.path(), user_data_for(&toml).as_bytes());
     let system = tempfile::tempdir().unwrap();
     std::fs::create_dir(system.path().join("sys")).unwrap();
     let mrconfigid = initdata::mrconfigid(&digest_of(&toml, Algorithm::Sha384));
@@ -198,12 +172,7 @@ fn auto_detection_reads_a_tdx_mrconfigid_from_sysfs() {
 fn the_binary_warns_on_every_start_with_the_development_flag() {
     let work = tempfile::tempdir().unwrap();
     let toml = initdata_toml("sha256");
-    let iso = config_drive(
-        work.path(),
-        "cidata",
-        &[("user-data", user_data_for(&toml).as_bytes())],
-        &["-joliet", "-rock"],
-    );
+    let iso = user_data_drive(work.path(), user_data_for(&toml).as_bytes());
     let out = work.path().join("out");
     let args = [
         "--device",

@@ -14,20 +14,16 @@ fn provision_from_drive(
     sim: &std::path::Path,
     out: &std::path::Path,
 ) -> std::process::Output {
-    pp_provision(&[
-        "--source",
-        "config-drive",
-        "--device",
-        iso.to_str().unwrap(),
-        "--tee",
-        &format!("sim:{}", sim.display()),
-        "--out-dir",
-        out.to_str().unwrap(),
-        "--on-mismatch",
-        "exit",
-        "--timeout",
-        "0",
-    ])
+    pp_provision_with_sim(
+        &[
+            "--source",
+            "config-drive",
+            "--device",
+            iso.to_str().unwrap(),
+        ],
+        sim,
+        out,
+    )
 }
 
 #[test]
@@ -147,12 +143,7 @@ fn user_data_over_256_kib_is_refused_before_it_is_read() {
     let work = tempfile::tempdir().unwrap();
     let mut huge = b"#cloud-config\n# ".to_vec();
     huge.resize(256 * 1024 + 1, b'x');
-    let iso = config_drive(
-        work.path(),
-        "cidata",
-        &[("user-data", &huge)],
-        &["-joliet", "-rock"],
-    );
+    let iso = user_data_drive(work.path(), &huge);
     let sim = snp_sim_dir(&[0; 32]);
     let out = work.path().join("out");
     let result = provision_from_drive(&iso, sim.path(), &out);

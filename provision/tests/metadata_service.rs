@@ -20,20 +20,11 @@ fn provision_from(
     out: &std::path::Path,
 ) -> std::process::Output {
     let sim = snp_sim_dir(&initdata::host_data(&digest_of(toml, Algorithm::Sha256)));
-    pp_provision(&[
-        "--source",
-        cloud,
-        "--imds-addr",
-        &double.addr.to_string(),
-        "--tee",
-        &format!("sim:{}", sim.path().display()),
-        "--out-dir",
-        out.to_str().unwrap(),
-        "--on-mismatch",
-        "exit",
-        "--timeout",
-        "0",
-    ])
+    pp_provision_with_sim(
+        &["--source", cloud, "--imds-addr", &double.addr.to_string()],
+        sim.path(),
+        out,
+    )
 }
 
 #[test]

@@ -110,6 +110,17 @@ pub fn config_drive(dir: &Path, label: &str, files: &[(&str, &[u8])], naming: &[
     iso
 }
 
+/// A config drive the way cloud-init documents it (label `cidata`, Joliet
+/// and Rock Ridge names) holding `user_data` as its only file.
+pub fn user_data_drive(dir: &Path, user_data: &[u8]) -> PathBuf {
+    config_drive(
+        dir,
+        "cidata",
+        &[("user-data", user_data)],
+        &["-joliet", "-rock"],
+    )
+}
+
 fn which(tool: &str) -> bool {
     Command::new("sh")
         .arg("-c")
@@ -124,6 +135,25 @@ pub fn pp_provision(args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
+}
+
+/// Run `pp-provision` reading user-data as `source_args` say, checking it
+/// against the simulated TEE entry `sim`, writing to `out`, exiting on a
+/// mismatch and not retrying (`--timeout 0`).
+pub fn pp_provision_with_sim(source_args: &[&str], sim: &Path, out: &Path) -> Output {
+    let tee = format!("sim:{}", sim.display());
+    let mut args = source_args.to_vec();
+    args.extend([
+        "--tee",
+        &tee,
+        "--out-dir",
+        out.to_str().unwrap(),
+        "--on-mismatch",
+        "exit",
+        "--timeout",
+        "0",
+    ]);
+    pp_provision(&args)
 }
 
 pub fn stderr(output: &Output) -> String {
