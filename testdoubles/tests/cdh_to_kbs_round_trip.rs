@@ -3,19 +3,12 @@
 
 mod common;
 
-use common::{AdminKey, RunningDouble, send_once};
+use common::{AdminKey, RunningDouble, post_resource, send_once, start_kbs};
+use pp_testdoubles::http1::Response;
 
 fn start_pair(test: &str, cdh_extra: &[&str]) -> (AdminKey, RunningDouble, RunningDouble) {
     let admin = AdminKey::new(test);
-    let kbs = RunningDouble::start(
-        env!("CARGO_BIN_EXE_kbs-double"),
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-public-key",
-            admin.public_pem_file.to_str().unwrap(),
-        ],
-    );
+    let kbs = start_kbs(&admin, &[]);
     let kbs_url = format!("http://{}", kbs.address);
     let mut args = vec!["--listen", "127.0.0.1:0", "--kbs-url", kbs_url.as_str()];
     args.extend_from_slice(cdh_extra);
@@ -23,16 +16,27 @@ fn start_pair(test: &str, cdh_extra: &[&str]) -> (AdminKey, RunningDouble, Runni
     (admin, kbs, cdh)
 }
 
+/// GETs the resource `resource` (`repository/type/tag`) through the CDH
+/// double at `cdh_address`.
+async fn fetch_through_cdh(cdh_address: &str, resource: &str) -> Response {
+    send_once(
+        cdh_address,
+        "GET",
+        &format!("/cdh/resource/{resource}"),
+        &[],
+        b"",
+    )
+    .await
+}
+
 #[tokio::test]
 async fn a_resource_posted_by_the_admin_comes_back_byte_for_byte_through_cdh() {
     let (admin, kbs, cdh) = start_pair("round-trip", &[]);
     let secret: Vec<u8> = (0..=255u8).chain([0, 0, b'\n', 0xff]).collect();
-    let bearer = admin.valid_bearer();
-    let stored = send_once(
+    let stored = post_resource(
         &kbs.address,
-        "POST",
-        "/kbs/v0/resource/default/pp-abc/privateKey",
-        &[("Authorization", &bearer)],
+        &admin.valid_bearer(),
+        "default/pp-abc/privateKey",
         &secret,
     )
     .await;
@@ -43,14 +47,7 @@ async fn a_resource_posted_by_the_admin_comes_back_byte_for_byte_through_cdh() {
         String::from_utf8_lossy(&stored.body)
     );
 
-    let fetched = send_once(
-        &cdh.address,
-        "GET",
-        "/cdh/resource/default/pp-abc/privateKey",
-        &[],
-        b"",
-    )
-    .await;
+    let fetched = fetch_through_cdh(&cdh.address, "default/pp-abc/privateKey").await;
     assert_eq!(
         fetched.status,
         200,
@@ -69,24 +66,15 @@ async fn a_resource_posted_by_the_admin_comes_back_byte_for_byte_through_cdh() {
 #[tokio::test]
 async fn every_cdh_request_runs_a_fresh_attestation() {
     let (admin, kbs, cdh) = start_pair("fresh", &[]);
-    let bearer = admin.valid_bearer();
-    send_once(
+    post_resource(
         &kbs.address,
-        "POST",
-        "/kbs/v0/resource/default/sshclient/publicKey",
-        &[("Authorization", &bearer)],
+        &admin.valid_bearer(),
+        "default/sshclient/publicKey",
         b"ssh-ed25519 AAAA wn",
     )
     .await;
     for _ in 0..2 {
-        let fetched = send_once(
-            &cdh.address,
-            "GET",
-            "/cdh/resource/default/sshclient/publicKey",
-            &[],
-            b"",
-        )
-        .await;
+        let fetched = fetch_through_cdh(&cdh.address, "default/sshclient/publicKey").await;
         assert_eq!(fetched.body, b"ssh-ed25519 AAAA wn");
     }
     kbs.wait_for_log_count("attested session", 2);
@@ -96,14 +84,7 @@ async fn every_cdh_request_runs_a_fresh_attestation() {
 #[tokio::test]
 async fn an_unknown_resource_is_a_500_from_cdh_and_a_404_in_the_kbs_log() {
     let (_admin, kbs, cdh) = start_pair("unknown", &[]);
-    let fetched = send_once(
-        &cdh.address,
-        "GET",
-        "/cdh/resource/default/pp-sid/privateKey",
-        &[],
-        b"",
-    )
-    .await;
+    let fetched = fetch_through_cdh(&cdh.address, "default/pp-sid/privateKey").await;
     assert_eq!(fetched.status, 500);
     let text = String::from_utf8_lossy(&fetched.body);
     assert!(text.contains("404"), "{text}");
@@ -116,7 +97,7 @@ async fn cdh_answers_500_when_the_kbs_is_unreachable() {
         env!("CARGO_BIN_EXE_cdh-double"),
         &["--listen", "127.0.0.1:0", "--kbs-url", "http://127.0.0.1:1"],
     );
-    let fetched = send_once(&cdh.address, "GET", "/cdh/resource/a/b/c", &[], b"").await;
+    let fetched = fetch_through_cdh(&cdh.address, "a/b/c").await;
     assert_eq!(fetched.status, 500);
     assert!(String::from_utf8_lossy(&fetched.body).contains("cannot connect to KBS"));
 }
@@ -131,16 +112,8 @@ async fn init_data_given_to_cdh_is_sent_with_the_evidence() {
     )
     .unwrap();
     let (admin, kbs, cdh) = start_pair("initdata", &["--initdata", file.to_str().unwrap()]);
-    let bearer = admin.valid_bearer();
-    send_once(
-        &kbs.address,
-        "POST",
-        "/kbs/v0/resource/a/b/c",
-        &[("Authorization", &bearer)],
-        b"x",
-    )
-    .await;
-    let fetched = send_once(&cdh.address, "GET", "/cdh/resource/a/b/c", &[], b"").await;
+    post_resource(&kbs.address, &admin.valid_bearer(), "a/b/c", b"x").await;
+    let fetched = fetch_through_cdh(&cdh.address, "a/b/c").await;
     std::fs::remove_file(&file).unwrap();
     assert_eq!(fetched.body, b"x");
     kbs.wait_for_log("init-data toml 46 bytes");

@@ -4,8 +4,12 @@
 
 mod common;
 
-use common::{AdminKey, RunningDouble, connect, error_detail, send, send_once, unix_now};
+use common::{
+    AdminKey, RunningDouble, connect, error_detail, post_resource, send, send_once, start_kbs,
+    unix_now,
+};
 use ed25519_dalek::SigningKey;
+use pp_testdoubles::http1::{Connection, Response};
 use pp_testdoubles::jwe::{decrypt, parse_jwe};
 use pp_testdoubles::kbs_protocol::{
     attestation_request, auth_request, parse_attestation_response, parse_challenge,
@@ -14,43 +18,79 @@ use pp_testdoubles::kbs_protocol::{
 use pp_testdoubles::tee_key::{generate_secret_key, jwk_from_public_key};
 use serde_json::{Value, json};
 
-fn start_kbs(admin: &AdminKey, extra: &[&str]) -> RunningDouble {
-    let mut args = vec![
-        "--listen",
-        "127.0.0.1:0",
-        "--admin-public-key",
-        admin.public_pem_file.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    RunningDouble::start(env!("CARGO_BIN_EXE_kbs-double"), &args)
+/// A keep-alive HTTP/1.1 connection to the KBS double.
+type KbsConnection = Connection<tokio::net::TcpStream>;
+
+/// POSTs an RCAR auth request (`auth_request()`) on `connection`; the
+/// answer is the challenge.
+async fn request_challenge(connection: &mut KbsConnection) -> Response {
+    send(
+        connection,
+        "POST",
+        "/kbs/v0/auth",
+        &[],
+        auth_request().to_string().as_bytes(),
+    )
+    .await
+}
+
+/// The `Cookie` header value naming the session the KBS set in `challenge`.
+fn session_cookie(challenge: &Response) -> String {
+    let session = session_from_set_cookie(&challenge.headers).expect("session cookie");
+    format!("kbs-session-id={session}")
+}
+
+/// POSTs `attestation` to /kbs/v0/attest on `connection`, with `cookie` as
+/// the Cookie header if there is one.
+async fn attest(
+    connection: &mut KbsConnection,
+    cookie: Option<&str>,
+    attestation: &Value,
+) -> Response {
+    let headers: &[(&str, &str)] = match cookie {
+        Some(cookie) => &[("Cookie", cookie)],
+        None => &[],
+    };
+    send(
+        connection,
+        "POST",
+        "/kbs/v0/attest",
+        headers,
+        attestation.to_string().as_bytes(),
+    )
+    .await
+}
+
+/// GETs the resource `resource` (`repository/type/tag`) on `connection`
+/// within the session `cookie` names.
+async fn get_resource(connection: &mut KbsConnection, cookie: &str, resource: &str) -> Response {
+    send(
+        connection,
+        "GET",
+        &format!("/kbs/v0/resource/{resource}"),
+        &[("Cookie", cookie)],
+        b"",
+    )
+    .await
 }
 
 #[tokio::test]
 async fn the_released_jwe_decrypts_with_the_attested_key_only() {
     let admin = AdminKey::new("jwe");
     let kbs = start_kbs(&admin, &[]);
-    let bearer = admin.valid_bearer();
-    send_once(
+    post_resource(
         &kbs.address,
-        "POST",
-        "/kbs/v0/resource/default/k/v",
-        &[("Authorization", &bearer)],
+        &admin.valid_bearer(),
+        "default/k/v",
         b"the payload",
     )
     .await;
 
     // auth, attest and resource on ONE connection (keep-alive).
     let mut connection = connect(&kbs.address).await;
-    let challenge = send(
-        &mut connection,
-        "POST",
-        "/kbs/v0/auth",
-        &[],
-        auth_request().to_string().as_bytes(),
-    )
-    .await;
+    let challenge = request_challenge(&mut connection).await;
     assert_eq!(challenge.status, 200);
-    let session = session_from_set_cookie(&challenge.headers).expect("session cookie");
+    let cookie = session_cookie(&challenge);
     let nonce = parse_challenge(&challenge.body).unwrap();
     let challenge_body: Value = serde_json::from_slice(&challenge.body).unwrap();
     assert_eq!(challenge_body["extra-params"], "");
@@ -62,15 +102,7 @@ async fn the_released_jwe_decrypts_with_the_attested_key_only() {
         None,
     )
     .unwrap();
-    let cookie = format!("kbs-session-id={session}");
-    let answer = send(
-        &mut connection,
-        "POST",
-        "/kbs/v0/attest",
-        &[("Cookie", &cookie)],
-        attestation.to_string().as_bytes(),
-    )
-    .await;
+    let answer = attest(&mut connection, Some(&cookie), &attestation).await;
     assert_eq!(
         answer.status,
         200,
@@ -79,14 +111,7 @@ async fn the_released_jwe_decrypts_with_the_attested_key_only() {
     );
     let token = parse_attestation_response(&answer.body).unwrap();
 
-    let sealed = send(
-        &mut connection,
-        "GET",
-        "/kbs/v0/resource/default/k/v",
-        &[("Cookie", &cookie)],
-        b"",
-    )
-    .await;
+    let sealed = get_resource(&mut connection, &cookie, "default/k/v").await;
     assert_eq!(sealed.status, 200);
     let jwe = parse_jwe(&sealed.body).unwrap();
     assert_eq!(decrypt(&tee_key, &jwe).unwrap(), b"the payload");
@@ -128,65 +153,25 @@ async fn evidence_for_another_nonce_or_without_a_session_is_refused() {
     let admin = AdminKey::new("nonce");
     let kbs = start_kbs(&admin, &[]);
     let mut connection = connect(&kbs.address).await;
-    let challenge = send(
-        &mut connection,
-        "POST",
-        "/kbs/v0/auth",
-        &[],
-        auth_request().to_string().as_bytes(),
-    )
-    .await;
-    let cookie = format!(
-        "kbs-session-id={}",
-        session_from_set_cookie(&challenge.headers).unwrap()
-    );
+    let challenge = request_challenge(&mut connection).await;
+    let cookie = session_cookie(&challenge);
     let nonce = parse_challenge(&challenge.body).unwrap();
     let key = jwk_from_public_key(&generate_secret_key().unwrap().public_key(), true);
 
-    let wrong_nonce = attestation_request("bm90IHRoZSBub25jZQ==", &key, None)
-        .unwrap()
-        .to_string();
-    let answer = send(
-        &mut connection,
-        "POST",
-        "/kbs/v0/attest",
-        &[("Cookie", &cookie)],
-        wrong_nonce.as_bytes(),
-    )
-    .await;
+    let wrong_nonce = attestation_request("bm90IHRoZSBub25jZQ==", &key, None).unwrap();
+    let answer = attest(&mut connection, Some(&cookie), &wrong_nonce).await;
     assert_eq!(answer.status, 401);
 
     let mut tampered = attestation_request(&nonce, &key, None).unwrap();
     tampered["tee-evidence"]["primary_evidence"]["report_data"] = json!("AAAA");
-    let answer = send(
-        &mut connection,
-        "POST",
-        "/kbs/v0/attest",
-        &[("Cookie", &cookie)],
-        tampered.to_string().as_bytes(),
-    )
-    .await;
+    let answer = attest(&mut connection, Some(&cookie), &tampered).await;
     assert_eq!(answer.status, 401);
     assert!(error_detail(&answer).1.contains("report_data"));
 
-    let good = attestation_request(&nonce, &key, None).unwrap().to_string();
-    let no_cookie = send(
-        &mut connection,
-        "POST",
-        "/kbs/v0/attest",
-        &[],
-        good.as_bytes(),
-    )
-    .await;
+    let good = attestation_request(&nonce, &key, None).unwrap();
+    let no_cookie = attest(&mut connection, None, &good).await;
     assert_eq!(no_cookie.status, 401);
-    let unattested = send(
-        &mut connection,
-        "GET",
-        "/kbs/v0/resource/a/b/c",
-        &[("Cookie", &cookie)],
-        b"",
-    )
-    .await;
+    let unattested = get_resource(&mut connection, &cookie, "a/b/c").await;
     assert_eq!(
         error_detail(&unattested).0,
         "https://github.com/confidential-containers/kbs/errors/TokenNotFound"
@@ -211,14 +196,7 @@ async fn expired_roleless_or_foreign_admin_tokens_are_refused() {
         ),
     ];
     for (bearer, expected) in cases {
-        let answer = send_once(
-            &kbs.address,
-            "POST",
-            "/kbs/v0/resource/a/b/c",
-            &[("Authorization", &bearer)],
-            b"x",
-        )
-        .await;
+        let answer = post_resource(&kbs.address, &bearer, "a/b/c", b"x").await;
         assert_eq!(answer.status, 401);
         let (kind, detail) = error_detail(&answer);
         assert_eq!(
@@ -245,23 +223,14 @@ async fn issuer_and_audience_are_enforced_when_configured() {
     let wrong_iss =
         admin.bearer(&json!({"role": "admin", "exp": exp, "iss": "other", "aud": "kbs"}));
     let no_aud = admin.bearer(&json!({"role": "admin", "exp": exp, "iss": "wn-adaptor"}));
-    let post = |bearer: String| {
-        let address = kbs.address.clone();
-        async move {
-            send_once(
-                &address,
-                "POST",
-                "/kbs/v0/resource/a/b/c",
-                &[("Authorization", &bearer)],
-                b"x",
-            )
+    let post = async |bearer: &str| {
+        post_resource(&kbs.address, bearer, "a/b/c", b"x")
             .await
             .status
-        }
     };
-    assert_eq!(post(good).await, 200);
-    assert_eq!(post(wrong_iss).await, 401);
-    assert_eq!(post(no_aud).await, 401);
+    assert_eq!(post(&good).await, 200);
+    assert_eq!(post(&wrong_iss).await, 401);
+    assert_eq!(post(&no_aud).await, 401);
 }
 
 #[tokio::test]
@@ -289,15 +258,7 @@ async fn an_openssh_admin_public_key_is_accepted() {
         ],
     );
     std::fs::remove_file(&file).unwrap();
-    let bearer = admin.valid_bearer();
-    let answer = send_once(
-        &kbs.address,
-        "POST",
-        "/kbs/v0/resource/a/b/c",
-        &[("Authorization", &bearer)],
-        b"x",
-    )
-    .await;
+    let answer = post_resource(&kbs.address, &admin.valid_bearer(), "a/b/c", b"x").await;
     assert_eq!(answer.status, 200);
 }
 
@@ -425,13 +386,6 @@ async fn garbage_on_the_wire_gets_a_400_and_the_double_keeps_serving() {
     let mut answer = Vec::new();
     raw.read_to_end(&mut answer).await.unwrap();
     assert!(answer.starts_with(b"HTTP/1.1 400"));
-    let still_up = send_once(
-        &kbs.address,
-        "POST",
-        "/kbs/v0/auth",
-        &[],
-        auth_request().to_string().as_bytes(),
-    )
-    .await;
+    let still_up = request_challenge(&mut connect(&kbs.address).await).await;
     assert_eq!(still_up.status, 200);
 }

@@ -91,6 +91,19 @@ impl RunningDouble {
     }
 }
 
+/// Starts the KBS double on loopback, trusting `admin`'s public key, with
+/// `extra` flags after the usual ones.
+pub fn start_kbs(admin: &AdminKey, extra: &[&str]) -> RunningDouble {
+    let mut args = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-public-key",
+        admin.public_pem_file.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    RunningDouble::start(env!("CARGO_BIN_EXE_kbs-double"), &args)
+}
+
 /// The admin key of the tests and its public half written as PEM.
 pub struct AdminKey {
     pub signing: SigningKey,
@@ -176,6 +189,24 @@ pub async fn send_once(
     body: &[u8],
 ) -> Response {
     send(&mut connect(address).await, method, target, headers, body).await
+}
+
+/// POSTs `body` to the KBS at `kbs_address` as the resource `resource`
+/// (`repository/type/tag`), authorised by the header `bearer`.
+pub async fn post_resource(
+    kbs_address: &str,
+    bearer: &str,
+    resource: &str,
+    body: &[u8],
+) -> Response {
+    send_once(
+        kbs_address,
+        "POST",
+        &format!("/kbs/v0/resource/{resource}"),
+        &[("Authorization", bearer)],
+        body,
+    )
+    .await
 }
 
 /// The `detail` of a Trustee-shaped error body (panics if not one).
