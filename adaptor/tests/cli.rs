@@ -68,15 +68,8 @@ async fn keys_init_pp_create_and_pp_delete_work_from_the_command_line() {
         PublicKey::parse(&String::from_utf8(create.stdout).unwrap()).unwrap(),
         wn_key
     );
-    let mut paths: Vec<String> = trustee
-        .resources()
-        .await
-        .into_iter()
-        .map(|(path, _)| path)
-        .collect();
-    paths.sort();
     assert_eq!(
-        paths,
+        trustee.resource_paths().await,
         ["default/pp-cli1/privateKey", "default/sshclient/publicKey"]
     );
 
@@ -86,13 +79,10 @@ async fn keys_init_pp_create_and_pp_delete_work_from_the_command_line() {
         "{}",
         String::from_utf8_lossy(&delete.stderr)
     );
-    let paths: Vec<String> = trustee
-        .resources()
-        .await
-        .into_iter()
-        .map(|(path, _)| path)
-        .collect();
-    assert_eq!(paths, ["default/sshclient/publicKey"]);
+    assert_eq!(
+        trustee.resource_paths().await,
+        ["default/sshclient/publicKey"]
+    );
     assert!(!workspace.path("keys/pp-cli1").exists());
 }
 

@@ -50,13 +50,10 @@ async fn teardown_deletes_the_pp_key_at_trustee_and_the_local_key_pair() {
 
     adaptor.teardown(&sid).await.unwrap();
 
-    let paths: Vec<String> = trustee
-        .resources()
-        .await
-        .into_iter()
-        .map(|(path, _)| path)
-        .collect();
-    assert_eq!(paths, ["default/sshclient/publicKey"]);
+    assert_eq!(
+        trustee.resource_paths().await,
+        ["default/sshclient/publicKey"]
+    );
     assert!(!workspace.path("keys/pp-gone").exists());
     assert!(!workspace.path("keys/pp-gone.pub").exists());
     assert!(

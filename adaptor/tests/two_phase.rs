@@ -210,15 +210,8 @@ async fn a_relayed_attestation_phase_is_detected_and_the_pp_torn_down() {
         reason.starts_with("attestation phase relayed") && reason.contains("192.0.2.1:40000"),
         "{reason}"
     );
-    let paths: Vec<String> = world
-        .trustee
-        .resources()
-        .await
-        .into_iter()
-        .map(|(path, _)| path)
-        .collect();
     assert_eq!(
-        paths,
+        world.trustee.resource_paths().await,
         ["default/sshclient/publicKey"],
         "the PP key must be gone from Trustee"
     );

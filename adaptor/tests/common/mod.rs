@@ -77,6 +77,18 @@ impl Trustee {
             })
             .collect()
     }
+
+    /// The paths of the resources the double holds, sorted.
+    pub async fn resource_paths(&self) -> Vec<String> {
+        let mut paths: Vec<String> = self
+            .resources()
+            .await
+            .into_iter()
+            .map(|(path, _)| path)
+            .collect();
+        paths.sort();
+        paths
+    }
 }
 
 /// One `GET` with `Connection: close`, answered as text.
