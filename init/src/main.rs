@@ -34,10 +34,10 @@ As PID 1 (the image's /init) it takes no options: it mounts /proc, /sys,
 /dev, /run and /tmp, loads kernel modules (the configured ones and those the
 present devices ask for), sets the host name from /etc/hostname, brings lo
 up, creates the configured directories, then starts the services of
-/etc/pp-init.d/*.toml in file order and restarts daemons that end. A failed step or service powers
-the pod off. Services log to the kernel console; their PIDs are in
-/run/pp-init/NAME.pid. A variable named in [env] can be overridden with
-NAME=value on the kernel command line.
+/etc/pp-init.d/*.toml in file order and restarts daemons that end. A
+failed step or service powers the pod off. Services log to the kernel
+console; their PIDs are in /run/pp-init/NAME.pid. A variable named in [env]
+can be overridden with NAME=value on the kernel command line.
 
 Run as another PID, it only supervises (no mounts, modules or power-off) and
 exits with status 1 where PID 1 would power off:
