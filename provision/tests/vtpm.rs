@@ -1,9 +1,10 @@
 //! The vTPM binding against a real TPM 2.0 implementation: swtpm (Debian's
-//! `swtpm` package) serving raw TPM commands on 127.0.0.1. Our hand-built
-//! TPM2_PCR_Extend must be accepted, and PCR 8's SHA-256 bank must then
-//! read SHA-256(zeros || digest).
+//! `swtpm` package) serving raw TPM commands on a unix socket in its state
+//! directory (not on TCP ports, which tests running in parallel could both
+//! pick). Our hand-built TPM2_PCR_Extend must be accepted, and PCR 8's
+//! SHA-256 bank must then read SHA-256(zeros || digest).
 
-use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -31,26 +32,19 @@ impl Drop for Swtpm {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Start swtpm on loopback and connect to its command port.
-fn start_swtpm() -> (Swtpm, TcpStream) {
+/// Start swtpm and connect to its command socket.
+fn start_swtpm() -> (Swtpm, UnixStream) {
     let state = tempfile::tempdir().unwrap();
-    let (server, ctrl) = (free_port(), free_port());
+    let server = state.path().join("server.sock");
+    let ctrl = state.path().join("ctrl.sock");
     let child = Command::new("swtpm")
         .args(["socket", "--tpm2", "--flags", "not-need-init,startup-clear"])
         .arg("--tpmstate")
         .arg(format!("dir={}", state.path().display()))
         .arg("--server")
-        .arg(format!("type=tcp,port={server},bindaddr=127.0.0.1"))
+        .arg(format!("type=unixio,path={}", server.display()))
         .arg("--ctrl")
-        .arg(format!("type=tcp,port={ctrl},bindaddr=127.0.0.1"))
+        .arg(format!("type=unixio,path={}", ctrl.display()))
         .stdout(Stdio::null())
         .spawn()
         .expect("this test needs swtpm: apt-get install -y swtpm");
@@ -60,7 +54,7 @@ fn start_swtpm() -> (Swtpm, TcpStream) {
     };
     let started = Instant::now();
     loop {
-        match TcpStream::connect(("127.0.0.1", server)) {
+        match UnixStream::connect(&server) {
             Ok(stream) => {
                 stream
                     .set_read_timeout(Some(Duration::from_secs(10)))
