@@ -5,7 +5,7 @@
 //! still running.
 
 use std::os::fd::AsFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -16,7 +16,6 @@ use nix::unistd::Pid;
 
 use crate::console::{Console, since_boot};
 use crate::supervisor::{Ending, PowerOff, Service, Supervisor};
-use crate::system::pid_file;
 
 /// Runs `services` until one of them makes the pod power off; returns why.
 /// `env` is every service's whole environment.
@@ -152,4 +151,9 @@ fn reap() -> Option<(i32, Ending)> {
             Ok(_) => continue,
         }
     }
+}
+
+/// Where pp-init records each running service's PID (`NAME.pid`).
+fn pid_file(state_dir: &Path, service: &str) -> PathBuf {
+    state_dir.join(format!("{service}.pid"))
 }

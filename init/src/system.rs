@@ -9,7 +9,7 @@
 use std::fmt;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use nix::mount::{MsFlags, mount};
@@ -17,7 +17,7 @@ use nix::sys::socket::{AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProto
 
 use crate::config::Config;
 
-pub const MODPROBE: &str = "/usr/sbin/modprobe";
+const MODPROBE: &str = "/usr/sbin/modprobe";
 
 /// A step that failed; the boot continues only past optional ones.
 #[derive(Debug)]
@@ -282,11 +282,6 @@ pub fn power_off() -> SetupError {
         Ok(never) => match never {},
         Err(e) => SetupError(format!("reboot(2) power-off failed: {}", e.desc())),
     }
-}
-
-/// Where pp-init records each running service's PID (`NAME.pid`).
-pub fn pid_file(state_dir: &Path, service: &str) -> PathBuf {
-    state_dir.join(format!("{service}.pid"))
 }
 
 #[cfg(test)]
