@@ -59,8 +59,9 @@ ssh_banner() {
     local line=
     { exec 3<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 1
     # QEMU's user networking accepts on the host before the guest listens
-    # and then just waits: a short read keeps the probe's resolution fine.
-    IFS= read -r -t 0.3 line <&3 || true
+    # and then just waits: a short read keeps the probe's resolution fine
+    # (the loop below tries again at once).
+    IFS= read -r -t 0.15 line <&3 || true
     exec 3<&- 3>&-
     [[ "$line" == SSH-* ]]
 }
@@ -83,7 +84,7 @@ boot_seconds() {
             now=
             break
         fi
-        sleep 0.1
+        sleep 0.05
     done
     stop_qemu
     if [[ -n "$now" ]]; then

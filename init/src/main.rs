@@ -99,6 +99,9 @@ fn boot(early: &Console) -> String {
     if let Err(e) = system::set_hostname_from(Path::new("/etc/hostname")) {
         warn(&e.to_string());
     }
+    if let Err(e) = system::enable_module_requests() {
+        return e.to_string();
+    }
     let aliases = system::device_modaliases(Path::new("/sys"));
     match system::load_modules(&config.modules, &aliases) {
         Ok(()) => console.line(&format!(

@@ -5,6 +5,13 @@
 //!
 //! Without udev, modules are found the way udev's coldplug finds them: each
 //! device's `modalias` in sysfs goes to one `modprobe -a -b` call.
+//!
+//! The image has no `/sbin/modprobe`, the kernel's default helper: while the
+//! kernel starts, its own module requests (the crypto self-tests ask for
+//! templates that are built in) then fail at once instead of waiting for the
+//! initramfs to be unpacked and running kmod for nothing — 0.3 s of boot
+//! under emulation. pp-init names kmod's modprobe to the kernel before it
+//! loads anything, so later requests (nftables expressions) work.
 
 use std::fmt;
 use std::os::fd::AsRawFd;
@@ -17,7 +24,10 @@ use nix::sys::socket::{AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProto
 
 use crate::config::Config;
 
-const MODPROBE: &str = "/usr/sbin/modprobe";
+/// kmod as modprobe, where the kernel does not look for it by default.
+const MODPROBE: &str = "/usr/lib/pp-init/modprobe";
+/// The kernel's module-request helper.
+const KERNEL_MODPROBE: &str = "/proc/sys/kernel/modprobe";
 
 /// A step that failed; the boot continues only past optional ones.
 #[derive(Debug)]
@@ -167,23 +177,40 @@ pub fn device_modaliases(sys: &Path) -> Vec<String> {
     aliases
 }
 
-/// Loads `modules` and the modules matching `aliases` with one
-/// `modprobe -a -b -q` (`-b`: honour blacklists). Its exit status is not
-/// checked: it is 1 whenever some alias matches no module, which is the
-/// rule (built-in drivers, devices nobody drives); a module that matters
-/// and fails to load shows in the service that needs it.
+/// From now on the kernel's module requests run MODPROBE.
+pub fn enable_module_requests() -> Result<(), SetupError> {
+    std::fs::write(KERNEL_MODPROBE, MODPROBE)
+        .map_err(|e| SetupError(format!("cannot set {KERNEL_MODPROBE}: {e}")))
+}
+
+/// Loads the modules matching the devices' `aliases` and the configured
+/// `modules` with two `modprobe -a -b -q` runs side by side (`-b`: honour
+/// blacklists): the NIC's driver probes sooner, and the kernel reports its
+/// carrier, which DHCP waits for, a second after the probe. Their exit
+/// status is not checked: it is 1 whenever some alias matches no module,
+/// which is the rule (built-in drivers, devices nobody drives); a module that
+/// matters and fails to load shows in the service that needs it.
 pub fn load_modules(modules: &[String], aliases: &[String]) -> Result<(), SetupError> {
     if !Path::new(MODPROBE).exists() {
         return Err(SetupError(format!(
             "{MODPROBE} is missing: no kernel modules loaded"
         )));
     }
-    Command::new(MODPROBE)
-        .args(["-a", "-b", "-q"])
-        .args(modules)
-        .args(aliases)
-        .status()
-        .map_err(|e| SetupError(format!("cannot run {MODPROBE}: {e}")))?;
+    let runs = [aliases, modules]
+        .into_iter()
+        .filter(|names| !names.is_empty())
+        .map(|names| {
+            Command::new(MODPROBE)
+                .args(["-a", "-b", "-q"])
+                .args(names)
+                .spawn()
+                .map_err(|e| SetupError(format!("cannot run {MODPROBE}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for mut run in runs {
+        run.wait()
+            .map_err(|e| SetupError(format!("cannot wait for {MODPROBE}: {e}")))?;
+    }
     Ok(())
 }
 
