@@ -205,6 +205,15 @@ test_two_phase_flow_reaches_the_agent_and_survives_a_forwarder_restart() {
     hook firewall >"$T/firewall.txt" || fail "test hook: firewall" || return 1
     grep -q 'tcp dport 2222 accept' "$T/firewall.txt" && grep -q 'policy drop' "$T/firewall.txt" ||
         fail "the nftables ruleset is not in force" || return 1
+    # The kernel asks pp-init's kmod for modules on demand (the image has no
+    # /sbin/modprobe); the NIC's and the firewall's modules are loaded.
+    hook modules >"$T/modules.txt" || fail "test hook: modules ($(tr '\n' ';' <"$T/modules.txt"))" || return 1
+    [[ "$(head -n1 "$T/modules.txt")" == /usr/lib/pp-init/modprobe ]] ||
+        fail "kernel.modprobe is '$(head -n1 "$T/modules.txt")', not pp-init's" || return 1
+    local module
+    for module in virtio_net nf_tables nft_ct nft_reject_inet; do
+        grep -qx "$module" "$T/modules.txt" || fail "module $module is not loaded" || return 1
+    done
 
     local attests_before old_pid new_pid connects_before
     attests_before=$(attest_count)
