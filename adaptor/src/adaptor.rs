@@ -23,7 +23,7 @@ use crate::sid::Sid;
 use crate::ssh_connect::AuthPlan;
 use crate::teardown::Teardown;
 use crate::trustee_admin::{TrusteeAdmin, TrusteeError};
-use crate::upstream::Upstream;
+use crate::upstream::{TrustError, Upstream};
 use pp_forwarder_core::key::{PrivateKey, PublicKey};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -42,6 +42,8 @@ pub enum AdaptorError {
     Record(#[from] RecordError),
     #[error(transparent)]
     Trustee(#[from] TrusteeError),
+    #[error(transparent)]
+    TrusteeTls(#[from] TrustError),
     #[error(transparent)]
     Bind(#[from] BindError),
     #[error("pp {sid} is already being served")]
@@ -147,7 +149,13 @@ impl Adaptor {
             load_admin_key(&config.admin_key_path)?,
             config.admin_claims.clone(),
         );
-        let upstream = Upstream::new(config.trustee_url.clone());
+        if !config.trustee_url.is_https() && !config.trustee_url.is_loopback() {
+            tracing::warn!(
+                "trustee_url {} is plain http to another host: the PP private keys registered there cross the network unencrypted; use https (and trustee_ca)",
+                config.trustee_url
+            );
+        }
+        let upstream = Upstream::new(config.trustee_url.clone(), config.trustee_ca.as_deref())?;
         let trustee = TrusteeAdmin::new(upstream.clone(), signer);
         let teardown = Arc::new(Teardown {
             trustee,

@@ -8,7 +8,10 @@
 //! silently ignored). Relative paths are relative to the file's folder.
 //!
 //! ```toml
-//! trustee_url = "http://127.0.0.1:8080"
+//! trustee_url = "http://127.0.0.1:8080"   # or https://HOST[:PORT]
+//! trustee_ca = "trustee-ca.pem"    # optional, https only: the CA(s) that
+//!                                  # signed Trustee's certificate (default:
+//!                                  # the host's CA store)
 //! admin_key = "admin.pem"          # PKCS#8 PEM or OpenSSH Ed25519
 //! key_dir = "keys"
 //! state_dir = "state"
@@ -45,6 +48,9 @@ pub const DEFAULT_FORWARDER_PORT: u16 = 2222;
 #[derive(Clone, Debug)]
 pub struct AdaptorConfig {
     pub trustee_url: TrusteeUrl,
+    /// PEM CA certificates an https Trustee's certificate must chain to;
+    /// None: the host's CA store.
+    pub trustee_ca: Option<PathBuf>,
     pub admin_key_path: PathBuf,
     pub admin_claims: AdminClaims,
     pub key_dir: PathBuf,
@@ -135,6 +141,7 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     trustee_url: TrusteeUrl,
+    trustee_ca: Option<PathBuf>,
     admin_key: PathBuf,
     key_dir: PathBuf,
     state_dir: PathBuf,
@@ -210,6 +217,12 @@ impl AdaptorConfig {
                 .map(Duration::from_secs)
                 .unwrap_or(defaults.lifetime),
         };
+        if file.trustee_ca.is_some() && !file.trustee_url.is_https() {
+            return Err(invalid(format!(
+                "trustee_ca is set but trustee_url {} is not https",
+                file.trustee_url
+            )));
+        }
         let timing = file.timing.into_timing();
         let mut pps: Vec<PpConfig> = Vec::with_capacity(file.pp.len());
         for pp in file.pp {
@@ -224,6 +237,7 @@ impl AdaptorConfig {
         }
         Ok(Self {
             trustee_url: file.trustee_url,
+            trustee_ca: file.trustee_ca.map(|path| base.join(path)),
             admin_key_path: base.join(file.admin_key),
             admin_claims,
             key_dir: base.join(file.key_dir),
@@ -343,6 +357,29 @@ mod tests {
         assert!(config.pps[0].tunnels.get("KATAAGENT").is_some());
         assert_eq!(config.pps[1].forwarder, "192.0.2.8:2223");
         assert!(!config.pps[1].init_data_has_wn_key);
+        assert_eq!(config.trustee_ca, None);
+    }
+
+    #[test]
+    fn a_trustee_ca_is_read_relative_to_the_file_and_only_with_https() {
+        let https = EXAMPLE.replace(
+            "trustee_url = \"http://127.0.0.1:8080\"",
+            "trustee_url = \"https://kbs.example:8443\"\ntrustee_ca = \"ca.pem\"",
+        );
+        let config = AdaptorConfig::from_toml(&https, Path::new("/etc/pp/adaptor.toml")).unwrap();
+        assert_eq!(
+            config.trustee_ca.as_deref(),
+            Some(Path::new("/etc/pp/ca.pem"))
+        );
+
+        let http = https.replace("https://", "http://");
+        let error = AdaptorConfig::from_toml(&http, Path::new("/etc/pp/adaptor.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("trustee_ca is set") && error.contains("not https"),
+            "{error}"
+        );
     }
 
     #[test]

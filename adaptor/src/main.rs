@@ -17,7 +17,9 @@ use std::process::ExitCode;
 const CONFIG_EXAMPLE: &str = "\
 Configuration (TOML; relative paths are relative to the file):
 
-  trustee_url = \"http://127.0.0.1:8080\"   # Trustee (KBS), http only
+  trustee_url = \"http://127.0.0.1:8080\"   # Trustee (KBS): http:// or https://HOST[:PORT]
+  trustee_ca = \"trustee-ca.pem\"          # optional, https only: PEM CA(s) of Trustee's
+                                          # certificate (default: the host's CA store)
   admin_key = \"admin.pem\"                 # Ed25519: PKCS#8 PEM or OpenSSH
   key_dir = \"keys\"                        # wn, wn.pub, pp-<SID>, pp-<SID>.pub (0600)
   state_dir = \"state\"                     # pp-<SID>.json: phase record per PP

@@ -90,7 +90,11 @@ async fn keys_init_pp_create_and_pp_delete_work_from_the_command_line() {
 async fn a_bad_configuration_fails_with_the_file_and_the_problem() {
     let workspace = Workspace::new();
     let path = workspace.path("adaptor.toml");
-    std::fs::write(&path, "trustee_url = \"https://kbs:8080\"\nadmin_key = \"a\"\nkey_dir = \"k\"\nstate_dir = \"s\"\n").unwrap();
+    std::fs::write(
+        &path,
+        "trustee_url = \"ftp://kbs:8080\"\nadmin_key = \"a\"\nkey_dir = \"k\"\nstate_dir = \"s\"\n",
+    )
+    .unwrap();
 
     let output = pp_adaptor(args(&path, &["serve"])).await;
 

@@ -6,7 +6,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::Trustee;
+use common::{Trustee, proxy_on_tcp};
 use ed25519_dalek::SigningKey;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
@@ -21,25 +21,10 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 
-/// Serves the proxy for `sid` on a loopback TCP listener (each accepted
-/// connection standing in for one KBS tunnel stream).
-async fn proxy_on_tcp(upstream: Upstream, sid: &str) -> std::net::SocketAddr {
-    let proxy = KbsProxy::new(upstream, Sid::parse(sid).unwrap());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            let proxy = proxy.clone();
-            tokio::spawn(async move { proxy.serve_stream(socket).await });
-        }
-    });
-    address
-}
-
 #[tokio::test]
 async fn a_kbs_client_asking_for_pp_sid_gets_the_pps_own_key_after_attesting_through_the_proxy() {
     let trustee = Trustee::start(SigningKey::from_bytes(&[21; 32])).await;
-    let upstream = Upstream::new(trustee.url());
+    let upstream = Upstream::new(trustee.url(), None).unwrap();
     let admin = TrusteeAdmin::new(
         upstream.clone(),
         AdminTokenSigner::new(trustee.admin_key.clone(), AdminClaims::default()),
@@ -131,7 +116,10 @@ async fn only_the_pp_sid_resource_path_and_host_change_and_one_connection_carrie
 {
     let (url, seen) = recording_upstream().await;
     let authority = url.authority().to_owned();
-    let proxy = KbsProxy::new(Upstream::new(url), Sid::parse("abc").unwrap());
+    let proxy = KbsProxy::new(
+        Upstream::new(url, None).unwrap(),
+        Sid::parse("abc").unwrap(),
+    );
     let (client_side, proxy_side) = tokio::io::duplex(64 * 1024);
     tokio::spawn(async move { proxy.serve_stream(proxy_side).await });
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(client_side))
@@ -224,7 +212,10 @@ async fn an_unreachable_trustee_gives_the_pp_a_502_with_a_reason() {
     let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = TrusteeUrl::parse(&format!("http://{}", unused.local_addr().unwrap())).unwrap();
     drop(unused);
-    let proxy = KbsProxy::new(Upstream::new(url), Sid::parse("abc").unwrap());
+    let proxy = KbsProxy::new(
+        Upstream::new(url, None).unwrap(),
+        Sid::parse("abc").unwrap(),
+    );
     let (client_side, proxy_side) = tokio::io::duplex(64 * 1024);
     tokio::spawn(async move { proxy.serve_stream(proxy_side).await });
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(client_side))

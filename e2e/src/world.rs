@@ -85,6 +85,7 @@ impl World {
         let config = AdaptorConfig {
             trustee_url: TrusteeUrl::parse(&format!("http://127.0.0.1:{kbs_port}"))
                 .expect("valid URL"),
+            trustee_ca: None,
             admin_key_path: admin_key.to_owned(),
             admin_claims: AdminClaims::default(),
             key_dir: dir.join("keys"),

@@ -9,7 +9,9 @@ use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::EncodePrivateKey as _;
 use pp_adaptor::admin_jwt::AdminClaims;
 use pp_adaptor::config::{AdaptorConfig, Timing};
-use pp_adaptor::upstream::TrusteeUrl;
+use pp_adaptor::kbs_proxy::KbsProxy;
+use pp_adaptor::sid::Sid;
+use pp_adaptor::upstream::{TrusteeUrl, Upstream};
 use pp_testdoubles::admin_auth::AdminVerifier;
 use pp_testdoubles::kbs_double::KbsDouble;
 use std::net::SocketAddr;
@@ -26,18 +28,37 @@ pub fn init_logs() {
 pub struct Trustee {
     pub address: SocketAddr,
     pub admin_key: SigningKey,
-    task: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for Trustee {
     fn drop(&mut self) {
-        self.task.abort();
+        self.tasks.iter().for_each(|task| task.abort());
     }
 }
 
 impl Trustee {
     /// Starts a double that trusts `admin_key` for its admin API.
     pub async fn start(admin_key: SigningKey) -> Self {
+        let (trustee, _) = Self::start_serving(admin_key, None).await;
+        trustee
+    }
+
+    /// Starts a double that also serves https with `tls` (a certificate for
+    /// `localhost` from the test's own CA) on the returned address; the
+    /// plain listener stays for the test's own look at the double.
+    pub async fn start_tls(
+        admin_key: SigningKey,
+        tls: tokio_rustls::TlsAcceptor,
+    ) -> (Self, SocketAddr) {
+        let (trustee, tls_address) = Self::start_serving(admin_key, Some(tls)).await;
+        (trustee, tls_address.unwrap())
+    }
+
+    async fn start_serving(
+        admin_key: SigningKey,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> (Self, Option<SocketAddr>) {
         let verifier = AdminVerifier {
             key: admin_key.verifying_key(),
             issuer: None,
@@ -46,14 +67,35 @@ impl Trustee {
         let double = Arc::new(KbsDouble::new(verifier).unwrap());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
+        let mut tls_address = None;
+        let mut tasks = Vec::new();
+        if let Some(acceptor) = tls {
+            let tls_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tls_address = Some(tls_listener.local_addr().unwrap());
+            let double = Arc::clone(&double);
+            tasks.push(tokio::spawn(async move {
+                while let Ok((socket, _)) = tls_listener.accept().await {
+                    let (acceptor, double) = (acceptor.clone(), Arc::clone(&double));
+                    tokio::spawn(async move {
+                        if let Ok(stream) = acceptor.accept(socket).await {
+                            let _ = pp_testdoubles::kbs_double::server::serve_connection(
+                                stream, &double,
+                            )
+                            .await;
+                        }
+                    });
+                }
+            }));
+        }
+        tasks.push(tokio::spawn(async move {
             let _ = pp_testdoubles::kbs_double::server::serve(listener, double).await;
-        });
-        Self {
+        }));
+        let trustee = Self {
             address,
             admin_key,
-            task,
-        }
+            tasks,
+        };
+        (trustee, tls_address)
     }
 
     pub fn url(&self) -> TrusteeUrl {
@@ -89,6 +131,21 @@ impl Trustee {
         paths.sort();
         paths
     }
+}
+
+/// Serves the KBS proxy for `sid` on a loopback TCP listener (each accepted
+/// connection standing in for one KBS tunnel stream).
+pub async fn proxy_on_tcp(upstream: Upstream, sid: &str) -> SocketAddr {
+    let proxy = KbsProxy::new(upstream, Sid::parse(sid).unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let proxy = proxy.clone();
+            tokio::spawn(async move { proxy.serve_stream(socket).await });
+        }
+    });
+    address
 }
 
 /// One `GET` with `Connection: close`, answered as text.
@@ -133,6 +190,7 @@ impl Workspace {
     pub fn config(&self, trustee: TrusteeUrl, admin_key_path: PathBuf) -> AdaptorConfig {
         AdaptorConfig {
             trustee_url: trustee,
+            trustee_ca: None,
             admin_key_path,
             admin_claims: AdminClaims::default(),
             key_dir: self.path("keys"),

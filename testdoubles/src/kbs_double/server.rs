@@ -1,11 +1,13 @@
 //! Runs the KBS double on a TCP listener: one task per connection, several
 //! requests per connection (HTTP/1.1 keep-alive), one log line per request
 //! on stdout. A request that cannot be parsed gets a 400 and the connection
-//! is closed.
+//! is closed. [`serve_connection`] serves any byte stream (tests put TLS in
+//! front of it to stand in for an https Trustee).
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 
 use super::KbsDouble;
 use crate::http1::{Connection, HttpError, Response, keeps_alive};
@@ -31,7 +33,11 @@ pub async fn serve(listener: TcpListener, double: Arc<KbsDouble>) -> std::io::Re
     }
 }
 
-async fn serve_connection(stream: TcpStream, double: &KbsDouble) -> Result<(), HttpError> {
+/// Serves the requests of one connection until the peer closes it.
+pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    double: &KbsDouble,
+) -> Result<(), HttpError> {
     let mut connection = Connection::new(stream);
     loop {
         let request = match connection.read_request().await {
