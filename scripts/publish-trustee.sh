@@ -3,7 +3,7 @@
 # its admin API.
 #
 #   scripts/publish-trustee.sh --kbs URL --admin-key FILE --dir DIR
-#                              [--role ROLE] [--pp-measure BIN]
+#                              [--role ROLE] [--pp-measure BIN] [--cacert FILE]
 #
 # DIR is what `pp-measure image --out DIR` wrote: rvps-message.json is POSTed
 # to /kbs/v0/reference-value; attestation-policy.json and
@@ -12,12 +12,14 @@
 # Each request carries a fresh admin bearer token (EdDSA JWT with role and
 # exp) made by `pp-measure admin-token --key FILE`; FILE is the Ed25519
 # admin key (PKCS#8 PEM or OpenSSH) whose public half Trustee trusts.
+# For an https URL, --cacert names the PEM CA that signed Trustee's
+# certificate (default: the host's CA store).
 # Exits non-zero, printing Trustee's error body, on the first refusal.
 set -euo pipefail
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
-kbs="" key="" dir="" role="admin" pp_measure="${PP_MEASURE:-pp-measure}"
+kbs="" key="" dir="" role="admin" pp_measure="${PP_MEASURE:-pp-measure}" tls=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --kbs) kbs="${2:?--kbs needs a URL}"; shift 2 ;;
@@ -25,6 +27,7 @@ while [ $# -gt 0 ]; do
         --dir) dir="${2:?--dir needs a directory}"; shift 2 ;;
         --role) role="${2:?--role needs a value}"; shift 2 ;;
         --pp-measure) pp_measure="${2:?--pp-measure needs a path}"; shift 2 ;;
+        --cacert) tls=(--cacert "${2:?--cacert needs a file}"); shift 2 ;;
         -h|--help) usage ;;
         *) echo "publish-trustee: unknown argument $1" >&2; usage ;;
     esac
@@ -37,7 +40,7 @@ post() {
     local endpoint="$1" body="$2" token status response
     token="$("$pp_measure" admin-token --key "$key" --role "$role")"
     response="$(mktemp)"
-    status="$(curl -sS -o "$response" -w '%{http_code}' \
+    status="$(curl -sS "${tls[@]}" -o "$response" -w '%{http_code}' \
         -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
         --data-binary @"$body" "$kbs/kbs/v0/$endpoint")" || { rm -f "$response"; echo "publish-trustee: cannot reach $kbs" >&2; exit 1; }
     if [ "${status:0:1}" != 2 ]; then
