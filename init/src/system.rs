@@ -4,7 +4,7 @@
 //! runtime directories.
 //!
 //! Without udev, modules are found the way udev's coldplug finds them: each
-//! device's `modalias` in sysfs goes to one `modprobe -a -b` call.
+//! device's `modalias` in sysfs goes to a `modprobe -a -b` call.
 //!
 //! The image has no `/sbin/modprobe`, the kernel's default helper: while the
 //! kernel starts, its own module requests (the crypto self-tests ask for
@@ -185,8 +185,8 @@ pub fn enable_module_requests() -> Result<(), SetupError> {
 
 /// Loads the modules matching the devices' `aliases` and the configured
 /// `modules` with two `modprobe -a -b -q` runs side by side (`-b`: honour
-/// blacklists): the NIC's driver probes sooner, and the kernel reports its
-/// carrier, which DHCP waits for, a second after the probe. Their exit
+/// blacklists), so the NIC's driver, which DHCP needs first, does not wait
+/// for the nftables modules (0.6 s became 0.4 s under TCG). Their exit
 /// status is not checked: it is 1 whenever some alias matches no module,
 /// which is the rule (built-in drivers, devices nobody drives); a module that
 /// matters and fails to load shows in the service that needs it.
