@@ -6,16 +6,14 @@
 mod common;
 
 use bytes::Bytes;
-use common::{Trustee, proxy_on_tcp};
+use common::{Trustee, fetch_pp_sid_key, proxy_on_tcp};
 use ed25519_dalek::SigningKey;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use pp_adaptor::admin_jwt::{AdminClaims, AdminTokenSigner};
 use pp_adaptor::kbs_proxy::KbsProxy;
 use pp_adaptor::sid::Sid;
-use pp_adaptor::trustee_admin::TrusteeAdmin;
 use pp_adaptor::upstream::{TrusteeUrl, Upstream};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -25,10 +23,7 @@ use tokio::net::TcpListener;
 async fn a_kbs_client_asking_for_pp_sid_gets_the_pps_own_key_after_attesting_through_the_proxy() {
     let trustee = Trustee::start(SigningKey::from_bytes(&[21; 32])).await;
     let upstream = Upstream::new(trustee.url(), None).unwrap();
-    let admin = TrusteeAdmin::new(
-        upstream.clone(),
-        AdminTokenSigner::new(trustee.admin_key.clone(), AdminClaims::default()),
-    );
+    let admin = trustee.admin(upstream.clone());
     let sid = Sid::parse("podA").unwrap();
     admin
         .set_pp_private_key(&sid, b"the key of pod A")
@@ -40,12 +35,7 @@ async fn a_kbs_client_asking_for_pp_sid_gets_the_pps_own_key_after_attesting_thr
         .unwrap();
     let proxy = proxy_on_tcp(upstream, "podA").await;
 
-    let url = pp_testdoubles::kbs_url::KbsUrl::parse(&format!("http://{proxy}")).unwrap();
-    let resource =
-        pp_testdoubles::resource_path::ResourcePath::parse("default/pp-sid/privateKey").unwrap();
-    let key = pp_testdoubles::kbs_client::fetch_resource(url, None, &resource)
-        .await
-        .unwrap();
+    let key = fetch_pp_sid_key(proxy).await;
 
     assert_eq!(key, b"the key of pod A");
 }

@@ -5,12 +5,11 @@
 
 mod common;
 
-use common::{Trustee, Workspace, proxy_on_tcp};
+use common::{Trustee, Workspace, fetch_pp_sid_key, proxy_on_tcp};
 use ed25519_dalek::SigningKey;
 use pp_adaptor::adaptor::{Adaptor, AdaptorError};
-use pp_adaptor::admin_jwt::{AdminClaims, AdminTokenSigner};
+use pp_adaptor::config::AdaptorConfig;
 use pp_adaptor::sid::Sid;
-use pp_adaptor::trustee_admin::TrusteeAdmin;
 use pp_adaptor::upstream::{TrusteeUrl, Upstream};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -50,37 +49,49 @@ fn test_pki(name: &str) -> TestPki {
     }
 }
 
-/// An https double with `pki`'s certificate, and `ca_pem` written as the
-/// adaptor's trustee_ca.
-async fn https_trustee(
-    workspace: &Workspace,
-    pki: TestPki,
-    ca_pem: &str,
-    seed: u8,
-) -> (Trustee, u16, PathBuf) {
-    let (trustee, address) =
-        Trustee::start_tls(SigningKey::from_bytes(&[seed; 32]), pki.acceptor).await;
-    let ca_file = workspace.path("trustee-ca.pem");
-    std::fs::write(&ca_file, ca_pem).unwrap();
-    (trustee, address.port(), ca_file)
+/// The KBS double serving https with a certificate for `localhost` from a
+/// fresh test CA, and the adaptor's trustee_ca file: that CA's certificate,
+/// or `trusted_ca` instead when given.
+struct HttpsTrustee {
+    trustee: Trustee,
+    port: u16,
+    ca_file: PathBuf,
 }
 
-fn https_url(host: &str, port: u16) -> TrusteeUrl {
-    TrusteeUrl::parse(&format!("https://{host}:{port}")).unwrap()
+impl HttpsTrustee {
+    async fn start(workspace: &Workspace, seed: u8, trusted_ca: Option<&str>) -> Self {
+        let pki = test_pki("test Trustee CA");
+        let ca_file = workspace.path("trustee-ca.pem");
+        std::fs::write(&ca_file, trusted_ca.unwrap_or(&pki.ca_pem)).unwrap();
+        let (trustee, address) =
+            Trustee::start_tls(SigningKey::from_bytes(&[seed; 32]), pki.acceptor).await;
+        Self {
+            trustee,
+            port: address.port(),
+            ca_file,
+        }
+    }
+
+    fn url(&self, host: &str) -> TrusteeUrl {
+        TrusteeUrl::parse(&format!("https://{host}:{}", self.port)).unwrap()
+    }
+
+    /// The adaptor's configuration for this Trustee, reached as `host`.
+    fn config(&self, workspace: &Workspace, host: &str) -> AdaptorConfig {
+        let mut config = workspace.config(
+            self.url(host),
+            workspace.write_admin_key(&self.trustee.admin_key),
+        );
+        config.trustee_ca = Some(self.ca_file.clone());
+        config
+    }
 }
 
 #[tokio::test]
 async fn with_the_configured_ca_the_adaptor_registers_keys_at_an_https_trustee() {
     let workspace = Workspace::new();
-    let pki = test_pki("test Trustee CA");
-    let ca_pem = pki.ca_pem.clone();
-    let (trustee, port, ca_file) = https_trustee(&workspace, pki, &ca_pem, 41).await;
-    let mut config = workspace.config(
-        https_url("localhost", port),
-        workspace.write_admin_key(&trustee.admin_key),
-    );
-    config.trustee_ca = Some(ca_file);
-    let adaptor = Adaptor::new(&config).unwrap();
+    let https = HttpsTrustee::start(&workspace, 41, None).await;
+    let adaptor = Adaptor::new(&https.config(&workspace, "localhost")).unwrap();
 
     adaptor
         .create_pp(&Sid::parse("tls1").unwrap())
@@ -88,7 +99,7 @@ async fn with_the_configured_ca_the_adaptor_registers_keys_at_an_https_trustee()
         .unwrap();
 
     assert_eq!(
-        trustee.resource_paths().await,
+        https.trustee.resource_paths().await,
         ["default/pp-tls1/privateKey", "default/sshclient/publicKey"]
     );
 }
@@ -96,44 +107,28 @@ async fn with_the_configured_ca_the_adaptor_registers_keys_at_an_https_trustee()
 #[tokio::test]
 async fn the_kbs_proxy_attests_through_to_an_https_trustee() {
     let workspace = Workspace::new();
-    let pki = test_pki("test Trustee CA");
-    let ca_pem = pki.ca_pem.clone();
-    let (trustee, port, ca_file) = https_trustee(&workspace, pki, &ca_pem, 42).await;
-    let upstream = Upstream::new(https_url("localhost", port), Some(&ca_file)).unwrap();
-    let admin = TrusteeAdmin::new(
-        upstream.clone(),
-        AdminTokenSigner::new(trustee.admin_key.clone(), AdminClaims::default()),
-    );
-    let sid = Sid::parse("podT").unwrap();
-    admin
-        .set_pp_private_key(&sid, b"the key of pod T")
+    let https = HttpsTrustee::start(&workspace, 42, None).await;
+    let upstream = Upstream::new(https.url("localhost"), Some(&https.ca_file)).unwrap();
+    https
+        .trustee
+        .admin(upstream.clone())
+        .set_pp_private_key(&Sid::parse("podT").unwrap(), b"the key of pod T")
         .await
         .unwrap();
     let proxy = proxy_on_tcp(upstream, "podT").await;
 
-    let url = pp_testdoubles::kbs_url::KbsUrl::parse(&format!("http://{proxy}")).unwrap();
-    let resource =
-        pp_testdoubles::resource_path::ResourcePath::parse("default/pp-sid/privateKey").unwrap();
-    let key = pp_testdoubles::kbs_client::fetch_resource(url, None, &resource)
-        .await
-        .unwrap();
+    let key = fetch_pp_sid_key(proxy).await;
 
     assert_eq!(key, b"the key of pod T");
 }
 
-/// `pp create` against `url` with `ca_pem` as trustee_ca fails; returns the
-/// error text, after checking that the double stored nothing.
-async fn create_is_refused(host: &str, ca_pem_of: Option<&str>, seed: u8) -> String {
+/// `pp create` against the https double reached as `host`, with
+/// `trusted_ca` as trustee_ca when given, fails; returns the error text,
+/// after checking that the double stored nothing.
+async fn create_is_refused(host: &str, trusted_ca: Option<&str>, seed: u8) -> String {
     let workspace = Workspace::new();
-    let pki = test_pki("test Trustee CA");
-    let ca_pem = ca_pem_of.map_or_else(|| pki.ca_pem.clone(), str::to_owned);
-    let (trustee, port, ca_file) = https_trustee(&workspace, pki, &ca_pem, seed).await;
-    let mut config = workspace.config(
-        https_url(host, port),
-        workspace.write_admin_key(&trustee.admin_key),
-    );
-    config.trustee_ca = Some(ca_file);
-    let adaptor = Adaptor::new(&config).unwrap();
+    let https = HttpsTrustee::start(&workspace, seed, trusted_ca).await;
+    let adaptor = Adaptor::new(&https.config(&workspace, host)).unwrap();
 
     let error = adaptor
         .create_pp(&Sid::parse("nope").unwrap())
@@ -141,7 +136,7 @@ async fn create_is_refused(host: &str, ca_pem_of: Option<&str>, seed: u8) -> Str
         .unwrap_err();
 
     assert!(matches!(error, AdaptorError::Trustee(_)), "{error}");
-    assert!(trustee.resources().await.is_empty());
+    assert!(https.trustee.resources().await.is_empty());
     error.to_string()
 }
 

@@ -7,10 +7,11 @@ pub mod fake_pp;
 
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::EncodePrivateKey as _;
-use pp_adaptor::admin_jwt::AdminClaims;
+use pp_adaptor::admin_jwt::{AdminClaims, AdminTokenSigner};
 use pp_adaptor::config::{AdaptorConfig, Timing};
 use pp_adaptor::kbs_proxy::KbsProxy;
 use pp_adaptor::sid::Sid;
+use pp_adaptor::trustee_admin::TrusteeAdmin;
 use pp_adaptor::upstream::{TrusteeUrl, Upstream};
 use pp_testdoubles::admin_auth::AdminVerifier;
 use pp_testdoubles::kbs_double::KbsDouble;
@@ -28,6 +29,7 @@ pub fn init_logs() {
 pub struct Trustee {
     pub address: SocketAddr,
     pub admin_key: SigningKey,
+    double: Arc<KbsDouble>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -40,8 +42,24 @@ impl Drop for Trustee {
 impl Trustee {
     /// Starts a double that trusts `admin_key` for its admin API.
     pub async fn start(admin_key: SigningKey) -> Self {
-        let (trustee, _) = Self::start_serving(admin_key, None).await;
-        trustee
+        let verifier = AdminVerifier {
+            key: admin_key.verifying_key(),
+            issuer: None,
+            audience: None,
+        };
+        let double = Arc::new(KbsDouble::new(verifier).unwrap());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let served = Arc::clone(&double);
+        let task = tokio::spawn(async move {
+            let _ = pp_testdoubles::kbs_double::server::serve(listener, served).await;
+        });
+        Self {
+            address,
+            admin_key,
+            double,
+            tasks: vec![task],
+        }
     }
 
     /// Starts a double that also serves https with `tls` (a certificate for
@@ -51,51 +69,31 @@ impl Trustee {
         admin_key: SigningKey,
         tls: tokio_rustls::TlsAcceptor,
     ) -> (Self, SocketAddr) {
-        let (trustee, tls_address) = Self::start_serving(admin_key, Some(tls)).await;
-        (trustee, tls_address.unwrap())
+        let mut trustee = Self::start(admin_key).await;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let tls_address = listener.local_addr().unwrap();
+        let double = Arc::clone(&trustee.double);
+        trustee.tasks.push(tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let (tls, double) = (tls.clone(), Arc::clone(&double));
+                tokio::spawn(async move {
+                    if let Ok(stream) = tls.accept(socket).await {
+                        let _ =
+                            pp_testdoubles::kbs_double::server::serve_connection(stream, &double)
+                                .await;
+                    }
+                });
+            }
+        }));
+        (trustee, tls_address)
     }
 
-    async fn start_serving(
-        admin_key: SigningKey,
-        tls: Option<tokio_rustls::TlsAcceptor>,
-    ) -> (Self, Option<SocketAddr>) {
-        let verifier = AdminVerifier {
-            key: admin_key.verifying_key(),
-            issuer: None,
-            audience: None,
-        };
-        let double = Arc::new(KbsDouble::new(verifier).unwrap());
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let mut tls_address = None;
-        let mut tasks = Vec::new();
-        if let Some(acceptor) = tls {
-            let tls_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tls_address = Some(tls_listener.local_addr().unwrap());
-            let double = Arc::clone(&double);
-            tasks.push(tokio::spawn(async move {
-                while let Ok((socket, _)) = tls_listener.accept().await {
-                    let (acceptor, double) = (acceptor.clone(), Arc::clone(&double));
-                    tokio::spawn(async move {
-                        if let Ok(stream) = acceptor.accept(socket).await {
-                            let _ = pp_testdoubles::kbs_double::server::serve_connection(
-                                stream, &double,
-                            )
-                            .await;
-                        }
-                    });
-                }
-            }));
-        }
-        tasks.push(tokio::spawn(async move {
-            let _ = pp_testdoubles::kbs_double::server::serve(listener, double).await;
-        }));
-        let trustee = Self {
-            address,
-            admin_key,
-            tasks,
-        };
-        (trustee, tls_address)
+    /// An admin API client for this double, through `upstream`.
+    pub fn admin(&self, upstream: Upstream) -> TrusteeAdmin {
+        TrusteeAdmin::new(
+            upstream,
+            AdminTokenSigner::new(self.admin_key.clone(), AdminClaims::default()),
+        )
     }
 
     pub fn url(&self) -> TrusteeUrl {
@@ -146,6 +144,17 @@ pub async fn proxy_on_tcp(upstream: Upstream, sid: &str) -> SocketAddr {
         }
     });
     address
+}
+
+/// What a KBS client asking for `default/pp-sid/privateKey` through the
+/// proxy at `proxy` gets, after the whole KBS conversation.
+pub async fn fetch_pp_sid_key(proxy: SocketAddr) -> Vec<u8> {
+    let url = pp_testdoubles::kbs_url::KbsUrl::parse(&format!("http://{proxy}")).unwrap();
+    let resource =
+        pp_testdoubles::resource_path::ResourcePath::parse("default/pp-sid/privateKey").unwrap();
+    pp_testdoubles::kbs_client::fetch_resource(url, None, &resource)
+        .await
+        .unwrap()
 }
 
 /// One `GET` with `Connection: close`, answered as text.
