@@ -139,18 +139,18 @@ objcopy -O binary --only-section=.cmdline "$output_dir/$image_id.efi" "$output_d
 tr -d '\0' <"$output_dir/$image_id.cmdline.raw" >"$output_dir/$image_id.cmdline"
 rm -f "$output_dir/$image_id.cmdline.raw"
 
-# Direct boot's initrd is the UKI's cpio recompressed with LZ4 (the legacy
-# frame format, the one the kernel reads): under TCG the kernel unpacks it
-# about 0.4 s sooner than zstd, which mkosi 24 uses (it offers no LZ4). The
-# UKI keeps zstd: smaller to upload, and not the fast path.
-[[ -s "$output_dir/$image_id.initrd" ]] || die "mkosi did not produce $output_dir/$image_id.initrd"
-zstd -q -d -c "$output_dir/$image_id.initrd" | lz4 -q -l -9 -c >"$output_dir/$image_id.initrd.lz4"
-mv "$output_dir/$image_id.initrd.lz4" "$output_dir/$image_id.initrd"
-
 outputs=("$image_id.vmlinuz" "$image_id.initrd" "$image_id.efi" "$image_id.cmdline")
 for name in "${outputs[@]}"; do
     [[ -s "$output_dir/$name" ]] || die "mkosi did not produce $output_dir/$name"
 done
+
+# Direct boot's initrd is the UKI's cpio recompressed with LZ4 (the legacy
+# frame format, the one the kernel reads): under TCG the kernel unpacks it
+# about 0.4 s sooner than zstd, which mkosi 24 uses (it offers no LZ4). The
+# UKI keeps zstd: smaller to upload, and not the fast path.
+zstd -q -d -c "$output_dir/$image_id.initrd" | lz4 -q -l -9 -c >"$output_dir/$image_id.initrd.lz4"
+mv "$output_dir/$image_id.initrd.lz4" "$output_dir/$image_id.initrd"
+
 (cd "$output_dir" && sha256sum "${outputs[@]}" >SHA256SUMS)
 
 # Reference values: pp-measure from $binaries, the cargo target directory or
