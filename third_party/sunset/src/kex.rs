@@ -992,7 +992,14 @@ impl KexCurve25519 {
     fn raw_secret(&mut self, theirs: &[u8]) -> Result<x25519_dalek::SharedSecret> {
         let theirs: [u8; 32] = theirs.try_into().map_err(|_| Error::BadKex)?;
         let theirs = theirs.into();
-        Ok(self.ours.take().trap()?.diffie_hellman(&theirs))
+        let shared = self.ours.take().trap()?.diffie_hellman(&theirs);
+        // RFC 8731 section 3: abort when the shared secret is all zero,
+        // which a low-order public key (e.g. all zeros) forces whatever our
+        // private key. Also covers the x25519 half of mlkem768x25519.
+        if !shared.was_contributory() {
+            return Err(Error::BadKex);
+        }
+        Ok(shared)
     }
 
     fn secret(
@@ -1277,6 +1284,46 @@ mod tests {
     // other things to test:
     // - first_follows, and kexguess2
     // - kex rejection. is in conn though.
+
+    /// Public keys whose x25519 result is all zero for every private key
+    /// (the small-order points and their non-canonical encodings).
+    fn low_order_x25519() -> [[u8; 32]; 7] {
+        fn hex(s: &str) -> [u8; 32] {
+            let mut out = [0u8; 32];
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap();
+            }
+            out
+        }
+        let near_p = |low: u8| {
+            let mut k = [0xffu8; 32];
+            k[0] = low;
+            k[31] = 0x7f;
+            k
+        };
+        let mut one = [0u8; 32];
+        one[0] = 1;
+        [
+            [0u8; 32],
+            one,
+            hex("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"),
+            hex("5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157"),
+            near_p(0xec),
+            near_p(0xed),
+            near_p(0xee),
+        ]
+    }
+
+    #[test]
+    fn low_order_x25519_keys_are_refused() {
+        for theirs in low_order_x25519() {
+            let mut ours = KexCurve25519::new().unwrap();
+            assert!(ours.raw_secret(&theirs).is_err(), "accepted {theirs:02x?}");
+        }
+        let peer = KexCurve25519::new().unwrap();
+        let mut ours = KexCurve25519::new().unwrap();
+        assert!(ours.raw_secret(peer.pubkey()).is_ok());
+    }
 
     #[test]
     fn test_each_kex() {
