@@ -14,13 +14,13 @@ use std::time::Duration;
 
 use log::{info, warn};
 use pp_forwarder_core::config::ForwarderConfig;
-use pp_forwarder_core::key::PrivateKey;
 use pp_forwarder_core::phase::{
     Action, AuthMethod, Event, PhaseKeys, PhaseMachine, Restored, Settings as MachineSettings,
     State,
 };
 use pp_forwarder_core::record::RecordedPhase;
-use pp_forwarder_core::tag::{ConnectionPhase, Phase as TagPhase, Target};
+use pp_ssh_key::PrivateKey;
+use pp_tag::{ConnectionPhase, Phase as TagPhase, Target};
 use pp_tunnel::MuxHandle;
 use sunset::SignKey;
 use tokio::sync::{Notify, watch};
@@ -148,7 +148,7 @@ impl Controller {
         Ok(ctrl)
     }
 
-    pub fn inbound_tags(&self) -> Vec<pp_forwarder_core::tag::Tag> {
+    pub fn inbound_tags(&self) -> Vec<pp_tag::Tag> {
         self.config.inbounds.iter().cloned().collect()
     }
 

@@ -14,8 +14,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use log::{debug, info, warn};
-use pp_forwarder_core::key::PublicKey;
 use pp_forwarder_core::phase::AuthMethod;
+use pp_ssh_key::PublicKey;
 use sunset::{ChanHandle, PubKey, ServEvent};
 use sunset_async::{ProgressHolder, SSHServer};
 use tokio::net::TcpStream;

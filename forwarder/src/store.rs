@@ -17,8 +17,8 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use log::warn;
-use pp_forwarder_core::key::{PrivateKey, PublicKey};
 use pp_forwarder_core::record::{BootId, PhaseRecord, RecordedPhase, parse_boot_id};
+use pp_ssh_key::{PrivateKey, PublicKey};
 
 const RECORD_FILE: &str = "phase.record";
 const HOST_KEY_FILE: &str = "pp-host-key";

@@ -26,7 +26,7 @@ mod stream;
 pub use driver::{MuxDriver, start, start_with_limits};
 pub use error::MuxError;
 pub use handle::{IncomingStream, MuxEvent, MuxEvents, MuxHandle};
-pub use pp_forwarder_core::mux::{
+pub use pp_mux::{
     CommandError, MuxLimits, Phase, ProtocolError, Role, STREAM_LIMIT_REASON, Side, StreamId,
 };
 pub use pump::pump;

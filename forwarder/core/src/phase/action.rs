@@ -2,11 +2,11 @@
 //! log line (`Display`).
 
 use super::{ConnId, PhaseKeys};
-use crate::key::PublicKey;
 use crate::record::PhaseRecord;
-use crate::tag::ConnectionPhase;
 use alloc::string::String;
 use core::fmt;
+use pp_ssh_key::PublicKey;
+use pp_tag::ConnectionPhase;
 
 /// One thing for the driver to do.
 #[derive(Debug, Clone, PartialEq, Eq)]

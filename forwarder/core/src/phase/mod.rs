@@ -35,13 +35,13 @@ mod tests;
 pub use action::Action;
 pub use step::step;
 
-use crate::key::{PrivateKey, PublicKey};
 use crate::record::{BootId, RecordedPhase};
-use crate::tag::ConnectionPhase;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::net::SocketAddr;
+use pp_ssh_key::{PrivateKey, PublicKey};
+use pp_tag::ConnectionPhase;
 
 /// A connection id, chosen by the driver, unique within the process.
 pub type ConnId = u64;

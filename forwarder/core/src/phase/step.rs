@@ -5,14 +5,14 @@
 use super::{
     Action, AttestationFacts, AuthMethod, ConnId, Event, PhaseKeys, Restored, Settings, State,
 };
-use crate::key::PublicKey;
 use crate::record::{PhaseRecord, RecordedPhase};
-use crate::tag::ConnectionPhase;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::net::SocketAddr;
+use pp_ssh_key::PublicKey;
+use pp_tag::ConnectionPhase;
 
 /// The one transition function of the forwarder's phases.
 pub fn step(settings: &Settings, state: State, event: Event) -> (State, Vec<Action>) {

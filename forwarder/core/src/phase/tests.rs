@@ -3,10 +3,10 @@
 //! one-shot and never-back invariants.
 
 use super::*;
-use crate::test_support::XorShift;
 use alloc::collections::BTreeSet;
 use alloc::string::ToString;
 use alloc::vec;
+use pp_test_support::XorShift;
 
 /// Keys by seed 1..=5, derived once: derivation is slow in debug builds.
 static KEYS: std::sync::LazyLock<Vec<PrivateKey>> = std::sync::LazyLock::new(|| {

@@ -235,7 +235,7 @@ mod tests {
     fn parse_never_panics_on_mutated_records() {
         let encoded = samples().map(|record| record.emit());
         let seeds: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
-        crate::test_support::feed_mutations(&seeds, 3000, |input| {
+        pp_test_support::feed_mutations(&seeds, 3000, |input| {
             let _ = PhaseRecord::parse(input, &BOOT);
         });
     }
