@@ -30,6 +30,8 @@
 //! the machine refuses a connection whose phase changed since.
 
 mod action;
+#[cfg(test)]
+mod model_check;
 mod step;
 #[cfg(test)]
 mod tests;
