@@ -14,41 +14,87 @@ use pp_tag::ConnectionPhase;
 pub enum Action {
     /// Answer the offered authentication method with success (for
     /// `publickey`: the key is acceptable, check its signature).
-    AcceptAuth { conn: ConnId },
+    AcceptAuth {
+        /// The connection.
+        conn: ConnId,
+    },
     /// Answer the offered method with failure; the client may try another.
-    RejectAuth { conn: ConnId, reason: String },
+    RejectAuth {
+        /// The connection.
+        conn: ConnId,
+        /// Why, for the log line.
+        reason: String,
+    },
     /// Drop this authenticated connection before the auth success leaves.
-    Refuse { conn: ConnId, reason: String },
+    Refuse {
+        /// The connection.
+        conn: ConnId,
+        /// Why, for the log line.
+        reason: String,
+    },
     /// Write this record (one atomic write; a `Kubernetes` record holds the
     /// keys) before carrying out later actions.
     Persist(PhaseRecord),
     /// Let the auth success out; the connection serves this phase.
     Admit {
+        /// The connection.
         conn: ConnId,
+        /// The phase it serves.
         phase: ConnectionPhase,
     },
     /// Open this connection's one mux channel, serving `phase`.
     OpenMux {
+        /// The connection.
         conn: ConnId,
+        /// The phase it serves.
         phase: ConnectionPhase,
     },
     /// Refuse a mux channel on this connection.
-    RefuseMux { conn: ConnId, reason: String },
+    RefuseMux {
+        /// The connection.
+        conn: ConnId,
+        /// Why, for the log line.
+        reason: String,
+    },
     /// Feed `DeadlineExpired` after this many milliseconds.
-    StartDeadline { after_ms: u64 },
+    StartDeadline {
+        /// Milliseconds from now.
+        after_ms: u64,
+    },
     /// Start fetching the Kubernetes-phase keys from CDH.
     FetchKeys,
     /// Close this connection now.
-    Close { conn: ConnId, reason: String },
+    Close {
+        /// The connection.
+        conn: ConnId,
+        /// Why, for the log line.
+        reason: String,
+    },
     /// Send `UPGRADE(host_key)` on this connection's mux channel.
-    SignalUpgrade { conn: ConnId, host_key: PublicKey },
+    SignalUpgrade {
+        /// The connection.
+        conn: ConnId,
+        /// The Kubernetes-phase host key the WN must see next.
+        host_key: PublicKey,
+    },
     /// Close this connection after the upgrade grace period (30 s).
-    CloseAfterGrace { conn: ConnId, reason: String },
+    CloseAfterGrace {
+        /// The connection.
+        conn: ConnId,
+        /// Why, for the log line.
+        reason: String,
+    },
     /// Stop serving for the rest of the boot: the driver powers the VM off
     /// or exits (its `--deadline-action`); nothing is accepted any more.
-    FailClosed { reason: String },
+    FailClosed {
+        /// Why, for the log line.
+        reason: String,
+    },
     /// Nothing to do; log why.
-    Note { reason: String },
+    Note {
+        /// Why, for the log line.
+        reason: String,
+    },
 }
 
 impl fmt::Display for Action {

@@ -86,7 +86,10 @@ pub enum Restored {
     /// The record of this boot.
     Record(RecordedPhase),
     /// The record could not be read or trusted.
-    Damaged { reason: String },
+    Damaged {
+        /// Why, for the log line.
+        reason: String,
+    },
 }
 
 /// The inputs of the machine.
@@ -94,35 +97,56 @@ pub enum Restored {
 pub enum Event {
     /// Once, at start, before anything else; `now_ms` is the time since
     /// boot (CLOCK_BOOTTIME), which the attestation deadline counts from.
-    Restored { found: Restored, now_ms: u64 },
+    Restored {
+        /// What the store found.
+        found: Restored,
+        /// Milliseconds since boot (CLOCK_BOOTTIME).
+        now_ms: u64,
+    },
     /// A client offers an authentication method; answered with
     /// `AcceptAuth` or `RejectAuth`. `shown` is the phase whose host key
     /// the connection saw at key exchange.
     AuthOffered {
+        /// The connection.
         conn: ConnId,
+        /// The phase whose host key the connection was shown at key exchange.
         shown: Option<ConnectionPhase>,
+        /// The authentication method.
         method: AuthMethod,
     },
     /// A client has proved the method (signature checked); the decision
     /// point of the one-shot rule. Answered with `Admit` or `Refuse`.
     Authenticated {
+        /// The connection.
         conn: ConnId,
+        /// The TCP peer.
         peer: SocketAddr,
+        /// The phase whose host key the connection was shown at key exchange.
         shown: Option<ConnectionPhase>,
+        /// The authentication method.
         method: AuthMethod,
     },
     /// An admitted connection asks for its mux channel; answered with
     /// `OpenMux` or `RefuseMux`.
-    MuxRequested { conn: ConnId },
+    MuxRequested {
+        /// The connection.
+        conn: ConnId,
+    },
     /// CDH returned both Kubernetes-phase keys.
     KeysObtained(PhaseKeys),
     /// A connection ended (any reason, authenticated or not).
-    ConnectionClosed { conn: ConnId },
+    ConnectionClosed {
+        /// The connection.
+        conn: ConnId,
+    },
     /// The attestation deadline passed. It also bounds the key fetch, which
     /// retries until the keys come or this event arrives.
     DeadlineExpired,
     /// Writing the record failed.
-    PersistFailed { reason: String },
+    PersistFailed {
+        /// Why, for the log line.
+        reason: String,
+    },
 }
 
 /// The connection a phase serves, and whether its mux channel is open.
@@ -142,15 +166,26 @@ pub enum State {
     /// No connection admitted yet in the attestation phase.
     AttestationOpen,
     /// The one attestation connection is admitted; keys are being fetched.
-    AttestationClaimed { owner: Admitted, peer: SocketAddr },
+    AttestationClaimed {
+        /// The admitted attestation connection.
+        owner: Admitted,
+        /// The TCP peer.
+        peer: SocketAddr,
+    },
     /// Serving with the Trustee keys; `current` is the admitted connection.
     Kubernetes {
+        /// The admitted connection, if any.
         current: Option<Admitted>,
+        /// The Kubernetes-phase keys.
         keys: PhaseKeys,
+        /// What the WN compares after the attestation phase.
         attestation: AttestationFacts,
     },
     /// Failed closed for this boot.
-    Failed { reason: String },
+    Failed {
+        /// Why, for the log line.
+        reason: String,
+    },
 }
 
 impl State {

@@ -37,23 +37,34 @@ const CHECKSUM_LEN: usize = 32;
 pub enum RecordedPhase {
     /// The attestation phase is open; it began `began_ms` after boot (the
     /// deadline counts from there, across restarts).
-    AttestationOpen { began_ms: u64 },
+    AttestationOpen {
+        /// When the attestation phase began, in milliseconds since boot.
+        began_ms: u64,
+    },
     /// One connection was admitted in the attestation phase; keys were
     /// being fetched.
     AttestationClaimed {
+        /// The connection.
         conn: u64,
+        /// The TCP peer.
         peer: SocketAddr,
         /// `SHA256:...` of the ephemeral host key that connection saw.
         attestation_host_key_fingerprint: String,
     },
     /// Keys were obtained; the Kubernetes phase is on.
     Kubernetes {
+        /// `SHA256:...` of the ephemeral host key the attestation connection saw.
         attestation_host_key_fingerprint: String,
+        /// The TCP peer of the attestation connection.
         attestation_peer: SocketAddr,
+        /// The Kubernetes-phase keys.
         keys: KeyBytes,
     },
     /// The forwarder failed closed for this boot.
-    Failed { reason: String },
+    Failed {
+        /// Why, for the log line.
+        reason: String,
+    },
 }
 
 /// The Kubernetes-phase keys as stored: the PP host key's Ed25519 seed and
@@ -85,7 +96,9 @@ impl Drop for KeyBytes {
 /// A phase record of one boot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PhaseRecord {
+    /// The boot this record belongs to.
     pub boot_id: BootId,
+    /// The recorded phase.
     pub phase: RecordedPhase,
 }
 
@@ -104,9 +117,21 @@ struct VersionOnly {
 /// Why a record file cannot be trusted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordError {
-    TooLarge { len: usize },
-    Damaged { what: &'static str },
-    UnknownVersion { found: u16 },
+    /// Larger than any record.
+    TooLarge {
+        /// The size found.
+        len: usize,
+    },
+    /// Truncated, altered or undecodable.
+    Damaged {
+        /// What is wrong.
+        what: &'static str,
+    },
+    /// Written by another version of the format.
+    UnknownVersion {
+        /// What the store found.
+        found: u16,
+    },
 }
 
 impl fmt::Display for RecordError {
