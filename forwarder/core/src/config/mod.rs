@@ -46,12 +46,17 @@ pub struct ForwarderConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigError {
     /// Not TOML, or keys of the wrong type or unknown.
-    Toml { message: String },
+    Toml {
+        /// What the TOML parser said.
+        message: String,
+    },
     /// `wn-public-key` is not a usable Ed25519 public key.
     WnPublicKey(KeyError),
     /// A tag in `inbounds` or `outbounds` is invalid.
     Tag {
+        /// The field holding the tag.
         field: &'static str,
+        /// What is wrong with the tag.
         error: TagError,
     },
 }
