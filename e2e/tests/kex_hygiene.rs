@@ -11,22 +11,14 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use pp_e2e::pp::{Pp, PpOptions};
+use pp_e2e::raw_ssh::{
+    MSG_KEX_ECDH_REPLY, MSG_KEXINIT, kex_ecdh_init, kexinit, packet, x25519_base_point,
+};
 
-const MSG_KEXINIT: u8 = 20;
-/// `SSH_MSG_KEX_ECDH_INIT` (RFC 5656), also the hybrid INIT of mlkem768x25519.
-const MSG_KEX_ECDH_INIT: u8 = 30;
-const MSG_KEX_ECDH_REPLY: u8 = 31;
-/// ML-KEM-768 encapsulation key length: the first part of the hybrid key.
-const MLKEM768_PUBKEY_LEN: usize = 1184;
 /// Guards against a hang only.
 const READ_GUARD: Duration = Duration::from_secs(30);
-
-/// The x25519 base point (u = 9): a regular public key.
-fn base_point() -> [u8; 32] {
-    let mut key = [0u8; 32];
-    key[0] = 9;
-    key
-}
+/// ML-KEM-768 encapsulation key length: the first part of the hybrid key.
+const MLKEM768_PUBKEY_LEN: usize = 1184;
 
 /// Two small-order encodings: all zeros, and the order-8 point
 /// e0eb7a7c…b800.
@@ -37,49 +29,6 @@ fn small_order_keys() -> [[u8; 32]; 2] {
         0xb8, 0x00,
     ];
     [[0u8; 32], order_8]
-}
-
-fn put_string(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.extend_from_slice(&u32::try_from(bytes.len()).unwrap().to_be_bytes());
-    out.extend_from_slice(bytes);
-}
-
-/// An unencrypted binary packet (RFC 4253 section 6) around `payload`.
-fn packet(payload: &[u8]) -> Vec<u8> {
-    let mut padding = 8 - (5 + payload.len()) % 8;
-    if padding < 4 {
-        padding += 8;
-    }
-    let mut out = Vec::new();
-    let length = u32::try_from(1 + payload.len() + padding).unwrap();
-    out.extend_from_slice(&length.to_be_bytes());
-    out.push(u8::try_from(padding).unwrap());
-    out.extend_from_slice(payload);
-    out.resize(out.len() + padding, 0);
-    out
-}
-
-fn kexinit(kex: &str) -> Vec<u8> {
-    let mut payload = vec![MSG_KEXINIT];
-    payload.extend_from_slice(&[7; 16]);
-    let lists = [
-        kex,
-        "ssh-ed25519",
-        "chacha20-poly1305@openssh.com",
-        "chacha20-poly1305@openssh.com",
-        "hmac-sha2-256",
-        "hmac-sha2-256",
-        "none",
-        "none",
-        "",
-        "",
-    ];
-    for list in lists {
-        put_string(&mut payload, list.as_bytes());
-    }
-    payload.push(0); // first_kex_packet_follows
-    payload.extend_from_slice(&[0; 4]);
-    payload
 }
 
 /// The message type of the next packet, `None` once the server closed.
@@ -105,11 +54,9 @@ fn server_replies_to(addr: &str, kex: &str, client_key: &[u8]) -> bool {
         assert!(reader.read_line(&mut line).unwrap() > 0, "no version line");
     }
     assert_eq!(next_message(&mut reader), Some(MSG_KEXINIT));
-    let mut init = vec![MSG_KEX_ECDH_INIT];
-    put_string(&mut init, client_key);
     // The server may close while these are on the way.
     let _ = writer.write_all(&packet(&kexinit(kex)));
-    let _ = writer.write_all(&packet(&init));
+    let _ = writer.write_all(&packet(&kex_ecdh_init(client_key)));
     loop {
         match next_message(&mut reader) {
             Some(MSG_KEX_ECDH_REPLY) => return true,
@@ -133,13 +80,17 @@ fn small_order_x25519_client_keys_are_refused_and_regular_ones_answered() {
     pp.wait_listening();
     let addr = pp.ssh_addr();
     for kex in ["curve25519-sha256", "curve25519-sha256@libssh.org"] {
-        assert!(server_replies_to(&addr, kex, &base_point()), "{kex}");
+        assert!(server_replies_to(&addr, kex, &x25519_base_point()), "{kex}");
         for key in small_order_keys() {
             assert!(!server_replies_to(&addr, kex, &key), "{kex} {key:02x?}");
         }
     }
     let kex = "mlkem768x25519-sha256";
-    assert!(server_replies_to(&addr, kex, &hybrid_key(&base_point())));
+    assert!(server_replies_to(
+        &addr,
+        kex,
+        &hybrid_key(&x25519_base_point())
+    ));
     for key in small_order_keys() {
         assert!(!server_replies_to(&addr, kex, &hybrid_key(&key)), "{kex}");
     }

@@ -10,10 +10,15 @@
 use std::fs;
 use std::path::Path;
 
-use pp_forwarder_core::record::{PhaseRecord, RecordedPhase};
+use pp_forwarder_core::record::{KeyBytes, PhaseRecord, RecordedPhase};
 use pp_measure::fixtures::firmware::FirmwareBuilder;
 use pp_mux::frame::{Frame, emit};
 use pp_mux::{MuxSession, Phase, Side, StreamId};
+
+/// The hand-written SSH client messages of the e2e key exchange test.
+#[path = "../../e2e/src/raw_ssh.rs"]
+#[allow(dead_code)] // the reply type is for the e2e test, which reads replies
+mod raw_ssh;
 
 const KEYS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -69,54 +74,15 @@ fn mux_conversation(selector: u8, peer: Side) -> Vec<u8> {
     input
 }
 
-fn ssh_packet(payload: &[u8]) -> Vec<u8> {
-    let mut padding = 8 - (5 + payload.len()) % 8;
-    if padding < 4 {
-        padding += 8;
-    }
-    let length = u32::try_from(1 + payload.len() + padding).expect("small packet");
-    let mut out = length.to_be_bytes().to_vec();
-    out.push(u8::try_from(padding).expect("small padding"));
-    out.extend_from_slice(payload);
-    out.resize(out.len() + padding, 0);
-    out
-}
-
-fn ssh_string(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.extend_from_slice(&u32::try_from(bytes.len()).expect("short").to_be_bytes());
-    out.extend_from_slice(bytes);
-}
-
 /// A client's first flight: version line, KEXINIT for `kex`, and its key
-/// exchange message with an x25519 key (the base point).
+/// exchange message with a regular x25519 key when `with_key`.
 fn ssh_client_start(selector: u8, kex: &str, with_key: bool) -> Vec<u8> {
     let mut input = vec![selector];
     input.extend_from_slice(b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n");
-    let mut kexinit = vec![20];
-    kexinit.extend_from_slice(&[7; 16]);
-    let lists = [
-        kex,
-        "ssh-ed25519",
-        "chacha20-poly1305@openssh.com,aes256-ctr",
-        "chacha20-poly1305@openssh.com,aes256-ctr",
-        "hmac-sha2-256",
-        "hmac-sha2-256",
-        "none",
-        "none",
-        "",
-        "",
-    ];
-    for list in lists {
-        ssh_string(&mut kexinit, list.as_bytes());
-    }
-    kexinit.extend_from_slice(&[0; 5]);
-    input.extend(ssh_packet(&kexinit));
+    input.extend(raw_ssh::packet(&raw_ssh::kexinit(kex)));
     if with_key {
-        let mut base_point = [0u8; 32];
-        base_point[0] = 9;
-        let mut init = vec![30];
-        ssh_string(&mut init, &base_point);
-        input.extend(ssh_packet(&init));
+        let init = raw_ssh::kex_ecdh_init(&raw_ssh::x25519_base_point());
+        input.extend(raw_ssh::packet(&init));
     }
     input
 }
@@ -164,6 +130,10 @@ fn main() {
         RecordedPhase::Kubernetes {
             attestation_host_key_fingerprint: fingerprint,
             attestation_peer: "[2001:db8::1]:2222".parse().expect("address"),
+            keys: KeyBytes {
+                host_key_seed: [4; 32],
+                wn_key: [5; 32],
+            },
         },
         RecordedPhase::Failed {
             reason: "attestation deadline expired".into(),
