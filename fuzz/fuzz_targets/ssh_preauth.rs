@@ -18,6 +18,7 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use pp_forwarder_core::phase::{Action, AuthMethod, Event, PhaseMachine, Restored, Settings};
 use pp_ssh_key::PublicKey;
+use pp_tag::ConnectionPhase;
 use sunset::event::{Event as SshEvent, ServEvent};
 use sunset::{PubKey, Runner, SignKey};
 
@@ -36,23 +37,42 @@ fn host_key() -> &'static SignKey {
     })
 }
 
-fn machine(with_wn_key: bool) -> PhaseMachine {
-    let public = |seed: &[u8; 32]| {
-        let key = sunset::ed25519_dalek::SigningKey::from_bytes(seed);
-        PublicKey::from_bytes(key.verifying_key().to_bytes()).expect("an Ed25519 key")
-    };
-    let mut machine = PhaseMachine::new(Settings {
-        boot_id: [1; 16],
-        attestation_host_key: public(&HOST_KEY_SEED),
-        init_data_wn_key: with_wn_key.then(|| public(&WN_KEY_SEED)),
+/// The phase machine's settings, with and without a WN key; built once
+/// (deriving the two public keys per input cost more than a short input).
+fn settings(with_wn_key: bool) -> &'static Settings {
+    static BOTH: OnceLock<[Settings; 2]> = OnceLock::new();
+    let [without, with] = BOTH.get_or_init(|| {
+        let public = |seed: &[u8; 32]| {
+            let key = sunset::ed25519_dalek::SigningKey::from_bytes(seed);
+            PublicKey::from_bytes(key.verifying_key().to_bytes()).expect("an Ed25519 key")
+        };
+        let settings = |wn_key| Settings {
+            boot_id: [1; 16],
+            attestation_host_key: public(&HOST_KEY_SEED),
+            init_data_wn_key: wn_key,
+            attestation_deadline_ms: 120_000,
+        };
+        [settings(None), settings(Some(public(&WN_KEY_SEED)))]
     });
-    machine.step(Event::Restored(Restored::NoRecord));
+    if with_wn_key { with } else { without }
+}
+
+fn machine(with_wn_key: bool) -> PhaseMachine {
+    let mut machine = PhaseMachine::new(settings(with_wn_key).clone());
+    machine.step(Event::Restored {
+        found: Restored::NoRecord,
+        now_ms: 0,
+    });
     machine
 }
 
 /// The phase machine's verdict on an offered method, as `offer_auth` asks it.
-fn accepts(machine: &mut PhaseMachine, method: AuthMethod) -> bool {
-    let actions = machine.step(Event::AuthOffered { conn: CONN, method });
+fn accepts(machine: &mut PhaseMachine, shown: Option<ConnectionPhase>, method: AuthMethod) -> bool {
+    let actions = machine.step(Event::AuthOffered {
+        conn: CONN,
+        shown,
+        method,
+    });
     actions
         .iter()
         .any(|a| matches!(a, Action::AcceptAuth { .. }))
@@ -66,6 +86,8 @@ fuzz_target!(|data: &[u8]| {
     let mut runner = Runner::new_server_owned();
     // The method last allowed: the Authenticated event that follows is about it.
     let mut allowed = None;
+    // The phase whose host key the key exchange showed (`host_key_for`).
+    let mut shown = None;
     // Every round consumes input or makes progress; the bound only stops a
     // loop that would be a bug in itself.
     for _ in 0..(4 * data.len() + 64) {
@@ -81,9 +103,12 @@ fuzz_target!(|data: &[u8]| {
                 return;
             };
             match event {
-                SshEvent::Serv(ServEvent::Hostkeys(h)) => h.hostkeys(&[host_key()]),
+                SshEvent::Serv(ServEvent::Hostkeys(h)) => {
+                    shown = machine.state().connection_phase();
+                    h.hostkeys(&[host_key()])
+                }
                 SshEvent::Serv(ServEvent::FirstAuth(mut a)) => {
-                    if accepts(&mut machine, AuthMethod::None) {
+                    if accepts(&mut machine, shown, AuthMethod::None) {
                         allowed = Some(AuthMethod::None);
                         a.allow()
                     } else {
@@ -96,7 +121,7 @@ fuzz_target!(|data: &[u8]| {
                         _ => None,
                     };
                     match offered {
-                        Some(key) if accepts(&mut machine, AuthMethod::PublicKey(key)) => {
+                        Some(key) if accepts(&mut machine, shown, AuthMethod::PublicKey(key)) => {
                             allowed = Some(AuthMethod::PublicKey(key));
                             a.allow()
                         }
@@ -106,12 +131,14 @@ fuzz_target!(|data: &[u8]| {
                 SshEvent::Serv(ServEvent::PasswordAuth(a)) => a.reject(),
                 SshEvent::Serv(ServEvent::Authenticated) => {
                     // The decision point; the forwarder would persist the claim.
-                    let method = allowed
-                        .take()
-                        .expect("sunset authenticates only what was allowed");
+                    // Like the forwarder: no allowed method ends the connection.
+                    let Some(method) = allowed.take() else {
+                        return;
+                    };
                     let _ = machine.step(Event::Authenticated {
                         conn: CONN,
                         peer: "192.0.2.1:40000".parse().expect("an address"),
+                        shown,
                         method,
                     });
                     return;
