@@ -41,7 +41,7 @@ pub const NETNS_DIR: &str = "/run/netns";
 
 /// In which connection phases a tunnel is available.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Phase {
+pub enum Availability {
     /// `ATTESTATION_PHASE`
     Attestation,
     /// `KUBERNETES_PHASE`
@@ -57,7 +57,7 @@ pub enum ConnectionPhase {
     Kubernetes,
 }
 
-impl Phase {
+impl Availability {
     /// Whether a tunnel of this phase may be used on a connection of `phase`.
     pub fn allows(self, phase: ConnectionPhase) -> bool {
         matches!(
@@ -112,14 +112,14 @@ pub enum Target {
 /// One validated tunnel tag.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Tag {
-    phase: Phase,
+    phase: Availability,
     name: String,
     target: Target,
 }
 
 impl Tag {
     /// The phases in which the tunnel is available.
-    pub fn phase(&self) -> Phase {
+    pub fn phase(&self) -> Availability {
         self.phase
     }
 
@@ -149,9 +149,9 @@ mod tests {
     #[test]
     fn each_phase_allows_exactly_its_connection_phases() {
         use ConnectionPhase::{Attestation as A, Kubernetes as K};
-        assert!(Phase::Attestation.allows(A) && !Phase::Attestation.allows(K));
-        assert!(!Phase::Kubernetes.allows(A) && Phase::Kubernetes.allows(K));
-        assert!(Phase::Both.allows(A) && Phase::Both.allows(K));
+        assert!(Availability::Attestation.allows(A) && !Availability::Attestation.allows(K));
+        assert!(!Availability::Kubernetes.allows(A) && Availability::Kubernetes.allows(K));
+        assert!(Availability::Both.allows(A) && Availability::Both.allows(K));
     }
 
     #[test]

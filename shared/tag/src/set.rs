@@ -1,7 +1,7 @@
 //! A set of tunnels with distinct names, and the policy that decides
 //! whether a stream may be opened to one of them on a connection.
 
-use super::{ConnectionPhase, Direction, Phase, Tag, TagError, TagErrorKind};
+use super::{Availability, ConnectionPhase, Direction, Tag, TagError, TagErrorKind};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -21,7 +21,7 @@ pub enum OpenRefusal {
     /// The tunnel exists but is not available in this connection's phase.
     WrongPhase {
         name: String,
-        tunnel_phase: Phase,
+        tunnel_phase: Availability,
         connection_phase: ConnectionPhase,
     },
 }
