@@ -21,6 +21,25 @@
 //! connection of a given phase may open.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        missing_docs
+    )
+)]
+#![warn(missing_docs)]
 
 extern crate alloc;
 
@@ -53,7 +72,9 @@ pub enum Availability {
 /// The phase of one SSH connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConnectionPhase {
+    /// The attestation phase (ephemeral host key, one connection per boot).
     Attestation,
+    /// The Kubernetes phase (Trustee keys).
     Kubernetes,
 }
 
@@ -102,11 +123,24 @@ pub enum Direction {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Target {
     /// A TCP address (listen address for inbound, peer for outbound).
-    Tcp { ip: IpAddr, port: u16 },
+    Tcp {
+        /// The IP address.
+        ip: IpAddr,
+        /// The TCP port.
+        port: u16,
+    },
     /// TCP on 127.0.0.1:`port` inside the network namespace at `netns_path`.
-    NetnsTcp { netns_path: String, port: u16 },
+    NetnsTcp {
+        /// The network namespace (a path).
+        netns_path: String,
+        /// The TCP port.
+        port: u16,
+    },
     /// A unix stream socket at the absolute `path`.
-    Unix { path: String },
+    Unix {
+        /// The socket path.
+        path: String,
+    },
 }
 
 /// One validated tunnel tag.
