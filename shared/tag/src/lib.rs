@@ -30,7 +30,7 @@ mod parse;
 mod set;
 
 pub use error::{TagError, TagErrorKind};
-pub use set::{OpenRefusal, TunnelSet};
+pub use set::TunnelSet;
 
 use alloc::string::String;
 use core::net::IpAddr;
