@@ -1,7 +1,10 @@
 //! Verification of the KBS admin token: `Authorization: Bearer <JWT>`
 //! signed EdDSA (Ed25519) by the admin key, with `role` (non-empty string)
 //! and `exp` (seconds since the epoch, in the future) required, and `iss` /
-//! `aud` checked when the double is configured with them. The admin public
+//! `aud` checked when the double is configured with them (`aud` a string or
+//! a list). As in Trustee, every token that fails these checks is answered
+//! with the same `Cannot verify token with any of the issuers`; the specific
+//! reason goes to the double's log line only. The admin public
 //! key is read from PEM SPKI (`-----BEGIN PUBLIC KEY-----`) or OpenSSH
 //! (`ssh-ed25519 AAAA... comment`) text. Signing admin tokens is the real
 //! client's job (the adaptor); this module only verifies.
@@ -59,13 +62,39 @@ pub fn parse_admin_public_key(text: &str) -> Result<VerifyingKey, AdminKeyError>
     VerifyingKey::from_bytes(&key).map_err(|_| AdminKeyError("not a valid Ed25519 point".into()))
 }
 
+/// What Trustee answers for any admin token it cannot verify.
+pub const ISSUERS_REFUSAL: &str = "Cannot verify token with any of the issuers";
+
 /// Why an admin request was refused (always 401).
 #[derive(Debug, PartialEq, Eq)]
-pub struct AdminAuthError(pub String);
+pub struct AdminAuthError {
+    /// What the client is told (Trustee's wording).
+    pub detail: String,
+    /// The specific reason, for the double's log line.
+    pub reason: String,
+}
+
+impl AdminAuthError {
+    /// A header that is missing or not `Bearer`: the client is told why.
+    fn header(reason: &str) -> Self {
+        Self {
+            detail: reason.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// A token that fails verification: the client gets Trustee's message.
+    fn token(reason: String) -> Self {
+        Self {
+            detail: ISSUERS_REFUSAL.to_string(),
+            reason,
+        }
+    }
+}
 
 impl fmt::Display for AdminAuthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        write!(f, "{} ({})", self.detail, self.reason)
     }
 }
 
@@ -83,16 +112,20 @@ impl AdminVerifier {
     /// Checks the `Authorization` header value at time `now` (Unix
     /// seconds) and returns the token's role.
     pub fn check(&self, authorization: Option<&str>, now: u64) -> Result<String, AdminAuthError> {
-        let refuse = |why: String| Err(AdminAuthError(why));
+        let refuse = |why: String| Err(AdminAuthError::token(why));
         let Some(value) = authorization else {
-            return refuse("no `Authorization: Bearer <admin JWT>` header".into());
+            return Err(AdminAuthError::header(
+                "no `Authorization: Bearer <admin JWT>` header",
+            ));
         };
         let Some(token) = value.strip_prefix("Bearer ") else {
-            return refuse("the Authorization header is not `Bearer <admin JWT>`".into());
+            return Err(AdminAuthError::header(
+                "the Authorization header is not `Bearer <admin JWT>`",
+            ));
         };
-        let jws = parse_compact(token.trim()).map_err(|e| AdminAuthError(e.to_string()))?;
+        let jws = parse_compact(token.trim()).map_err(|e| AdminAuthError::token(e.to_string()))?;
         jws.verify_eddsa(&self.key)
-            .map_err(|e| AdminAuthError(e.to_string()))?;
+            .map_err(|e| AdminAuthError::token(e.to_string()))?;
         let claims = &jws.claims;
         let role = match claims.get("role").and_then(Value::as_str) {
             Some(role) if !role.is_empty() => role.to_string(),
@@ -108,7 +141,10 @@ impl AdminVerifier {
         if let Some(issuer) = &self.issuer
             && claims.get("iss").and_then(Value::as_str) != Some(issuer.as_str())
         {
-            return refuse(format!("admin JWT `iss` is not {issuer:?}"));
+            let got = claims.get("iss").and_then(Value::as_str).unwrap_or("");
+            return refuse(format!(
+                "token issuer mismatch: expected {issuer}, got {got}."
+            ));
         }
         if let Some(audience) = &self.audience {
             let matches = match claims.get("aud") {
@@ -195,7 +231,27 @@ mod tests {
                 .is_err()
         );
         let plain = bearer(json!({"role": "a", "exp": NOW + 1}));
-        assert!(verifier(Some("wn"), None).check(Some(&plain), NOW).is_err());
+        let refused = verifier(Some("wn"), None)
+            .check(Some(&plain), NOW)
+            .unwrap_err();
+        assert_eq!(refused.detail, ISSUERS_REFUSAL);
+        assert_eq!(refused.reason, "token issuer mismatch: expected wn, got .");
+        let string_aud = bearer(json!({"role": "a", "exp": NOW + 1, "iss": "wn", "aud": "kbs"}));
+        assert!(
+            verifier(Some("wn"), Some("kbs"))
+                .check(Some(&string_aud), NOW)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn every_token_failure_gets_trustees_message_and_a_missing_header_its_own() {
+        let no_role = bearer(json!({"exp": NOW + 60}));
+        let error = verifier(None, None).check(Some(&no_role), NOW).unwrap_err();
+        assert_eq!(error.detail, ISSUERS_REFUSAL);
+        assert!(error.reason.contains("role"), "{}", error.reason);
+        let error = verifier(None, None).check(None, NOW).unwrap_err();
+        assert!(error.detail.contains("Authorization"), "{}", error.detail);
     }
 
     #[test]

@@ -188,14 +188,14 @@ async fn expired_roleless_or_foreign_admin_tokens_are_refused() {
             admin.bearer(&json!({"role": "admin", "exp": unix_now() - 1})),
             "expired",
         ),
-        (admin.bearer(&json!({"exp": unix_now() + 60})), "role"),
-        (admin.bearer(&json!({"role": "admin"})), "exp"),
+        (admin.bearer(&json!({"exp": unix_now() + 60})), "no `role`"),
+        (admin.bearer(&json!({"role": "admin"})), "no numeric `exp`"),
         (
             AdminKey::bearer_signed_by(&foreign, &json!({"role": "admin", "exp": unix_now() + 60})),
             "signature",
         ),
     ];
-    for (bearer, expected) in cases {
+    for (bearer, reason) in cases {
         let answer = post_resource(&kbs.address, &bearer, "a/b/c", b"x").await;
         assert_eq!(answer.status, 401);
         let (kind, detail) = error_detail(&answer);
@@ -203,7 +203,12 @@ async fn expired_roleless_or_foreign_admin_tokens_are_refused() {
             kind,
             "https://github.com/confidential-containers/kbs/errors/AdminAuthAccess"
         );
-        assert!(detail.contains(expected), "{detail} lacks {expected}");
+        // Like Trustee: the client gets one message, the log the reason.
+        assert_eq!(
+            detail,
+            "admin access denied for endpoint resource: Cannot verify token with any of the issuers"
+        );
+        kbs.wait_for_log(reason);
     }
     let listing = send_once(&kbs.address, "GET", "/kbs-double/resources", &[], b"").await;
     let listing: Value = serde_json::from_slice(&listing.body).unwrap();
@@ -231,6 +236,38 @@ async fn issuer_and_audience_are_enforced_when_configured() {
     assert_eq!(post(&good).await, 200);
     assert_eq!(post(&wrong_iss).await, 401);
     assert_eq!(post(&no_aud).await, 401);
+    // The adaptor's default token (role and exp only), as Trustee answers it.
+    let plain = admin.valid_bearer();
+    let refused = post_resource(&kbs.address, &plain, "a/b/c", b"x").await;
+    assert_eq!(refused.status, 401);
+    assert!(
+        error_detail(&refused)
+            .1
+            .ends_with("Cannot verify token with any of the issuers"),
+        "{:?}",
+        error_detail(&refused)
+    );
+    kbs.wait_for_log("token issuer mismatch: expected wn-adaptor, got .");
+}
+
+#[tokio::test]
+async fn an_admin_token_cannot_read_a_resource() {
+    let admin = AdminKey::new("admin-get");
+    let kbs = start_kbs(&admin, &[]);
+    let bearer = admin.valid_bearer();
+    assert_eq!(
+        post_resource(&kbs.address, &bearer, "a/b/c", b"x")
+            .await
+            .status,
+        200
+    );
+    let auth = [("Authorization", bearer.as_str())];
+    let read = send_once(&kbs.address, "GET", "/kbs/v0/resource/a/b/c", &auth, b"").await;
+    assert_eq!(read.status, 401);
+    assert_eq!(
+        error_detail(&read).0,
+        "https://github.com/confidential-containers/kbs/errors/TokenVerifierError"
+    );
 }
 
 #[tokio::test]
@@ -349,7 +386,7 @@ async fn admin_uploads_are_validated_stored_and_read_back() {
 }
 
 #[tokio::test]
-async fn deleting_a_resource_makes_it_unknown() {
+async fn deleting_a_resource_makes_it_unknown_and_a_second_delete_is_a_401() {
     let admin = AdminKey::new("delete");
     let kbs = start_kbs(&admin, &[]);
     let bearer = admin.valid_bearer();
@@ -366,12 +403,15 @@ async fn deleting_a_resource_makes_it_unknown() {
             .status,
         200
     );
+    // Trustee answers a DELETE of a missing resource with 401, not 404.
+    let again = send_once(&kbs.address, "DELETE", "/kbs/v0/resource/a/b/c", &auth, b"").await;
+    assert_eq!(again.status, 401);
+    let (kind, detail) = error_detail(&again);
     assert_eq!(
-        send_once(&kbs.address, "DELETE", "/kbs/v0/resource/a/b/c", &auth, b"")
-            .await
-            .status,
-        404
+        kind,
+        "https://github.com/confidential-containers/kbs/errors/PluginInternalError"
     );
+    assert!(detail.contains("resource not found"), "{detail}");
     let bad_path = send_once(&kbs.address, "POST", "/kbs/v0/resource/a/../c", &auth, b"x").await;
     assert_eq!(bad_path.status, 404);
 }

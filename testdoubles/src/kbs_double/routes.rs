@@ -307,11 +307,20 @@ impl KbsDouble {
         self.admin
             .check(header(&request.head.headers, "authorization"), now)
             .map_err(|why| {
-                Outcome::refused(KbsError::new(
-                    401,
-                    "AdminAuthAccess",
-                    format!("admin access denied for endpoint {endpoint}: {why}"),
-                ))
+                Outcome::error(
+                    KbsError::new(
+                        401,
+                        "AdminAuthAccess",
+                        format!(
+                            "admin access denied for endpoint {endpoint}: {}",
+                            why.detail
+                        ),
+                    ),
+                    format!(
+                        "admin access denied for endpoint {endpoint}: {}",
+                        why.reason
+                    ),
+                )
             })
     }
 
@@ -336,13 +345,14 @@ impl KbsDouble {
                 Response::new(200, "text/plain", ""),
                 format!("deleted resource {resource} (role {role})"),
             ),
+            // Trustee answers a missing resource on DELETE with 401, not 404.
             None => Outcome::error(
                 KbsError::new(
-                    404,
+                    401,
                     "PluginInternalError",
-                    format!("resource {resource} not found"),
+                    format!("Plugin internal error: delete {resource}: resource not found"),
                 ),
-                format!("{resource} not found"),
+                format!("{resource} not found (delete)"),
             ),
         }
     }
