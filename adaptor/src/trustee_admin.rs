@@ -4,8 +4,13 @@
 //! JWT>`; the body of a set is the raw resource bytes. A non-2xx answer
 //! becomes [`TrusteeError::Refused`] holding the status and Trustee's
 //! `{"type","detail"}` (or the raw body when it is not that JSON). A delete
-//! answered 404 counts as done (the resource is gone either way). Each call
-//! has a deadline, so an unreachable Trustee cannot hang the caller.
+//! of a resource Trustee does not have counts as done (the resource is gone
+//! either way): the real KBS answers it with 401 `PluginInternalError` whose
+//! detail says the resource was not found (404 is accepted too). Any other
+//! 401 carries a hint: Trustee's `Cannot verify token with any of the
+//! issuers` (a wrong key or a wrong issuer/audience: Trustee does not say
+//! which) names both, the rest the admin key. Each call has a deadline, so an unreachable Trustee cannot hang the
+//! caller.
 
 use crate::admin_jwt::AdminTokenSigner;
 use crate::sid::Sid;
@@ -25,6 +30,16 @@ pub const PP_PRIVATE_KEY_TAG: &str = "privateKey";
 const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
 /// How much of an unexpected error body is kept for the report.
 const MAX_ERROR_BODY: usize = 512;
+/// Trustee's answer to an admin token none of its identity providers accepts.
+const ISSUERS_REFUSAL: &str = "Cannot verify token with any of the issuers";
+/// The hint for [`ISSUERS_REFUSAL`].
+const ISSUER_HINT: &str = " (Trustee verified the admin token with none of its identity providers: \
+     check that Trustee's admin public key (the `public_key_uri` of an entry in its \
+     `[admin.authentication.bearer_jwt] identity_providers`) matches the adaptor's admin key, and \
+     that the token's `iss` and `aud` equal that entry's `issuer` and `audience`: set them as \
+     `[admin_token] issuer` and `audience` in the adaptor's configuration)";
+/// The hint for any other refusal of the admin token.
+const ADMIN_KEY_HINT: &str = " (check that Trustee's admin public key matches the adaptor's admin key, and the role/iss/aud claims)";
 
 /// What went wrong talking to Trustee's admin API.
 #[derive(Debug, thiserror::Error)]
@@ -92,9 +107,11 @@ impl TrusteeAdmin {
         let path = resource_path(&sid.pp_name(), PP_PRIVATE_KEY_TAG);
         match self.call(Method::DELETE, &path, Bytes::new()).await {
             Err(TrusteeError::Refused {
-                status: StatusCode::NOT_FOUND,
-                ..
-            }) => Ok(()),
+                status, message, ..
+            }) if is_missing_resource(status, &message) => {
+                tracing::info!("pp {sid}: its private key was already gone at Trustee ({message})");
+                Ok(())
+            }
             other => other,
         }
     }
@@ -161,12 +178,13 @@ impl TrusteeAdmin {
         if status.is_success() {
             return Ok(());
         }
+        let message = describe_error_body(&body);
         Err(TrusteeError::Refused {
-            hint: hint_for(status),
+            hint: hint_for(status, &message),
             method,
             path: path.to_owned(),
             status,
-            message: describe_error_body(&body),
+            message,
         })
     }
 }
@@ -207,11 +225,19 @@ pub fn describe_error_body(body: &[u8]) -> String {
     }
 }
 
-fn hint_for(status: StatusCode) -> &'static str {
+/// Whether a refused DELETE means the resource is not there: 404, or the
+/// real KBS's 401 `PluginInternalError: ... not found`.
+fn is_missing_resource(status: StatusCode, message: &str) -> bool {
+    status == StatusCode::NOT_FOUND
+        || (status == StatusCode::UNAUTHORIZED
+            && message.starts_with("PluginInternalError:")
+            && message.to_ascii_lowercase().contains("not found"))
+}
+
+fn hint_for(status: StatusCode, message: &str) -> &'static str {
     match status {
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-            " (check that Trustee's admin public key matches the adaptor's admin key, and the role/iss/aud claims)"
-        }
+        StatusCode::UNAUTHORIZED if message.contains(ISSUERS_REFUSAL) => ISSUER_HINT,
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ADMIN_KEY_HINT,
         _ => "",
     }
 }
@@ -242,6 +268,43 @@ mod tests {
     fn a_body_that_is_not_trustee_json_is_shown_as_text() {
         assert_eq!(describe_error_body(b"bad gateway"), "bad gateway");
         assert_eq!(describe_error_body(b""), "(empty body)");
+    }
+
+    #[test]
+    fn only_a_not_found_plugin_error_or_a_404_counts_as_already_deleted() {
+        let missing = "PluginInternalError: Plugin internal error: resource not found";
+        assert!(is_missing_resource(StatusCode::UNAUTHORIZED, missing));
+        assert!(is_missing_resource(StatusCode::NOT_FOUND, "anything"));
+        for (status, message) in [
+            (
+                StatusCode::UNAUTHORIZED,
+                "AdminAuthAccess: admin access denied",
+            ),
+            (
+                StatusCode::UNAUTHORIZED,
+                "PluginInternalError: storage failed",
+            ),
+            (StatusCode::UNAUTHORIZED, "resource not found"),
+            (StatusCode::FORBIDDEN, missing),
+        ] {
+            assert!(!is_missing_resource(status, message), "{status} {message}");
+        }
+    }
+
+    #[test]
+    fn the_hint_names_issuer_and_audience_for_trustees_issuer_refusal() {
+        let issuers = "AdminAuthAccess: admin access denied for endpoint resource: \
+                       Cannot verify token with any of the issuers";
+        let hint = hint_for(StatusCode::UNAUTHORIZED, issuers);
+        assert!(
+            hint.contains("[admin_token] issuer") && hint.contains("identity_providers"),
+            "{hint}"
+        );
+        assert_eq!(
+            hint_for(StatusCode::UNAUTHORIZED, "AdminAuthAccess: no header"),
+            ADMIN_KEY_HINT
+        );
+        assert_eq!(hint_for(StatusCode::BAD_GATEWAY, issuers), "");
     }
 
     #[test]

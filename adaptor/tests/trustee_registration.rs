@@ -1,7 +1,9 @@
 //! Registration at Trustee's admin API (against the KBS test double, which
 //! checks the EdDSA admin JWT): `pp create` stores the WN public key and the
-//! PP's private key, teardown deletes the PP's key there and locally, and a
-//! wrong admin key is refused with Trustee's error kind.
+//! PP's private key, teardown deletes the PP's key there and locally (and
+//! succeeds again when the key is already gone), a KBS that names an issuer
+//! refuses a token without it with a hint, and a wrong admin key is refused
+//! with Trustee's error kind.
 
 mod common;
 
@@ -60,6 +62,59 @@ async fn teardown_deletes_the_pp_key_at_trustee_and_the_local_key_pair() {
         workspace.path("keys/wn").exists(),
         "the WN key is shared and stays"
     );
+}
+
+#[tokio::test]
+async fn teardown_twice_succeeds_against_trustees_401_for_a_missing_resource() {
+    let trustee = Trustee::start(SigningKey::from_bytes(&[15; 32])).await;
+    let workspace = Workspace::new();
+    let config = workspace.config(trustee.url(), workspace.write_admin_key(&trustee.admin_key));
+    let adaptor = Adaptor::new(&config).unwrap();
+    let sid = Sid::parse("twice").unwrap();
+    adaptor.create_pp(&sid).await.unwrap();
+
+    adaptor.teardown(&sid).await.unwrap();
+    adaptor.teardown(&sid).await.unwrap();
+
+    assert_eq!(
+        trustee.resource_paths().await,
+        ["default/sshclient/publicKey"]
+    );
+}
+
+#[tokio::test]
+async fn a_kbs_naming_an_issuer_refuses_the_default_token_with_a_hint_to_set_it() {
+    let trustee = Trustee::start_with_identity_provider(
+        SigningKey::from_bytes(&[16; 32]),
+        Some("pp-adaptor"),
+        Some("trustee"),
+    )
+    .await;
+    let workspace = Workspace::new();
+    let mut config = workspace.config(trustee.url(), workspace.write_admin_key(&trustee.admin_key));
+
+    let refused = Adaptor::new(&config)
+        .unwrap()
+        .create_pp(&Sid::parse("iss").unwrap())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("Cannot verify token with any of the issuers")
+            && refused.contains("[admin_token] issuer")
+            && refused.contains("identity_providers"),
+        "{refused}"
+    );
+    assert!(trustee.resources().await.is_empty());
+
+    config.admin_claims.issuer = Some("pp-adaptor".to_owned());
+    config.admin_claims.audience = Some("trustee".to_owned());
+    let adaptor = Adaptor::new(&config).unwrap();
+    adaptor
+        .create_pp(&Sid::parse("iss").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(trustee.resources().await.len(), 2);
 }
 
 #[tokio::test]

@@ -42,10 +42,20 @@ impl Drop for Trustee {
 impl Trustee {
     /// Starts a double that trusts `admin_key` for its admin API.
     pub async fn start(admin_key: SigningKey) -> Self {
+        Self::start_with_identity_provider(admin_key, None, None).await
+    }
+
+    /// Starts a double whose admin identity provider also names an issuer
+    /// and/or an audience, as Trustee deployments normally do.
+    pub async fn start_with_identity_provider(
+        admin_key: SigningKey,
+        issuer: Option<&str>,
+        audience: Option<&str>,
+    ) -> Self {
         let verifier = AdminVerifier {
             key: admin_key.verifying_key(),
-            issuer: None,
-            audience: None,
+            issuer: issuer.map(str::to_owned),
+            audience: audience.map(str::to_owned),
         };
         let double = Arc::new(KbsDouble::new(verifier).unwrap());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
