@@ -121,13 +121,34 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// A Trustee admin bearer token (EdDSA JWT with role and exp) signed by
-    /// the admin key (PKCS#8 PEM or OpenSSH Ed25519).
+    /// A Trustee admin bearer token, signed by the admin key.
+    ///
+    /// An EdDSA JWT with role, iat, exp, and iss / aud when given; the key
+    /// is Ed25519 (PKCS#8 PEM or OpenSSH).
+    ///
+    /// Trustee's `[admin]` section must name the key's public half, and a
+    /// token passes only when its `iss` and `aud` equal that entry's
+    /// `issuer` and `audience` (give --issuer and --audience):
+    ///
+    ///   [admin.authentication.bearer_jwt]
+    ///   identity_providers = [
+    ///     { issuer = "ISS", audience = "AUD", public_key_uri = "/etc/kbs/admin.pub.pem" },
+    ///   ]
+    ///
+    /// Otherwise Trustee answers 401 `Cannot verify token with any of the
+    /// issuers` (also for a key it does not know).
+    #[command(verbatim_doc_comment)]
     AdminToken {
         #[arg(long)]
         key: PathBuf,
         #[arg(long, default_value = "admin")]
         role: String,
+        /// The `iss` claim: the `issuer` of Trustee's identity provider.
+        #[arg(long)]
+        issuer: Option<String>,
+        /// The `aud` claim: the `audience` of Trustee's identity provider.
+        #[arg(long)]
+        audience: Option<String>,
         #[arg(long, default_value_t = 300)]
         lifetime_seconds: u64,
     },
@@ -248,14 +269,17 @@ fn run(command: Command) -> Result<Value> {
         Command::AdminToken {
             key,
             role,
+            issuer,
+            audience,
             lifetime_seconds,
         } => {
             let key = pp_adaptor::admin_key::load_admin_key(&key)
                 .map_err(|error| bad_input("--key", error.to_string()))?;
             let claims = pp_adaptor::admin_jwt::AdminClaims {
                 role,
+                issuer,
+                audience,
                 lifetime: Duration::from_secs(lifetime_seconds),
-                ..Default::default()
             };
             let token = pp_adaptor::admin_jwt::AdminTokenSigner::new(key, claims).token();
             println!("{token}");

@@ -1,6 +1,7 @@
 //! scripts/publish-trustee.sh against the KBS test double (`kbs-double`
 //! of pp-testdoubles, which checks the admin JWT and the shapes of the RVPS
-//! message and both policy bodies). Ignored by a plain `cargo test`: it
+//! message and both policy bodies, and here requires an admin token issuer
+//! and audience, as Trustee deployments do). Ignored by a plain `cargo test`: it
 //! needs the double's binary in `PP_MEASURE_KBS_DOUBLE` and openssl;
 //! `scripts/measure-test.sh` builds and passes it.
 
@@ -23,6 +24,10 @@ impl Drop for KbsDouble {
     }
 }
 
+/// The identity provider the double is configured with, as Trustee
+/// deployments name one: tokens need this `iss` and `aud`.
+const IDENTITY: [&str; 4] = ["--issuer", "pp-publish", "--audience", "trustee"];
+
 fn start_kbs_double(public_key: &Path) -> KbsDouble {
     let binary = std::env::var("PP_MEASURE_KBS_DOUBLE")
         .expect("PP_MEASURE_KBS_DOUBLE is not set: run scripts/measure-test.sh");
@@ -32,6 +37,10 @@ fn start_kbs_double(public_key: &Path) -> KbsDouble {
             public_key.to_str().unwrap(),
             "--listen",
             "127.0.0.1:0",
+            "--admin-issuer",
+            IDENTITY[1],
+            "--admin-audience",
+            IDENTITY[3],
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -112,7 +121,12 @@ fn measured_image(dir: &Path) -> PathBuf {
     out
 }
 
-fn publish(kbs: &KbsDouble, key: &Path, measured: &Path) -> std::process::Output {
+fn publish(
+    kbs: &KbsDouble,
+    key: &Path,
+    measured: &Path,
+    identity: &[&str],
+) -> std::process::Output {
     Command::new(repo_root().join("scripts/publish-trustee.sh"))
         .args([
             "--kbs",
@@ -122,6 +136,7 @@ fn publish(kbs: &KbsDouble, key: &Path, measured: &Path) -> std::process::Output
             "--dir",
             measured.to_str().unwrap(),
         ])
+        .args(identity)
         .args(["--pp-measure", env!("CARGO_BIN_EXE_pp-measure")])
         .output()
         .unwrap()
@@ -151,7 +166,7 @@ fn the_publish_script_loads_values_and_policies_and_they_read_back() {
     let measured = measured_image(dir.path());
     let kbs = start_kbs_double(&public_key);
 
-    let output = publish(&kbs, &key, &measured);
+    let output = publish(&kbs, &key, &measured, &IDENTITY);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -167,6 +182,7 @@ fn the_publish_script_loads_values_and_policies_and_they_read_back() {
 
     let token = Command::new(env!("CARGO_BIN_EXE_pp-measure"))
         .args(["admin-token", "--key", key.to_str().unwrap()])
+        .args(IDENTITY)
         .output()
         .unwrap();
     let token = String::from_utf8(token.stdout).unwrap();
@@ -196,7 +212,7 @@ fn the_publish_script_loads_values_and_policies_and_they_read_back() {
 
 #[test]
 #[ignore = "needs the kbs-double binary: run scripts/measure-test.sh"]
-fn the_publish_script_fails_with_the_kbs_error_when_the_admin_key_is_not_trusted() {
+fn the_publish_script_fails_with_a_hint_for_an_untrusted_key_or_a_token_without_issuer() {
     let dir = tempfile::tempdir().unwrap();
     let trusted = dir.path().join("trusted.pem");
     let trusted_public = dir.path().join("trusted.pub.pem");
@@ -226,11 +242,17 @@ fn the_publish_script_fails_with_the_kbs_error_when_the_admin_key_is_not_trusted
     let measured = measured_image(dir.path());
     let kbs = start_kbs_double(&trusted_public);
 
-    let output = publish(&kbs, &other, &measured);
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("POST /kbs/v0/reference-value -> HTTP 401"),
-        "{stderr}"
-    );
+    // A key Trustee does not know and a token without iss/aud get the same
+    // answer from Trustee; both must fail with the hint.
+    for (key, identity) in [(&other, &IDENTITY[..]), (&trusted, &[][..])] {
+        let output = publish(&kbs, key, &measured, identity);
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("POST /kbs/v0/reference-value -> HTTP 401")
+                && stderr.contains("Cannot verify token with any of the issuers")
+                && stderr.contains("--issuer and --audience"),
+            "{stderr}"
+        );
+    }
 }
