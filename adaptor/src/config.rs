@@ -18,9 +18,9 @@
 //!
 //! [admin_token]                    # optional
 //! role = "admin"
-//! issuer = "pp-adaptor"
-//! audience = "trustee"
-//! lifetime_secs = 300
+//! issuer = "pp-adaptor"            # = `issuer` and `audience` of Trustee's
+//! audience = "trustee"             # [admin.authentication.bearer_jwt]
+//! lifetime_secs = 300              # identity_providers entry for the key
 //!
 //! [timing]                         # optional, seconds
 //! attestation_deadline_secs = 600

@@ -24,7 +24,9 @@ Configuration (TOML; relative paths are relative to the file):
   key_dir = \"keys\"                        # wn, wn.pub, pp-<SID>, pp-<SID>.pub (0600)
   state_dir = \"state\"                     # pp-<SID>.json: phase record per PP
 
-  [admin_token]                 # optional: role (\"admin\"), issuer, audience, lifetime_secs
+  [admin_token]                           # claims of the admin JWT (optional table)
+  issuer = \"pp-adaptor\"                   # iss: the `issuer` of Trustee's identity provider
+  audience = \"trustee\"                    # aud: its `audience` (role \"admin\", lifetime_secs 300)
   [timing]                      # optional: attestation_deadline_secs (600), connect_timeout_secs (10),
                                 # handshake_timeout_secs (20), keepalive_interval_secs (15), keepalive_max (3),
                                 # backoff_initial_ms (500), backoff_max_secs (30), tunnel_wait_secs (60),
@@ -36,8 +38,15 @@ Configuration (TOML; relative paths are relative to the file):
   init_data_has_wn_key = true             # attestation auth: WN key (true) or none (false)
   tunnels = [\"KUBERNETES_PHASE:KATAAGENT:127.0.0.1:15150\"]   # local listeners on the WN
 
+Trustee's admin API must trust the admin key's public half under that issuer/audience;
+without matching iss/aud it answers 401 `Cannot verify token with any of the issuers`:
+
+  [admin.authentication.bearer_jwt]
+  identity_providers = [{ issuer = \"pp-adaptor\", audience = \"trustee\", public_key_uri = \"/etc/kbs/admin.pub.pem\" }]
+
 Steps: `pp-adaptor pp create --sid SID` (put the printed line into the PP's init-data),
-start the PP, `pp-adaptor serve`; `pp-adaptor pp delete --sid SID` when the PP is gone.
+start the PP, `pp-adaptor serve`; `pp-adaptor pp delete --sid SID` when the PP is gone
+(running it again is harmless).
 Logs go to stderr; RUST_LOG filters them (default info).";
 
 /// Worker-node side of peer-pod secure comms: keys, Trustee registration,
