@@ -9,6 +9,12 @@
 //! `POST attestation-policy`, `POST reference-value`,
 //! `GET reference-value/<name>`; plus the test listing
 //! `GET /kbs-double/resources`.
+//!
+//! As the real KBS (facts.md): any admin token that fails verification
+//! (key, `role`, `exp`, `iss`/`aud` when configured) gets 401 `Cannot
+//! verify token with any of the issuers`; a `DELETE` of a missing resource
+//! is 401 `PluginInternalError` (not 404); an admin token cannot `GET` a
+//! resource (401 `TokenVerifierError`).
 
 mod routes;
 pub mod server;
