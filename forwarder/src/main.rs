@@ -16,6 +16,7 @@ mod initdata;
 mod listener;
 mod logger;
 mod netns;
+mod preauth;
 mod session;
 mod settings;
 mod store;
@@ -34,7 +35,7 @@ use store::Store;
 
 fn main() -> ExitCode {
     let settings = match settings::parse_args(std::env::args_os()) {
-        Ok(Command::Run(settings)) => settings,
+        Ok(Command::Run(settings)) => *settings,
         Ok(Command::Help) => {
             print!("{HELP}");
             return ExitCode::SUCCESS;
@@ -82,6 +83,15 @@ async fn run(settings: Settings) -> Result<(), String> {
     let listener = TcpListener::bind(settings.listen)
         .await
         .map_err(|e| format!("cannot listen on {} for SSH: {e}", settings.listen))?;
+    let admission = preauth::Admission::new(
+        settings.preauth_limits()?,
+        config.wn_source_networks.clone(),
+        config.wn_source_networks_only,
+    );
+    let graces = session::Graces {
+        handshake: settings.handshake_grace,
+        login: settings.login_grace,
+    };
     let ctrl = Controller::start(settings.clone(), config, store, loaded)?;
     inbound::start(ctrl.inbound_tags(), &ctrl)?;
     if !ctrl.in_kubernetes_phase() {
@@ -113,7 +123,7 @@ async fn run(settings: Settings) -> Result<(), String> {
     let mut interrupt =
         signal(SignalKind::interrupt()).map_err(|e| format!("cannot watch SIGINT: {e}"))?;
     tokio::select! {
-        () = listener::accept_loop(listener, ctrl, settings.max_startups, settings.login_grace) => Ok(()),
+        () = listener::accept_loop(listener, ctrl, admission, graces) => Ok(()),
         _ = terminate.recv() => { info!("SIGTERM: stopping; the phase record stays"); Ok(()) }
         _ = interrupt.recv() => { info!("SIGINT: stopping; the phase record stays"); Ok(()) }
     }
