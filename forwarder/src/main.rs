@@ -50,6 +50,15 @@ fn main() -> ExitCode {
         }
     };
     logger::init(settings.log_level);
+    if let Some(path) = &settings.nft_rules {
+        return match write_nft_rules(&settings, path) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                error!("{e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -68,6 +77,14 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--nft-rules`: the firewall's share of `wn-source-networks-only`.
+fn write_nft_rules(settings: &Settings, path: &std::path::Path) -> Result<(), String> {
+    let config = initdata::load(&settings.initdata, settings.initdata_optional)?;
+    let rules = preauth::firewall::nft_rules(&config, settings.listen.port());
+    std::fs::write(path, rules)
+        .map_err(|e| format!("cannot write the nftables rules to {}: {e}", path.display()))
 }
 
 /// Seconds since boot, suspend included (CLOCK_BOOTTIME).

@@ -46,6 +46,8 @@ OPTIONS:
     --attestation-deadline DUR  fail closed if the Kubernetes phase is not
                                 reached by then, e.g. 10m, 90s [default: 10m]
     --deadline-action ACTION    poweroff | exit [default: poweroff]
+    --upgrade-grace DUR         how long the attestation connection stays up
+                                after UPGRADE [default: 30s]
 
   Before authentication (docs/threat-model.md; a refused connection is
   closed at accept, before any SSH byte; refusals are logged at most once
@@ -70,10 +72,11 @@ OPTIONS:
                                 and finish key exchange [default: 5s]
     --login-grace DUR           time a connection has to authenticate
                                 [default: 20s]
-
-    --upgrade-grace DUR         how long the attestation connection stays up
-                                after UPGRADE [default: 30s]
     --log-level LEVEL           error | warn | info | debug | trace [default: info]
+    --nft-rules FILE            write to FILE the nftables rules that enforce
+                                init-data's wn-source-networks-only (only a
+                                comment when it is off) and exit; the image
+                                loads them at boot before the forwarder starts
     -h, --help                  print this help
     -V, --version               print the version
 ";
@@ -108,6 +111,8 @@ pub struct Settings {
     pub login_grace: Duration,
     pub upgrade_grace: Duration,
     pub log_level: log::LevelFilter,
+    /// Write the firewall rules there and exit (`--nft-rules`).
+    pub nft_rules: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -131,6 +136,7 @@ impl Default for Settings {
             login_grace: Duration::from_secs(20),
             upgrade_grace: Duration::from_secs(30),
             log_level: log::LevelFilter::Info,
+            nft_rules: None,
         }
     }
 }
@@ -228,6 +234,7 @@ fn apply(settings: &mut Settings, name: &str, value: &str) -> Result<(), String>
         "listen" => settings.listen = parse_socket_addr(value)?,
         "state-dir" => settings.state_dir = PathBuf::from(value),
         "initdata" => settings.initdata = PathBuf::from(value),
+        "nft-rules" => settings.nft_rules = Some(PathBuf::from(value)),
         "cdh-url" => settings.cdh = parse_http_url(value)?,
         "cdh-timeout" => settings.cdh_timeout = parse_duration(value)?,
         "attestation-deadline" => settings.attestation_deadline = parse_duration(value)?,

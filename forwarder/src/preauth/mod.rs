@@ -32,6 +32,7 @@
 //! server): the forwarder knows which sources proved themselves and which
 //! networks the WN uses, and keeps slots for them.
 
+pub mod firewall;
 mod refusal_log;
 mod sources;
 

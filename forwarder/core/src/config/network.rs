@@ -50,6 +50,10 @@ impl SourceNetwork {
         Ok(network)
     }
 
+    pub fn is_ipv4(&self) -> bool {
+        self.addr.is_ipv4()
+    }
+
     /// Whether `ip` is inside this network. An IPv4-mapped IPv6 address
     /// (`::ffff:10.0.0.1`) counts as the IPv4 address it carries.
     pub fn contains(&self, ip: IpAddr) -> bool {
