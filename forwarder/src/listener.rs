@@ -150,7 +150,8 @@ mod tests {
         local
             .run_until(async {
                 let ctrl =
-                    Controller::start(settings, ForwarderConfig::default(), store, loaded).unwrap();
+                    Controller::start(settings, ForwarderConfig::default(), store, loaded, 0)
+                        .unwrap();
                 let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
                 let addr = listener.local_addr().unwrap();
                 let limits = Limits {

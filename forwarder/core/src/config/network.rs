@@ -50,6 +50,7 @@ impl SourceNetwork {
         Ok(network)
     }
 
+    /// An IPv4 network (else IPv6).
     pub fn is_ipv4(&self) -> bool {
         self.addr.is_ipv4()
     }
@@ -81,13 +82,13 @@ pub fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
     match addr {
         IpAddr::V4(v4) => {
             let keep = u32::MAX
-                .checked_shl(32 - u32::from(prefix.min(32)))
+                .checked_shl(32u32.saturating_sub(u32::from(prefix)))
                 .unwrap_or(0);
             IpAddr::V4((u32::from(v4) & keep).into())
         }
         IpAddr::V6(v6) => {
             let keep = u128::MAX
-                .checked_shl(128 - u32::from(prefix.min(128)))
+                .checked_shl(128u32.saturating_sub(u32::from(prefix)))
                 .unwrap_or(0);
             IpAddr::V6((u128::from(v6) & keep).into())
         }
