@@ -10,7 +10,7 @@ use pp_e2e::flood::{Flood, FloodKind, sources};
 use pp_e2e::pp::{Pp, PpOptions};
 use pp_e2e::ssh;
 use pp_e2e::world::random_key;
-use pp_forwarder_core::key::PrivateKey;
+use pp_ssh_key::PrivateKey;
 
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Generous: a retrying client under flood on a loaded test machine.

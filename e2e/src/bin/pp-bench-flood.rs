@@ -17,12 +17,11 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use pp_adaptor::pp_status::PpStatus;
 use pp_e2e::flood::{Flood, FloodKind, sources};
 use pp_e2e::pp::{Pp, PpOptions};
 use pp_e2e::ssh;
 use pp_e2e::world::World;
-use pp_forwarder_core::key::PrivateKey;
+use pp_ssh_key::PrivateKey;
 
 const FLOOD_CONNECTIONS: usize = 1000;
 const FLOOD_SOURCES: u8 = 8;
@@ -130,14 +129,8 @@ async fn run(world: &World, wn_key: &PrivateKey, kind: FloodKind, client: Client
     });
     pp.wait_listening();
     let handle = world
-        .serve(&world.adaptor, &format!("flood-{n}"), &pp)
+        .serve_until_kubernetes(&format!("flood-{n}"), &pp, &["KATAAGENT"])
         .await;
-    handle
-        .wait_for(Duration::from_secs(120), |s| {
-            matches!(s, PpStatus::Kubernetes { .. })
-        })
-        .await
-        .expect("the Kubernetes phase");
     world.adaptor.stop_pp(handle.sid()).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = Sample::of(&pp);

@@ -27,6 +27,12 @@ fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
 
+/// One connection from `source` that authenticates.
+fn log_in(a: &mut Admission, source: IpAddr) {
+    let ticket = a.admit(source, secs(0)).unwrap();
+    a.authenticated(ticket, secs(0));
+}
+
 fn admission() -> Admission {
     Admission::new(limits(), Vec::new(), false)
 }
@@ -142,8 +148,7 @@ fn only_mode_refuses_sources_outside_the_wn_networks() {
 fn a_source_that_authenticated_before_gets_the_reserve_and_no_penalty() {
     let mut a = admission();
     let wn = v4(42);
-    let t = a.admit(wn, secs(0)).unwrap();
-    a.authenticated(t, secs(0));
+    log_in(&mut a, wn);
     // A flood from many sources takes every shared slot.
     let flood: Vec<_> = (0..6).map(|n| a.admit(v4(n), secs(1)).unwrap()).collect();
     assert_eq!(a.admit(v4(77), secs(1)).unwrap_err(), Refusal::Full);
@@ -157,8 +162,7 @@ fn a_source_that_authenticated_before_gets_the_reserve_and_no_penalty() {
 fn the_source_table_is_bounded_and_forgets_idle_strangers_first() {
     let mut a = admission();
     let wn = v4(5000);
-    let t = a.admit(wn, secs(0)).unwrap();
-    a.authenticated(t, secs(0));
+    log_in(&mut a, wn);
     let held = a.admit(v4(1), secs(0)).unwrap();
     for n in 2..1000 {
         let t = a.admit(v4(n), secs(n.into())).unwrap();
