@@ -1,7 +1,7 @@
 //! A set of tunnels with distinct names, and the policy that decides
 //! whether a stream may be opened to one of them on a connection.
 
-use super::{ConnectionPhase, Direction, Phase, Tag, TagError, TagErrorKind};
+use super::{Availability, ConnectionPhase, Direction, Tag, TagError, TagErrorKind};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -17,11 +17,17 @@ pub struct TunnelSet {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpenRefusal {
     /// No tunnel of that name is configured.
-    Unknown { name: String },
+    Unknown {
+        /// The tunnel name.
+        name: String,
+    },
     /// The tunnel exists but is not available in this connection's phase.
     WrongPhase {
+        /// The tunnel name.
         name: String,
-        tunnel_phase: Phase,
+        /// The phases the tunnel is available in.
+        tunnel_phase: Availability,
+        /// The connection's phase.
         connection_phase: ConnectionPhase,
     },
 }
@@ -48,7 +54,11 @@ impl TunnelSet {
     /// Builds a set, refusing two tags with the same name.
     pub fn new(tags: Vec<Tag>) -> Result<Self, TagError> {
         for (index, tag) in tags.iter().enumerate() {
-            if tags[..index].iter().any(|earlier| earlier.name == tag.name) {
+            if tags
+                .iter()
+                .take(index)
+                .any(|earlier| earlier.name == tag.name)
+            {
                 return Err(TagError {
                     tag: tag.emit(),
                     kind: TagErrorKind::DuplicateName {
