@@ -10,6 +10,7 @@ pub mod flood;
 pub mod openssh;
 pub mod pp;
 pub mod process;
+pub mod raw_ssh;
 pub mod ssh;
 pub mod world;
 

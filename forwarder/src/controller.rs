@@ -18,6 +18,7 @@ use pp_forwarder_core::phase::{
     Action, AuthMethod, Event, PhaseKeys, PhaseMachine, Restored, Settings as MachineSettings,
     State,
 };
+use pp_forwarder_core::policy;
 use pp_forwarder_core::record::RecordedPhase;
 use pp_ssh_key::PrivateKey;
 use pp_tag::{Availability, ConnectionPhase, Target};
@@ -262,9 +263,7 @@ impl Controller {
             .get(&conn)
             .and_then(|c| c.admitted)
             .ok_or_else(|| "the connection is not admitted".to_string())?;
-        self.config
-            .outbounds
-            .may_open(name, phase)
+        policy::may_open(&self.config.outbounds, name, phase)
             .map(|tag| tag.target().clone())
             .map_err(|refusal| refusal.to_string())
     }

@@ -26,11 +26,9 @@
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-
-mod network;
 use core::fmt;
-pub use network::{SourceNetwork, mask};
 use pp_initdata::InitData;
+pub use pp_ipnet::{SourceNetwork, mask};
 use pp_minitoml as minitoml;
 use pp_ssh_key::{KeyError, PublicKey};
 use pp_tag::{Direction, TagError, TunnelSet};

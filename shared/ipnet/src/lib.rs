@@ -1,10 +1,15 @@
-//! An IP network in CIDR form (`10.0.0.0/8`, `fd00::/64`), as written in
-//! `wn-source-networks` of `forwarder.toml`: the networks the WN connects
-//! from.
+//! IP networks in CIDR form (`10.0.0.0/8`, `fd00::/64`), as written in
+//! `wn-source-networks` of `forwarder.toml` (the networks the WN connects
+//! from), and the masking that makes an address block of a source.
 //!
 //! Contract: [`SourceNetwork::parse`] never panics; it refuses host bits
 //! set below the prefix (`10.0.0.1/8`), a prefix longer than the address,
 //! and anything that is not an IP literal (no names are ever resolved).
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::arithmetic_side_effects))]
+
+extern crate alloc;
 
 use alloc::string::String;
 use core::fmt;
