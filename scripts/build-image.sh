@@ -4,6 +4,7 @@
 # Usage:
 #   scripts/build-image.sh [--profile test|production] [--output-dir DIR]
 #       [--guest-components DIR] [--binaries DIR] [--no-cache] [--no-measure]
+#       [--test-only-simulated-tee]
 #
 #   --profile           test (default): the project's CDH and kata-agent test
 #                       doubles and a test hook; production: the user's
@@ -25,6 +26,13 @@
 #   --no-cache          build from scratch (no incremental cache; the package
 #                       cache is still used): what check-reproducible.sh does.
 #   --no-measure        do not call pp-measure even when it is available.
+#   --test-only-simulated-tee
+#                       TESTS ONLY (tests-qemu): the production profile with
+#                       the test profile's simulated-TEE provisioning
+#                       (guest-image/tree-test's 30-provision.toml and
+#                       pp-sim-tee) in place of the real one, because QEMU
+#                       TCG has no TEE. Such an image binds init-data to
+#                       nothing: never deploy it. Production only.
 #   --allow-missing     development only: leave out binaries that do not exist
 #                       yet, with a warning (their services fail at boot, and
 #                       a pod without pp-provision or pp-forwarder powers off).
@@ -50,6 +58,7 @@ binaries=
 incremental=yes
 measure=yes
 allow_missing=no
+simulated_tee=no
 while (($#)); do
     case "$1" in
     --profile) profile=${2:?--profile needs test or production}; shift 2 ;;
@@ -59,6 +68,7 @@ while (($#)); do
     --no-cache) incremental=no; shift ;;
     --no-measure) measure=no; shift ;;
     --allow-missing) allow_missing=yes; shift ;;
+    --test-only-simulated-tee) simulated_tee=yes; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
     esac
@@ -76,6 +86,7 @@ if [[ "$profile" == production ]]; then
 elif [[ -n "$guest_components" ]]; then
     die "--guest-components is for the production profile; the test profile carries the project's test doubles"
 fi
+[[ "$simulated_tee" == no || "$profile" == production ]] || die "--test-only-simulated-tee is for the production profile (the test profile always simulates)"
 [[ $EUID -eq 0 ]] || die "run as root (mkosi needs it to build the image)"
 output_dir=${output_dir:-$repo/build/image/$profile}
 
@@ -108,6 +119,11 @@ mkdir -p "$stage/usr/local/bin"
 for name in "${project_bins[@]}"; do stage_binary "$binaries" "$name" "$stage"; done
 if [[ "$profile" == production ]]; then
     for name in "${guest_components_bins[@]}"; do stage_binary "$guest_components" "$name" "$stage"; done
+fi
+if [[ "$simulated_tee" == yes ]]; then
+    log "WARNING: --test-only-simulated-tee: this image provisions against a SIMULATED TEE; for tests only, never deploy it"
+    install -D -m 0644 "$repo/guest-image/tree-test/etc/pp-init.d/30-provision.toml" "$stage/etc/pp-init.d/30-provision.toml"
+    install -D -m 0755 "$repo/guest-image/tree-test/usr/local/libexec/pp-sim-tee" "$stage/usr/local/libexec/pp-sim-tee"
 fi
 
 package_manager_tree=$(write_package_manager_tree)
