@@ -173,37 +173,17 @@ EOF
     write_initdata "$T/initdata.toml" "$(cat "$T/wn.pub")"
 }
 
-# write_initdata FILE WN_PUBLIC_KEY_LINE
+# write_initdata FILE WN_PUBLIC_KEY_LINE [without-aa-toml]: init-data with
+# the WN key in forwarder.toml and an aa.toml (no cdh.toml: pp-provision
+# writes its default); with "without-aa-toml" AA gets the default too.
 write_initdata() {
-    cat >"$1" <<EOF
-version = "0.1.0"
-algorithm = "sha384"
-
-[data]
-"aa.toml" = '''
-[token_configs]
-[token_configs.kbs]
-url = "http://127.0.0.1:8080"
-'''
-
-"forwarder.toml" = '''
-wn-public-key = "$2"
-'''
-EOF
-}
-
-# write_initdata_without_guest_configs FILE WN_PUBLIC_KEY_LINE: init-data
-# with only forwarder.toml: AA and CDH get pp-provision's defaults.
-write_initdata_without_guest_configs() {
-    cat >"$1" <<EOF
-version = "0.1.0"
-algorithm = "sha384"
-
-[data]
-"forwarder.toml" = '''
-wn-public-key = "$2"
-'''
-EOF
+    local q="'''"
+    {
+        printf 'version = "0.1.0"\nalgorithm = "sha384"\n\n[data]\n'
+        [[ "${3:-}" == without-aa-toml ]] ||
+            printf '"aa.toml" = %s\n[token_configs]\n[token_configs.kbs]\nurl = "http://127.0.0.1:8080"\n%s\n\n' "$q" "$q"
+        printf '"forwarder.toml" = %s\nwn-public-key = "%s"\n%s\n' "$q" "$2" "$q"
+    } >"$1"
 }
 
 # boot_pod [EXTRA KERNEL ARGS...]: boots the test image with $T/initdata.toml
@@ -376,7 +356,7 @@ test_production_image_without_a_tee_powers_off_after_provisioning_fails() {
 # and the kata-agent double. One boot covers both cases.
 test_production_services_wait_for_a_slow_aa_and_default_configs_reach_the_kubernetes_phase() {
     setup_world production-services || return 1
-    write_initdata_without_guest_configs "$T/initdata.toml" "$(cat "$T/wn.pub")"
+    write_initdata "$T/initdata.toml" "$(cat "$T/wn.pub")" without-aa-toml
     local host_data aa_delay_ms=12000
     host_data=$(sha384sum "$T/initdata.toml" | cut -c1-64)
     spawn QEMU_PID "$T/qemu.log" "$repo/scripts/run-qemu.sh" --profile production \
