@@ -66,8 +66,9 @@ scale=${TESTS_QEMU_TIMEOUT_SCALE:-1}
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 IMAGE_DIR=${PEERPOD_CACHE:-/var/cache/peerpod-image}/tests-qemu-image
 PRODUCTION_IMAGE_DIR=${PEERPOD_CACHE:-/var/cache/peerpod-image}/tests-qemu-production-image
-# The production image built with --test-only-simulated-tee (QEMU TCG has no
-# TEE): production service files, simulated-TEE provisioning. Tests only.
+# The production image built with --test-only-qemu-harness (QEMU TCG has no
+# TEE, the tap no DHCP server): the production service files but for
+# simulated-TEE provisioning and a fixed address. Tests only.
 SIMULATED_PRODUCTION_IMAGE_DIR=${PEERPOD_CACHE:-/var/cache/peerpod-image}/tests-qemu-production-sim-tee-image
 POD_ADDRESS=10.0.3.15 POD_MAC=52:54:00:0a:00:0f TAP=pptap0
 
@@ -100,9 +101,9 @@ if [[ "$in_netns" == no ]]; then
                 --no-measure --output-dir "$PRODUCTION_IMAGE_DIR" >/dev/null
         fi
         if image_needed production-sim; then
-            log "building the production image with a simulated TEE (TEST ONLY)"
+            log "building the production image with the QEMU test harness (simulated TEE; TEST ONLY)"
             "$repo/scripts/build-image.sh" --profile production --binaries "$BIN" --guest-components "$doubles" \
-                --test-only-simulated-tee --no-measure --output-dir "$SIMULATED_PRODUCTION_IMAGE_DIR" >/dev/null
+                --test-only-qemu-harness --no-measure --output-dir "$SIMULATED_PRODUCTION_IMAGE_DIR" >/dev/null
         fi
     fi
     command -v qemu-system-x86_64 >/dev/null || ensure_qemu_tools
@@ -347,7 +348,8 @@ test_production_image_without_a_tee_powers_off_after_provisioning_fails() {
 
 # The production image's service files, with the project's doubles of AA,
 # CDH, api-server-rest and the kata-agent as the separate processes they
-# start (and, TEST ONLY, a simulated TEE for provisioning); init-data has no
+# start (and, TEST ONLY, a simulated TEE for provisioning and a fixed
+# address on the tap: build-image.sh --test-only-qemu-harness); init-data has no
 # aa.toml and no cdh.toml, and AA starts 12 s late. pp-provision writes the
 # default configurations; pp-init starts CDH only once AA's socket accepts
 # (CDH never exits), api-server-rest once CDH's does, the forwarder once
