@@ -366,8 +366,13 @@ test_production_services_wait_for_a_slow_aa_and_default_configs_reach_the_kubern
         --serial-log "$T/serial.log" \
         --append "pp.test.host_data=$host_data pp.test.aa_start_delay_ms=$aa_delay_ms"
     start_adaptor
-    wait_until $((240 * scale)) "the adaptor to reach the Kubernetes phase" \
-        file_has "$T/adaptor.log" "Kubernetes phase: connected" || return 1
+    # A pod that powers off (e.g. CDH racing AA) ends the wait at once.
+    phase_reached_or_pod_gone() {
+        file_has "$T/adaptor.log" "Kubernetes phase: connected" || process_gone "$QEMU_PID"
+    }
+    wait_until $((240 * scale)) "the adaptor to reach the Kubernetes phase" phase_reached_or_pod_gone || return 1
+    file_has "$T/adaptor.log" "Kubernetes phase: connected" ||
+        fail "the pod powered off: $(grep -a 'powering off' "$T/serial.log")" || return 1
     wait_until $((30 * scale)) "a KATAAGENT round trip to the kata-agent double" kubernetes_phase_echo || return 1
     local serial=$T/serial.log expected
     for expected in \
