@@ -24,7 +24,7 @@ use crate::ssh_connect::AuthPlan;
 use crate::teardown::Teardown;
 use crate::trustee_admin::{TrusteeAdmin, TrusteeError};
 use crate::upstream::{TrustError, Upstream};
-use pp_forwarder_core::key::{PrivateKey, PublicKey};
+use pp_ssh_key::{PrivateKey, PublicKey};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -3,12 +3,12 @@
 //! Contract: [`load_admin_key`] accepts the two forms operators have: PKCS#8
 //! PEM (`-----BEGIN PRIVATE KEY-----`, what Trustee's docs make with
 //! `openssl genpkey -algorithm ed25519`) and the OpenSSH private key form
-//! (`ssh-keygen -t ed25519`, parsed by `pp_forwarder_core::key`). Anything
+//! (`ssh-keygen -t ed25519`, parsed by `pp_ssh_key`). Anything
 //! else is an error naming the file and the expected forms.
 
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::DecodePrivateKey as _;
-use pp_forwarder_core::key::PrivateKey;
+use pp_ssh_key::PrivateKey;
 use std::path::{Path, PathBuf};
 
 const PKCS8_PEM_LABEL: &str = "-----BEGIN PRIVATE KEY-----";
@@ -30,7 +30,7 @@ pub enum AdminKeyError {
     #[error("the Trustee admin key {path} is not a usable OpenSSH Ed25519 key: {source}")]
     OpenSsh {
         path: PathBuf,
-        source: pp_forwarder_core::key::KeyError,
+        source: pp_ssh_key::KeyError,
     },
     #[error(
         "the Trustee admin key {path} is neither PKCS#8 PEM (`{PKCS8_PEM_LABEL}`) nor an OpenSSH \

@@ -36,7 +36,7 @@ use crate::admin_jwt::AdminClaims;
 use crate::sid::Sid;
 use crate::ssh_connect::SshSettings;
 use crate::upstream::TrusteeUrl;
-use pp_forwarder_core::tag::{Direction, Tag, Target, TunnelSet};
+use pp_tag::{Direction, Tag, Target, TunnelSet};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

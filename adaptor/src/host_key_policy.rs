@@ -10,7 +10,7 @@
 //! * An `UPGRADE` key must equal the PP's registered public key, else the
 //!   adaptor stops serving that PP.
 
-use pp_forwarder_core::key::PublicKey;
+use pp_ssh_key::PublicKey;
 
 /// What the adaptor still allows for one PP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,7 +113,7 @@ pub fn check_upgrade_key(host_key_line: &str, pp_key: &PublicKey) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pp_forwarder_core::key::PrivateKey;
+    use pp_ssh_key::PrivateKey;
 
     fn key(seed: u8) -> PublicKey {
         PrivateKey::from_seed([seed; 32]).public()

@@ -1,6 +1,6 @@
 //! The adaptor's key directory: the WN key pair shared by all PPs (`wn`,
 //! `wn.pub`) and one key pair per PP (`pp-<SID>`, `pp-<SID>.pub`), all in
-//! the OpenSSH formats of `pp_forwarder_core::key`.
+//! the OpenSSH formats of `pp_ssh_key`.
 //!
 //! Contract: the directory is created with mode 0700 and every file this
 //! module writes has mode 0600 and is written whole (temporary file, then
@@ -10,7 +10,7 @@
 //! public key is always derived from it, and a `.pub` file that disagrees
 //! is an error.
 
-use pp_forwarder_core::key::{KeyError, PrivateKey, PublicKey};
+use pp_ssh_key::{KeyError, PrivateKey, PublicKey};
 use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};

@@ -11,7 +11,7 @@
 //! task running it) closes the listeners and every carried connection.
 
 use crate::sid::Sid;
-use pp_forwarder_core::tag::{ConnectionPhase, Tag, Target, TunnelSet};
+use pp_tag::{ConnectionPhase, Tag, Target, TunnelSet};
 use pp_tunnel::MuxHandle;
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -12,7 +12,7 @@
 //! every connection (interval and count from [`SshSettings`]).
 
 use crate::host_key_policy::{Expectation, HostKeyVerdict, PresentedKey, judge_host_key};
-use pp_forwarder_core::key::{PrivateKey, PublicKey};
+use pp_ssh_key::{PrivateKey, PublicKey};
 use russh::client::{self, AuthResult, Handle, Msg};
 use russh::keys::PrivateKeyWithHashAlg;
 use russh::{ChannelMsg, ChannelStream};

@@ -9,7 +9,7 @@ mod common;
 use common::fake_pp::{FakePp, FakePpOptions};
 use common::{Trustee, Workspace};
 use ed25519_dalek::SigningKey;
-use pp_forwarder_core::key::PublicKey;
+use pp_ssh_key::PublicKey;
 use std::path::PathBuf;
 use std::process::Output;
 

@@ -12,7 +12,7 @@ use pp_adaptor::adaptor::Adaptor;
 use pp_adaptor::admin_key::load_admin_key;
 use pp_adaptor::keystore::KeyStore;
 use pp_adaptor::sid::Sid;
-use pp_forwarder_core::key::PublicKey;
+use pp_ssh_key::PublicKey;
 use std::path::Path;
 use std::process::Command;
 

@@ -15,7 +15,7 @@ use pp_adaptor::local_tunnels::LocalAddress;
 use pp_adaptor::pp_status::PpStatus;
 use pp_adaptor::sid::Sid;
 use pp_adaptor::ssh_connect::SshSettings;
-use pp_forwarder_core::key::PrivateKey;
+use pp_ssh_key::PrivateKey;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 

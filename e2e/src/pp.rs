@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use pp_forwarder_core::initdata::emit_delivery;
-use pp_forwarder_core::key::PublicKey;
+use pp_initdata::emit_delivery;
+use pp_ssh_key::PublicKey;
 
 use crate::process::Process;
 use crate::{bin, free_port, scratch_dir};

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pp_forwarder_core::key::{PrivateKey, PublicKey};
+use pp_ssh_key::{PrivateKey, PublicKey};
 use russh::client::{self, AuthResult, Handle};
 use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 

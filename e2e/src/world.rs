@@ -10,7 +10,7 @@ use pp_adaptor::admin_jwt::AdminClaims;
 use pp_adaptor::config::{AdaptorConfig, PpConfig, Timing, parse_local_tunnels};
 use pp_adaptor::sid::Sid;
 use pp_adaptor::upstream::TrusteeUrl;
-use pp_forwarder_core::key::PrivateKey;
+use pp_ssh_key::PrivateKey;
 
 use crate::pp::Pp;
 use crate::process::Process;

@@ -11,7 +11,7 @@ use pp_e2e::pp::{Pp, PpOptions};
 use pp_e2e::process::Process;
 use pp_e2e::world::World;
 use pp_e2e::{bin, free_port};
-use pp_forwarder_core::key::PublicKey;
+use pp_ssh_key::PublicKey;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const WAIT: Duration = Duration::from_secs(120);

@@ -14,7 +14,7 @@ use pp_adaptor::sid::Sid;
 use pp_e2e::openssh::{ssh_command, ssh_keygen};
 use pp_e2e::pp::{Pp, PpOptions};
 use pp_e2e::world::World;
-use pp_forwarder_core::key::PublicKey;
+use pp_ssh_key::PublicKey;
 
 const SID: &str = "e2e-openssh";
 

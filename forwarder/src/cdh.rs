@@ -7,16 +7,16 @@
 //! a full attestation round through the KBS tunnel, and every failure is a
 //! 500, so each key is retried with capped exponential backoff and one log
 //! line per attempt until it arrives; the attestation deadline bounds it.
-//! Parsing and the retry rule live in `pp_forwarder_core::http`.
+//! Parsing and the retry rule live in `pp_http`.
 
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
 use log::{info, warn};
-use pp_forwarder_core::http::{self, HOST_KEY_PATH, Progress, ResponseParser, WN_KEY_PATH};
-use pp_forwarder_core::key::{PrivateKey, PublicKey};
 use pp_forwarder_core::phase::PhaseKeys;
+use pp_http::{self as http, HOST_KEY_PATH, Progress, ResponseParser, WN_KEY_PATH};
+use pp_ssh_key::{PrivateKey, PublicKey};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

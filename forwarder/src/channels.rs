@@ -11,7 +11,7 @@ use std::rc::Rc;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use log::{info, warn};
-use pp_forwarder_core::tag::Target;
+use pp_tag::Target;
 use pp_tunnel::{MuxEvent, MuxStream, Side};
 use sunset::ChanHandle;
 use sunset_async::embedded_io_async::{Read, Write};

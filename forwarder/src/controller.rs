@@ -14,13 +14,13 @@ use std::time::Duration;
 
 use log::{info, warn};
 use pp_forwarder_core::config::ForwarderConfig;
-use pp_forwarder_core::key::PrivateKey;
 use pp_forwarder_core::phase::{
     Action, AuthMethod, Event, PhaseKeys, PhaseMachine, Restored, Settings as MachineSettings,
     State,
 };
 use pp_forwarder_core::record::RecordedPhase;
-use pp_forwarder_core::tag::{ConnectionPhase, Phase as TagPhase, Target};
+use pp_ssh_key::PrivateKey;
+use pp_tag::{ConnectionPhase, Phase as TagPhase, Target};
 use pp_tunnel::MuxHandle;
 use sunset::SignKey;
 use tokio::sync::{Notify, watch};
@@ -28,7 +28,7 @@ use tokio::sync::{Notify, watch};
 use crate::cdh;
 use crate::fail_closed::fail_closed;
 use crate::settings::Settings;
-use crate::store::{Loaded, PpKeys, Store};
+use crate::store::Store;
 
 pub use pp_forwarder_core::phase::ConnId;
 
@@ -75,7 +75,6 @@ pub struct Controller {
     store: Store,
     ephemeral_host_key: SignKey,
     machine: RefCell<PhaseMachine>,
-    pp_host_key: RefCell<Option<SignKey>>,
     conns: RefCell<HashMap<ConnId, Conn>>,
     next_conn: Cell<ConnId>,
     current_mux: watch::Sender<CurrentMux>,
@@ -88,12 +87,14 @@ fn sign_key(key: &PrivateKey) -> SignKey {
 
 impl Controller {
     /// Builds the controller and restores the phase from what the store
-    /// found. A damaged record fails closed inside.
+    /// found (`now_ms`: time since boot). A damaged record fails closed
+    /// inside.
     pub fn start(
         settings: Settings,
         config: ForwarderConfig,
         store: Store,
-        loaded: Result<Loaded, String>,
+        loaded: Result<Option<RecordedPhase>, String>,
+        now_ms: u64,
     ) -> Result<Rc<Self>, String> {
         let ephemeral = sunset::SignKey::generate(sunset::KeyType::Ed25519, None)
             .map_err(|e| format!("cannot generate the attestation host key: {e}"))?;
@@ -105,10 +106,13 @@ impl Controller {
             "attestation-phase host key (ephemeral): {}",
             ephemeral_public.fingerprint()
         );
+        let deadline_ms =
+            u64::try_from(settings.attestation_deadline.as_millis()).unwrap_or(u64::MAX);
         let machine = PhaseMachine::new(MachineSettings {
             boot_id: store.boot_id(),
             attestation_host_key: ephemeral_public,
             init_data_wn_key: config.wn_public_key,
+            attestation_deadline_ms: deadline_ms,
         });
         let ctrl = Rc::new(Self {
             settings,
@@ -116,39 +120,23 @@ impl Controller {
             store,
             ephemeral_host_key: ephemeral,
             machine: RefCell::new(machine),
-            pp_host_key: RefCell::new(None),
             conns: RefCell::new(HashMap::new()),
             next_conn: Cell::new(1),
             current_mux: watch::Sender::new(None),
         });
-        let restored = match loaded {
+        let found = match loaded {
             Err(reason) => Restored::Damaged { reason },
-            Ok(Loaded::Fresh) => Restored::NoRecord,
-            Ok(Loaded::Claimed(phase)) => Restored::Record { phase, keys: None },
-            Ok(Loaded::Failed(reason)) => Restored::Record {
-                phase: RecordedPhase::Failed { reason },
-                keys: None,
-            },
-            Ok(Loaded::Kubernetes(phase, keys)) => {
-                *ctrl.pp_host_key.borrow_mut() = Some(sign_key(&keys.host));
-                info!(
-                    "Kubernetes-phase host key: {}",
-                    keys.host.public().fingerprint()
-                );
-                Restored::Record {
-                    phase,
-                    keys: Some(PhaseKeys {
-                        host_key: keys.host,
-                        wn_key: keys.wn,
-                    }),
-                }
-            }
+            Ok(None) => Restored::NoRecord,
+            Ok(Some(phase)) => Restored::Record(phase),
         };
-        ctrl.step(Event::Restored(restored))?;
+        ctrl.step(Event::Restored { found, now_ms })?;
+        if let Some(key) = ctrl.machine.borrow().state().host_key() {
+            info!("Kubernetes-phase host key: {}", key.public().fingerprint());
+        }
         Ok(ctrl)
     }
 
-    pub fn inbound_tags(&self) -> Vec<pp_forwarder_core::tag::Tag> {
+    pub fn inbound_tags(&self) -> Vec<pp_tag::Tag> {
         self.config.inbounds.iter().cloned().collect()
     }
 
@@ -180,25 +168,19 @@ impl Controller {
 
     /// The host key to show this connection, fixed at its key exchange.
     pub fn host_key_for(&self, conn: ConnId) -> SignKey {
-        let phase = self.machine.borrow().state().connection_phase();
+        let machine = self.machine.borrow();
         if let Some(c) = self.conns.borrow_mut().get_mut(&conn) {
-            c.kex_phase = phase;
+            c.kex_phase = machine.state().connection_phase();
         }
-        match (phase, self.pp_host_key.borrow().as_ref()) {
-            (Some(ConnectionPhase::Kubernetes), Some(key)) => key.clone(),
-            _ => self.ephemeral_host_key.clone(),
+        match machine.state().host_key() {
+            Some(key) => sign_key(key),
+            None => self.ephemeral_host_key.clone(),
         }
     }
 
-    /// A connection that saw the attestation host key must not be admitted
-    /// to the Kubernetes phase (or the other way round).
-    fn check_same_phase(&self, conn: ConnId) -> Result<(), String> {
-        let now = self.machine.borrow().state().connection_phase();
-        let seen = self.conns.borrow().get(&conn).and_then(|c| c.kex_phase);
-        if seen.is_some() && now.is_some() && seen != now {
-            return Err("the phase changed during this connection's handshake; reconnect".into());
-        }
-        Ok(())
+    /// The phase whose host key `conn` was shown at key exchange.
+    fn shown(&self, conn: ConnId) -> Option<ConnectionPhase> {
+        self.conns.borrow().get(&conn).and_then(|c| c.kex_phase)
     }
 
     /// Answers an offered authentication method: `Ok` to accept it.
@@ -209,9 +191,13 @@ impl Controller {
         user: &str,
         method: AuthMethod,
     ) -> Result<(), String> {
-        self.check_same_phase(conn)?;
         let described = describe_method(&method);
-        let verdict = self.step(Event::AuthOffered { conn, method });
+        let shown = self.shown(conn);
+        let verdict = self.step(Event::AuthOffered {
+            conn,
+            shown,
+            method,
+        });
         if let Err(reason) = &verdict {
             info!("conn {conn} from {peer}: user {user:?} {described} refused: {reason}");
         }
@@ -227,9 +213,14 @@ impl Controller {
         peer: SocketAddr,
         method: AuthMethod,
     ) -> Result<(), String> {
-        self.check_same_phase(conn)?;
         let described = describe_method(&method);
-        self.step(Event::Authenticated { conn, peer, method })?;
+        let shown = self.shown(conn);
+        self.step(Event::Authenticated {
+            conn,
+            peer,
+            shown,
+            method,
+        })?;
         info!("conn {conn} from {peer}: authenticated with {described}");
         Ok(())
     }
@@ -240,6 +231,12 @@ impl Controller {
             Some(ConnectionPhase::Kubernetes) => pp_tunnel::Phase::Kubernetes,
             _ => pp_tunnel::Phase::Attestation,
         }
+    }
+
+    /// Asks the machine for this connection's one mux channel; `Err` says
+    /// why not.
+    pub fn mux_requested(self: &Rc<Self>, conn: ConnId) -> Result<(), String> {
+        self.step(Event::MuxRequested { conn })
     }
 
     pub fn register_mux(&self, conn: ConnId, mux: MuxHandle) {
@@ -300,14 +297,6 @@ impl Controller {
         let _ = self.step(Event::KeysObtained(keys));
     }
 
-    pub fn attestation_start(&self, now: u64) -> Result<u64, String> {
-        self.store.attestation_start(now)
-    }
-
-    pub fn in_kubernetes_phase(&self) -> bool {
-        matches!(self.machine.borrow().state(), State::Kubernetes { .. })
-    }
-
     pub fn cdh_addr(&self) -> SocketAddr {
         self.settings.cdh
     }
@@ -343,22 +332,26 @@ impl Controller {
     /// question; `Err` means persisting failed.
     fn carry_out(self: &Rc<Self>, action: Action) -> Result<Option<String>, String> {
         match &action {
-            Action::AcceptAuth { .. } | Action::RejectAuth { .. } | Action::Refuse { .. } => {}
+            Action::AcceptAuth { .. }
+            | Action::RejectAuth { .. }
+            | Action::Refuse { .. }
+            | Action::RefuseMux { .. } => {}
             _ => info!("{action}"),
         }
         match action {
-            Action::AcceptAuth { .. } => {}
-            Action::RejectAuth { reason, .. } | Action::Refuse { reason, .. } => {
+            Action::AcceptAuth { .. } | Action::OpenMux { .. } => {}
+            Action::RejectAuth { reason, .. }
+            | Action::Refuse { reason, .. }
+            | Action::RefuseMux { reason, .. } => {
                 return Ok(Some(reason));
             }
-            Action::Persist(record) => self.store.save_phase(record.phase)?,
-            Action::PersistKeys(keys) => {
-                let stored = PpKeys {
-                    host: keys.host_key.clone(),
-                    wn: keys.wn_key,
-                };
-                self.store.save_keys(&stored, random_checkint())?;
-                *self.pp_host_key.borrow_mut() = Some(sign_key(&keys.host_key));
+            Action::Persist(record) => self.store.save(&record)?,
+            Action::StartDeadline { after_ms } => {
+                let ctrl = self.clone();
+                tokio::task::spawn_local(async move {
+                    tokio::time::sleep(Duration::from_millis(after_ms)).await;
+                    ctrl.deadline_expired();
+                });
             }
             Action::Admit { conn, phase } => {
                 if let Some(c) = self.conns.borrow_mut().get_mut(&conn) {
@@ -406,8 +399,8 @@ impl Controller {
     /// Publishes the mux of the connection the machine calls current.
     fn refresh_current_mux(&self) {
         let current = match self.machine.borrow().state() {
-            State::AttestationClaimed { conn, .. } => Some(*conn),
-            State::Kubernetes { current, .. } => *current,
+            State::AttestationClaimed { owner, .. } => Some(owner.conn),
+            State::Kubernetes { current, .. } => current.map(|admitted| admitted.conn),
             _ => None,
         };
         let found = current.and_then(|conn| {
@@ -431,11 +424,4 @@ fn describe_method(method: &AuthMethod) -> String {
         AuthMethod::None => "no key".into(),
         AuthMethod::PublicKey(key) => format!("key {}", key.fingerprint()),
     }
-}
-
-/// The OpenSSH private key format's check integer; any value is valid.
-fn random_checkint() -> u32 {
-    let mut bytes = [0u8; 4];
-    let _ = rustix::rand::getrandom(&mut bytes, rustix::rand::GetRandomFlags::empty());
-    u32::from_ne_bytes(bytes)
 }

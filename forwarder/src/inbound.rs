@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use log::{info, warn};
-use pp_forwarder_core::tag::{Tag, Target};
+use pp_tag::{Tag, Target};
 use tokio::net::{TcpListener, UnixListener};
 
 use crate::controller::Controller;

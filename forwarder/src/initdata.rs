@@ -11,7 +11,7 @@ use std::path::Path;
 
 use log::{info, warn};
 use pp_forwarder_core::config::ForwarderConfig;
-use pp_forwarder_core::initdata::{InitData, MAX_DELIVERED_LEN, decode_delivery};
+use pp_initdata::{InitData, MAX_DELIVERED_LEN, decode_delivery};
 
 pub fn load(path: &Path, optional: bool) -> Result<ForwarderConfig, String> {
     let file = match fs::File::open(path) {

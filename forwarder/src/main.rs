@@ -22,7 +22,6 @@ mod store;
 mod targets;
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use log::{error, info};
 use tokio::net::TcpListener;
@@ -69,10 +68,13 @@ fn main() -> ExitCode {
     }
 }
 
-/// Seconds since boot, suspend included (CLOCK_BOOTTIME).
-fn boot_time_secs() -> u64 {
+/// Milliseconds since boot, suspend included (CLOCK_BOOTTIME): the
+/// attestation deadline counts from the first start of this boot.
+fn boot_time_ms() -> u64 {
     let now = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
-    u64::try_from(now.tv_sec).unwrap_or(0)
+    let secs = u64::try_from(now.tv_sec).unwrap_or(0);
+    let millis = u64::try_from(now.tv_nsec / 1_000_000).unwrap_or(0);
+    secs.saturating_mul(1000).saturating_add(millis)
 }
 
 async fn run(settings: Settings) -> Result<(), String> {
@@ -82,27 +84,8 @@ async fn run(settings: Settings) -> Result<(), String> {
     let listener = TcpListener::bind(settings.listen)
         .await
         .map_err(|e| format!("cannot listen on {} for SSH: {e}", settings.listen))?;
-    let ctrl = Controller::start(settings.clone(), config, store, loaded)?;
+    let ctrl = Controller::start(settings.clone(), config, store, loaded, boot_time_ms())?;
     inbound::start(ctrl.inbound_tags(), &ctrl)?;
-    if !ctrl.in_kubernetes_phase() {
-        let now = boot_time_secs();
-        let started = ctrl
-            .attestation_start(now)
-            .unwrap_or_else(|e| fail_closed::fail_closed(settings.deadline_action, &e));
-        let deadline = settings
-            .attestation_deadline
-            .saturating_sub(Duration::from_secs(now - started));
-        info!(
-            "attestation deadline: {:?} ({deadline:?} left; the phase began {}s ago in this boot)",
-            settings.attestation_deadline,
-            now - started
-        );
-        let ctrl = ctrl.clone();
-        tokio::task::spawn_local(async move {
-            tokio::time::sleep(deadline).await;
-            ctrl.deadline_expired();
-        });
-    }
     info!(
         "listening for SSH on {} in the {} phase",
         settings.listen,

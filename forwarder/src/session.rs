@@ -5,7 +5,8 @@
 //! write gate, allow, learn from the very next event whether it was a real
 //! login, ask the controller to admit it, then release or drop), the login
 //! grace deadline, and which channel requests are accepted (`pp-mux-v1`
-//! subsystem, `tunnel NAME` exec). It decides nothing about phases itself.
+//! subsystem, `tunnel NAME` exec). It decides nothing about phases itself:
+//! the machine answers whether a connection may have its mux channel.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -14,8 +15,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use log::{debug, info, warn};
-use pp_forwarder_core::key::PublicKey;
 use pp_forwarder_core::phase::AuthMethod;
+use pp_ssh_key::PublicKey;
 use sunset::{ChanHandle, PubKey, ServEvent};
 use sunset_async::{ProgressHolder, SSHServer};
 use tokio::net::TcpStream;
@@ -92,7 +93,6 @@ async fn handle_events(
     on_admit: &mut dyn FnMut(),
 ) -> EndReason {
     let mut opened: HashMap<u32, ChanHandle> = HashMap::new();
-    let mut mux_taken = false;
     let mut username = String::new();
     // The method last allowed; the Authenticated event that follows is
     // about it.
@@ -183,23 +183,23 @@ async fn handle_events(
                 let num = a.channel().0;
                 let name = a.command().unwrap_or("").to_string();
                 let handle = opened.remove(&num);
-                match handle {
-                    Some(handle) if name == MUX_SUBSYSTEM && !mux_taken => {
-                        mux_taken = true;
+                let decision = match (&handle, name == MUX_SUBSYSTEM) {
+                    (None, _) => Err("no such channel".to_string()),
+                    (Some(_), true) => ctrl.mux_requested(conn),
+                    (Some(_), false) => Err("unknown subsystem".to_string()),
+                };
+                match (decision, handle) {
+                    (Ok(()), Some(handle)) => {
                         info!("conn {conn}: mux channel opened");
                         a.succeed()
                             .map_err(|e| e.to_string())
                             .and_then(|()| send_job(&jobs, ChannelJob::Mux(handle)))
                     }
-                    other => {
+                    (decision, other) => {
                         if let Some(h) = other {
                             opened.insert(num, h);
                         }
-                        let why = if name == MUX_SUBSYSTEM {
-                            "a connection has at most one mux channel"
-                        } else {
-                            "unknown subsystem"
-                        };
+                        let why = decision.err().unwrap_or_default();
                         info!("conn {conn}: subsystem {name:?} refused: {why}");
                         a.fail().map_err(|e| e.to_string())
                     }

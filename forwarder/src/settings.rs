@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use pp_forwarder_core::http::CDH_ADDRESS;
-use pp_forwarder_core::minitoml;
+use pp_http::CDH_ADDRESS;
+use pp_minitoml as minitoml;
 
 pub const HELP: &str = "\
 pp-forwarder: the peer-pod side of secure comms (SSH appliance).

@@ -1,12 +1,15 @@
-//! The forwarder's state in guest memory: the phase record and, once the
-//! Kubernetes phase is on, the PP host key and the WN public key.
+//! The forwarder's state in guest memory: the phase record, which in the
+//! Kubernetes phase also holds the PP host key and the WN public key, so
+//! keys and phase are always one atomic write.
 //!
 //! Files under the state directory (default `/run/pp-forwarder`, a tmpfs,
 //! i.e. encrypted VM memory under SNP/TDX), all mode 0600, directory 0700,
 //! every write atomic (temporary file, fsync, rename, fsync directory):
-//! `phase.record` (see `pp_forwarder_core::record`), `pp-host-key` (OpenSSH
-//! private key), `wn.pub` (authorized_keys line). The keys are written
-//! before the record that says they exist.
+//! `phase.record` (see `pp_forwarder_core::record`) and `failed.spare`, a
+//! `Failed` record of this boot written at start. When the directory is
+//! full and the real `Failed` record cannot be written, the spare is renamed
+//! over `phase.record` (a rename needs no space), so `Failed` always sticks.
+//! Temporary files a killed process left behind are removed at start.
 //!
 //! Contract: `load` never panics on what it finds; anything it cannot trust
 //! is an `Err` naming the file, and the caller fails closed.
@@ -17,34 +20,15 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use log::warn;
-use pp_forwarder_core::key::{PrivateKey, PublicKey};
 use pp_forwarder_core::record::{BootId, PhaseRecord, RecordedPhase, parse_boot_id};
 
 const RECORD_FILE: &str = "phase.record";
-const HOST_KEY_FILE: &str = "pp-host-key";
-const WN_KEY_FILE: &str = "wn.pub";
-const DEADLINE_START_FILE: &str = "attestation-start";
+const FAILED_SPARE_FILE: &str = "failed.spare";
+const TMP_SUFFIX: &str = ".tmp";
 const BOOT_ID_PATH: &str = "/proc/sys/kernel/random/boot_id";
-/// Key files are small; refuse to read anything bigger.
-const MAX_KEY_FILE: u64 = 16 * 1024;
-
-/// The Kubernetes-phase keys.
-pub struct PpKeys {
-    pub host: PrivateKey,
-    pub wn: PublicKey,
-}
-
-/// What the state directory says about this boot.
-pub enum Loaded {
-    /// Nothing recorded for this boot: the attestation phase is open.
-    Fresh,
-    /// The attestation connection was admitted before a restart.
-    Claimed(RecordedPhase),
-    /// The Kubernetes phase, with its keys.
-    Kubernetes(RecordedPhase, PpKeys),
-    /// This boot already failed closed.
-    Failed(String),
-}
+/// The reason the spare `Failed` record gives; the real one is in the log.
+const SPARE_REASON: &str =
+    "failed closed while the state directory was full; the log has the reason";
 
 pub struct Store {
     dir: PathBuf,
@@ -71,83 +55,104 @@ impl Store {
         let text = fs::read_to_string(BOOT_ID_PATH)
             .map_err(|e| format!("cannot read {BOOT_ID_PATH}: {e}"))?;
         let boot_id = parse_boot_id(&text).map_err(|e| e.to_string())?;
-        Ok(Self {
+        Self::at(dir, boot_id)
+    }
+
+    /// The store of boot `boot_id` in the existing directory `dir`: removes
+    /// leftover temporary files and writes the spare `Failed` record.
+    fn at(dir: &Path, boot_id: BootId) -> Result<Self, String> {
+        let store = Self {
             dir: dir.to_owned(),
             boot_id,
-        })
+        };
+        store.remove_leftover_temporaries()?;
+        if store.spare_is_in_place() {
+            return Ok(store);
+        }
+        let spare = PhaseRecord {
+            boot_id,
+            phase: RecordedPhase::Failed {
+                reason: SPARE_REASON.into(),
+            },
+        };
+        store
+            .write_atomic(FAILED_SPARE_FILE, &spare.emit())
+            .map_err(|e| {
+                format!("cannot reserve space for the Failed record, so refusing to serve: {e}")
+            })?;
+        Ok(store)
     }
 
     pub fn boot_id(&self) -> BootId {
         self.boot_id
     }
 
-    pub fn load(&self) -> Result<Loaded, String> {
+    /// This boot's recorded phase; `None` when there is none (or only a
+    /// record of an earlier boot).
+    pub fn load(&self) -> Result<Option<RecordedPhase>, String> {
         let path = self.dir.join(RECORD_FILE);
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Loaded::Fresh),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
         };
         let record = PhaseRecord::parse(&bytes, &self.boot_id)
             .map_err(|e| format!("{}: {e}", path.display()))?;
-        let Some(record) = record else {
+        if record.is_none() {
             warn!("{}: record of an earlier boot, ignored", path.display());
-            return Ok(Loaded::Fresh);
-        };
-        Ok(match record.phase {
-            RecordedPhase::Failed { reason } => Loaded::Failed(reason),
-            phase @ RecordedPhase::AttestationClaimed { .. } => Loaded::Claimed(phase),
-            phase @ RecordedPhase::Kubernetes { .. } => {
-                let host = read_small(&self.dir.join(HOST_KEY_FILE)).and_then(|t| {
-                    PrivateKey::parse(&t).map_err(|e| format!("{HOST_KEY_FILE}: {e}"))
-                })?;
-                let wn = read_small(&self.dir.join(WN_KEY_FILE)).and_then(|t| {
-                    PublicKey::parse(&t).map_err(|e| format!("{WN_KEY_FILE}: {e}"))
-                })?;
-                Loaded::Kubernetes(phase, PpKeys { host, wn })
+        }
+        Ok(record.map(|record| record.phase))
+    }
+
+    /// Writes `record` atomically. A `Failed` record that cannot be written
+    /// falls back to the spare written at start.
+    pub fn save(&self, record: &PhaseRecord) -> Result<(), String> {
+        let written = self.write_atomic(RECORD_FILE, &record.emit());
+        match (written, &record.phase) {
+            (Err(e), RecordedPhase::Failed { .. }) => {
+                warn!("{e}; recording Failed with the spare record");
+                fs::rename(self.dir.join(FAILED_SPARE_FILE), self.dir.join(RECORD_FILE))
+                    .and_then(|()| File::open(&self.dir)?.sync_all())
+                    .map_err(|e| format!("cannot record Failed with the spare record: {e}"))
             }
+            (written, _) => written,
+        }
+    }
+
+    /// Whether an intact spare of this boot is there already (a restart
+    /// needs no new space then).
+    fn spare_is_in_place(&self) -> bool {
+        fs::read(self.dir.join(FAILED_SPARE_FILE)).is_ok_and(|bytes| {
+            matches!(
+                PhaseRecord::parse(&bytes, &self.boot_id),
+                Ok(Some(PhaseRecord {
+                    phase: RecordedPhase::Failed { .. },
+                    ..
+                }))
+            )
         })
     }
 
-    /// When this boot's attestation phase began, in seconds of
-    /// CLOCK_BOOTTIME: recorded by the first forwarder process of the boot,
-    /// so that restarts (even a crash loop) never stretch the deadline.
-    pub fn attestation_start(&self, now: u64) -> Result<u64, String> {
-        let path = self.dir.join(DEADLINE_START_FILE);
-        let this_boot = hex(&self.boot_id);
-        if let Ok(text) = fs::read_to_string(&path) {
-            let mut fields = text.split_whitespace();
-            if fields.next() == Some(this_boot.as_str()) {
-                return fields
-                    .next()
-                    .and_then(|secs| secs.parse::<u64>().ok())
-                    .filter(|secs| *secs <= now)
-                    .ok_or_else(|| format!("{} is damaged", path.display()));
+    fn remove_leftover_temporaries(&self) -> Result<(), String> {
+        let entries = fs::read_dir(&self.dir)
+            .map_err(|e| format!("cannot list {}: {e}", self.dir.display()))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if name.to_string_lossy().ends_with(TMP_SUFFIX) {
+                warn!(
+                    "removing {}, left by an interrupted write",
+                    entry.path().display()
+                );
+                fs::remove_file(entry.path())
+                    .map_err(|e| format!("cannot remove {}: {e}", entry.path().display()))?;
             }
         }
-        self.write_atomic(
-            DEADLINE_START_FILE,
-            format!("{this_boot} {now}\n").as_bytes(),
-        )?;
-        Ok(now)
-    }
-
-    pub fn save_phase(&self, phase: RecordedPhase) -> Result<(), String> {
-        let record = PhaseRecord {
-            boot_id: self.boot_id,
-            phase,
-        };
-        self.write_atomic(RECORD_FILE, &record.emit())
-    }
-
-    pub fn save_keys(&self, keys: &PpKeys, checkint: u32) -> Result<(), String> {
-        self.write_atomic(HOST_KEY_FILE, keys.host.emit(checkint).as_bytes())?;
-        self.write_atomic(WN_KEY_FILE, keys.wn.emit(None).as_bytes())
+        Ok(())
     }
 
     fn write_atomic(&self, name: &str, bytes: &[u8]) -> Result<(), String> {
         let path = self.dir.join(name);
-        let tmp = self.dir.join(format!(".{name}.tmp"));
+        let tmp = self.dir.join(format!(".{name}{TMP_SUFFIX}"));
         let write = || -> io::Result<()> {
             let mut file = OpenOptions::new()
                 .write(true)
@@ -164,21 +169,154 @@ impl Store {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn read_small(path: &Path) -> Result<String, String> {
-    let len = fs::metadata(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
-        .len();
-    if len > MAX_KEY_FILE {
-        return Err(format!("{} is {len} bytes: not a key file", path.display()));
-    }
-    fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
-}
-
 fn is_tmpfs(dir: &Path) -> bool {
     const TMPFS_MAGIC: u64 = 0x0102_1994;
     rustix::fs::statfs(dir).is_ok_and(|s| s.f_type as u64 == TMPFS_MAGIC)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pp_forwarder_core::record::KeyBytes;
+    use std::process::Command;
+
+    const BOOT: BootId = [3; 16];
+
+    fn record(phase: RecordedPhase) -> PhaseRecord {
+        PhaseRecord {
+            boot_id: BOOT,
+            phase,
+        }
+    }
+
+    fn claimed() -> RecordedPhase {
+        RecordedPhase::AttestationClaimed {
+            conn: 1,
+            peer: "192.0.2.1:4000".parse().unwrap(),
+            attestation_host_key_fingerprint: "SHA256:x".into(),
+        }
+    }
+
+    fn failed(reason: &str) -> RecordedPhase {
+        RecordedPhase::Failed {
+            reason: reason.into(),
+        }
+    }
+
+    /// A tmpfs of `size` mounted on a fresh directory; unmounted on drop.
+    struct SmallTmpfs(PathBuf);
+
+    impl SmallTmpfs {
+        fn mount(size: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!(
+                "pp-store-test-{}-{}",
+                std::process::id(),
+                rand_suffix()
+            ));
+            fs::create_dir_all(&dir).unwrap();
+            let status = Command::new("mount")
+                .args([
+                    "-t",
+                    "tmpfs",
+                    "-o",
+                    &format!("size={size},mode=0700"),
+                    "tmpfs",
+                ])
+                .arg(&dir)
+                .status()
+                .expect("run mount");
+            assert!(
+                status.success(),
+                "mounting a tmpfs needs root (CAP_SYS_ADMIN); run the tests as root"
+            );
+            Self(dir)
+        }
+
+        /// Fills the file system until a write fails.
+        fn fill(&self) {
+            let mut file = File::create(self.0.join("filler")).unwrap();
+            let block = vec![0xa5u8; 4096];
+            while file.write_all(&block).is_ok() {}
+            let _ = file.sync_all();
+        }
+    }
+
+    impl Drop for SmallTmpfs {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+            let _ = fs::remove_dir(&self.0);
+        }
+    }
+
+    fn rand_suffix() -> u64 {
+        let mut bytes = [0u8; 8];
+        let _ = rustix::rand::getrandom(&mut bytes, rustix::rand::GetRandomFlags::empty());
+        u64::from_ne_bytes(bytes)
+    }
+
+    #[test]
+    fn failed_sticks_when_the_state_directory_is_full() {
+        let tmpfs = SmallTmpfs::mount("64k");
+        let store = Store::at(&tmpfs.0, BOOT).unwrap();
+        store.save(&record(claimed())).unwrap();
+        tmpfs.fill();
+        assert!(
+            store.save(&record(claimed())).is_err(),
+            "the file system is full"
+        );
+        store
+            .save(&record(failed("deadline passed")))
+            .expect("Failed is always recorded");
+        // A restart (same boot) stays failed, even with the disk still full.
+        let restarted = Store::at(&tmpfs.0, BOOT).unwrap();
+        assert!(matches!(
+            restarted.load(),
+            Ok(Some(RecordedPhase::Failed { .. }))
+        ));
+        // And once space is freed, too.
+        fs::remove_file(tmpfs.0.join("filler")).unwrap();
+        let restarted = Store::at(&tmpfs.0, BOOT).unwrap();
+        assert!(matches!(
+            restarted.load(),
+            Ok(Some(RecordedPhase::Failed { .. }))
+        ));
+    }
+
+    #[test]
+    fn keys_and_phase_are_one_record_and_leftover_temporaries_go() {
+        let tmpfs = SmallTmpfs::mount("1m");
+        let store = Store::at(&tmpfs.0, BOOT).unwrap();
+        store.save(&record(claimed())).unwrap();
+        // A kill in the middle of writing the Kubernetes record leaves its
+        // temporary file; the claim is what the restart sees, never keys
+        // without their phase.
+        fs::write(tmpfs.0.join(".phase.record.tmp"), b"half a rec").unwrap();
+        let restarted = Store::at(&tmpfs.0, BOOT).unwrap();
+        assert!(!tmpfs.0.join(".phase.record.tmp").exists());
+        assert_eq!(restarted.load(), Ok(Some(claimed())));
+
+        let kubernetes = RecordedPhase::Kubernetes {
+            attestation_host_key_fingerprint: "SHA256:x".into(),
+            attestation_peer: "192.0.2.1:4000".parse().unwrap(),
+            keys: KeyBytes {
+                host_key_seed: [4; 32],
+                wn_key: [5; 32],
+            },
+        };
+        restarted.save(&record(kubernetes.clone())).unwrap();
+        let names: Vec<String> = fs::read_dir(&tmpfs.0)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names
+                .iter()
+                .all(|name| name == RECORD_FILE || name == FAILED_SPARE_FILE),
+            "{names:?}"
+        );
+        assert_eq!(
+            Store::at(&tmpfs.0, BOOT).unwrap().load(),
+            Ok(Some(kubernetes))
+        );
+    }
 }

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pp_forwarder_core::http::{Progress, ResponseParser};
+use pp_http::{Progress, ResponseParser};
 
 const LIMIT: usize = 1024;
 

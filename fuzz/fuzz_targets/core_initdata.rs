@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use pp_forwarder_core::config::ForwarderConfig;
-use pp_forwarder_core::initdata::{InitData, MAX_TOML_LEN, decode_delivery};
+use pp_initdata::{InitData, MAX_TOML_LEN, decode_delivery};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(toml) = decode_delivery(data) {

@@ -4,7 +4,7 @@
 
 use base64ct::{Base64, Encoding};
 use libfuzzer_sys::fuzz_target;
-use pp_forwarder_core::key::PrivateKey;
+use pp_ssh_key::PrivateKey;
 
 const BEGIN: &str = "-----BEGIN OPENSSH PRIVATE KEY-----";
 const END: &str = "-----END OPENSSH PRIVATE KEY-----";

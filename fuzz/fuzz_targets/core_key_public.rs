@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pp_forwarder_core::key::PublicKey;
+use pp_ssh_key::PublicKey;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(line) = core::str::from_utf8(data) else {

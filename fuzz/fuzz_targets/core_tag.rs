@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pp_forwarder_core::tag::{Direction, Tag, TunnelSet};
+use pp_tag::{Direction, Tag, TunnelSet};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = core::str::from_utf8(data) else {

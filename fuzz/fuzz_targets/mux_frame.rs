@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pp_forwarder_core::mux::frame::{emit, parse};
+use pp_mux::frame::{emit, parse};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(Some((frame, used))) = parse(data) {

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pp_forwarder_core::mux::{Event, MuxSession, Phase, Side};
+use pp_mux::{Event, MuxSession, Phase, Side};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, peer_bytes)) = data.split_first() else {

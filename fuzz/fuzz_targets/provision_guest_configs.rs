@@ -5,7 +5,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(document) = pp_forwarder_core::initdata::InitData::parse(data) {
+    if let Ok(document) = pp_initdata::InitData::parse(data) {
         let _ = pp_provision::guest_components::plan(&document);
     }
 });

@@ -3,9 +3,9 @@
 //! shows (PCR 8), as Trustee's verifiers compare them.
 //!
 //! Parsing, the digest and the pad/truncate rule are the core crate's
-//! (`pp_forwarder_core::initdata`); this module only collects the values.
+//! (`pp_initdata`); this module only collects the values.
 
-use pp_forwarder_core::initdata::{self, InitData};
+use pp_initdata::{self as initdata, InitData};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Result, bad_input};

@@ -7,7 +7,7 @@
 //! (a gzip bomb stops there).
 
 use base64ct::{Base64, Encoding};
-use pp_forwarder_core::initdata::{self, InitDataError};
+use pp_initdata::{self as initdata, InitDataError};
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 

@@ -24,8 +24,8 @@
 use std::net::SocketAddr;
 
 use pp_forwarder_core::config::ForwarderConfig;
-use pp_forwarder_core::initdata::InitData;
-use pp_forwarder_core::tag::Target;
+use pp_initdata::InitData;
+use pp_tag::Target;
 
 /// The file names in init-data's `[data]` and in the output directory.
 pub const AA_FILE: &str = "aa.toml";

@@ -4,7 +4,7 @@
 //! Map: [`source`] fetches user-data (config drive via a bounded ISO9660
 //! reader, or a metadata service); [`cloud_config`] picks the init-data
 //! `write_files` entry; init-data itself is decoded, parsed and digested by
-//! `pp_forwarder_core::initdata`; [`binding`] checks SNP HOST_DATA / TDX
+//! `pp_initdata`; [`binding`] checks SNP HOST_DATA / TDX
 //! MRCONFIGID or extends vTPM PCR 8; [`guest_components`] checks or
 //! defaults AA's and CDH's configuration; [`output`] writes the files;
 //! [`provision`] runs those steps in order and [`cli`] parses the command

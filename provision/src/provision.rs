@@ -14,7 +14,7 @@
 
 use std::path::PathBuf;
 
-use pp_forwarder_core::initdata::{self, InitData, InitDataError};
+use pp_initdata::{self as initdata, InitData, InitDataError};
 
 use crate::binding::{
     self, BindingMismatch, EvidenceError, LaunchSource, Platform, Register, SystemPaths, tpm,

@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use pp_forwarder_core::initdata::{self, Algorithm};
+use pp_initdata::{self as initdata, Algorithm};
 use pp_provision::binding::{Register, SystemPaths};
 use pp_provision::provision::{self, Binding, Options, ProvisionError, TeeChoice};
 use pp_provision::source::{SourceChoice, SourceOptions};

@@ -7,7 +7,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 
 use common::*;
-use pp_forwarder_core::initdata::{self, Algorithm};
+use pp_initdata::{self as initdata, Algorithm};
 
 fn provision_from_drive(
     iso: &std::path::Path,

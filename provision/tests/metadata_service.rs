@@ -7,7 +7,7 @@ mod common;
 
 use base64ct::{Base64, Encoding};
 use common::*;
-use pp_forwarder_core::initdata::{self, Algorithm};
+use pp_initdata::{self as initdata, Algorithm};
 use pp_provision::source::imds::{self, Cloud, MetadataError};
 use std::time::Duration;
 

@@ -8,7 +8,7 @@ use std::os::unix::net::UnixStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pp_forwarder_core::initdata::{self, Algorithm};
+use pp_initdata::{self as initdata, Algorithm};
 use pp_provision::binding::tpm;
 
 /// TPM2_PCR_Read of PCR 8, SHA-256 bank (no sessions): fixed bytes.

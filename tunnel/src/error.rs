@@ -3,7 +3,7 @@
 use std::fmt;
 use std::io;
 
-use pp_forwarder_core::mux::{CommandError, ProtocolError};
+use pp_mux::{CommandError, ProtocolError};
 
 #[derive(Debug)]
 pub enum MuxError {
@@ -16,9 +16,7 @@ pub enum MuxError {
     /// The driver is not running any more (the connection ended).
     Stopped,
     /// This side's flow-control accounting diverged from the session's.
-    WindowAccounting {
-        stream: pp_forwarder_core::mux::StreamId,
-    },
+    WindowAccounting { stream: pp_mux::StreamId },
 }
 
 impl fmt::Display for MuxError {

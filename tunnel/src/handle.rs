@@ -6,7 +6,7 @@
 //! the driver has ended; [`MuxEvents::recv`] returns `None` then. An
 //! incoming stream that the application drops without using is reset.
 
-use pp_forwarder_core::mux::Side;
+use pp_mux::Side;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::oneshot;
 

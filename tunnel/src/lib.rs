@@ -24,6 +24,6 @@ mod stream;
 pub use driver::{MuxDriver, start};
 pub use error::MuxError;
 pub use handle::{IncomingStream, MuxEvent, MuxEvents, MuxHandle};
-pub use pp_forwarder_core::mux::{CommandError, Phase, ProtocolError, Role, Side, StreamId};
+pub use pp_mux::{CommandError, Phase, ProtocolError, Role, Side, StreamId};
 pub use pump::pump;
 pub use stream::MuxStream;

@@ -12,7 +12,7 @@
 //! to the Kubernetes phase: the fetched key as host key, only the fetched
 //! WN key admitted, `INFO` answered, `KATAAGENT` streams echoed.
 
-use pp_forwarder_core::key::{PrivateKey, PublicKey};
+use pp_ssh_key::{PrivateKey, PublicKey};
 use pp_tunnel::{MuxEvent, MuxHandle, Phase, Side};
 use russh::server::{Auth, ChannelOpenHandle, Msg, Session};
 use russh::{Channel, ChannelId};

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use crate::bounded_read::read_bounded;
 use configfs_tsm::{Provider, TsmReport};
-use pp_forwarder_core::initdata;
+use pp_initdata as initdata;
 
 /// The launch register a TEE binds init-data to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

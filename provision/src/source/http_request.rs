@@ -2,7 +2,7 @@
 //! (any method, custom headers: the core's `emit_get` only does plain GET),
 //! send them over one TCP connection to an IP literal (no DNS) and parse
 //! the response with the core's bounded parser
-//! (`pp_forwarder_core::http::ResponseParser`) as it arrives.
+//! (`pp_http::ResponseParser`) as it arrives.
 //!
 //! Contract: [`Request::emit`] refuses header values and paths holding
 //! control characters (an AWS token comes from the network and is sent back
@@ -15,7 +15,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use pp_forwarder_core::http::{self as core_http, Progress, Response, ResponseParser};
+use pp_http::{self as core_http, Progress, Response, ResponseParser};
 
 /// What went wrong talking to the metadata service.
 #[derive(Debug, thiserror::Error)]

@@ -19,7 +19,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use pp_forwarder_core::http::Response;
+use pp_http::Response;
 
 use super::http_request::{self, ExchangeError, Request};
 use crate::encoding::{self, EncodingError};

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::thread::JoinHandle;
 
-use pp_forwarder_core::initdata::{self, Algorithm};
+use pp_initdata::{self as initdata, Algorithm};
 use pp_provision::binding::{snp_report, tdx_quote};
 
 /// An init-data document with the entries AA, CDH and the forwarder read,

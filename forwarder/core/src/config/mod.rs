@@ -16,12 +16,12 @@
 //! Contract: [`ForwarderConfig::parse`] never panics; unknown keys, a bad
 //! key or a bad tag are errors that name the file and the field.
 
-use crate::initdata::InitData;
-use crate::key::{KeyError, PublicKey};
-use crate::minitoml;
-use crate::tag::{Direction, TagError, TunnelSet};
 use alloc::string::{String, ToString};
 use core::fmt;
+use pp_initdata::InitData;
+use pp_minitoml as minitoml;
+use pp_ssh_key::{KeyError, PublicKey};
+use pp_tag::{Direction, TagError, TunnelSet};
 
 /// The name of the forwarder's file in init-data's `[data]`.
 pub const FILE_NAME: &str = "forwarder.toml";
@@ -46,12 +46,17 @@ pub struct ForwarderConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigError {
     /// Not TOML, or keys of the wrong type or unknown.
-    Toml { message: String },
+    Toml {
+        /// What the TOML parser said.
+        message: String,
+    },
     /// `wn-public-key` is not a usable Ed25519 public key.
     WnPublicKey(KeyError),
     /// A tag in `inbounds` or `outbounds` is invalid.
     Tag {
+        /// The field holding the tag.
         field: &'static str,
+        /// What is wrong with the tag.
         error: TagError,
     },
 }
@@ -136,11 +141,31 @@ fn parse_set(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::fixtures;
-    use crate::tag::{Tag, TagErrorKind};
+    use pp_tag::{Tag, TagErrorKind};
+    use pp_test_support::keys as fixtures;
 
     fn names(set: &TunnelSet) -> Vec<&str> {
         set.iter().map(Tag::name).collect()
+    }
+
+    #[test]
+    fn reading_mutated_init_data_never_panics() {
+        let toml: &[u8] = br#"version = "0.1.0"
+algorithm = "sha384"
+[data]
+"forwarder.toml" = '''
+inbounds = ["BOTH_PHASES:KBS:8080"]
+wn-public-key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHbNPIYSDw6aSk8yoKq+Nv+Qx16U++rSnjrUcwQ8rnRv"
+'''
+"#;
+        let delivered = pp_initdata::emit_delivery(toml);
+        pp_test_support::feed_mutations(&[toml, delivered.as_bytes()], 3000, |input| {
+            if let Ok(decoded) = pp_initdata::decode_delivery(input)
+                && let Ok(init_data) = InitData::parse(&decoded)
+            {
+                let _ = ForwarderConfig::from_init_data(Some(&init_data));
+            }
+        });
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //!     |                        |                                  v
 //!     +--Restored(Kubernetes)-------------------------------> Kubernetes
 //!     any state --DeadlineExpired (not Kubernetes), PersistFailed,
-//!                 KeyFetchFailed, damaged record--> Failed (terminal)
+//!                 damaged record--> Failed (terminal)
 //! ```
 //!
 //! Contract:
@@ -22,12 +22,16 @@
 //!   panics.
 //!
 //! Driver duties: carry out the actions of one step in order. When a
-//! [`Action::Persist`] or [`Action::PersistKeys`] fails, stop executing the
-//! remaining actions of that step and feed [`Event::PersistFailed`] (so a
-//! connection is never admitted without its claim on disk). `Refuse` means
-//! drop the TCP connection without letting the auth success out.
+//! [`Action::Persist`] fails, stop executing the remaining actions of that
+//! step and feed [`Event::PersistFailed`] (so a connection is never admitted
+//! without its claim on disk). `Refuse` means drop the TCP connection
+//! without letting the auth success out. The driver tells the machine
+//! which phase's host key a connection was shown at key exchange (`shown`);
+//! the machine refuses a connection whose phase changed since.
 
 mod action;
+#[cfg(test)]
+mod model_check;
 mod step;
 #[cfg(test)]
 mod tests;
@@ -35,13 +39,13 @@ mod tests;
 pub use action::Action;
 pub use step::step;
 
-use crate::key::{PrivateKey, PublicKey};
 use crate::record::{BootId, RecordedPhase};
-use crate::tag::ConnectionPhase;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::net::SocketAddr;
+use pp_ssh_key::{PrivateKey, PublicKey};
+use pp_tag::ConnectionPhase;
 
 /// A connection id, chosen by the driver, unique within the process.
 pub type ConnId = u64;
@@ -79,40 +83,79 @@ pub struct PhaseKeys {
 pub enum Restored {
     /// No record of this boot (first start, or a record of another boot).
     NoRecord,
-    /// The record of this boot, and the stored keys when there are any.
-    Record {
-        phase: RecordedPhase,
-        keys: Option<PhaseKeys>,
+    /// The record of this boot.
+    Record(RecordedPhase),
+    /// The record could not be read or trusted.
+    Damaged {
+        /// Why, for the log line.
+        reason: String,
     },
-    /// The record (or the keys) could not be read or trusted.
-    Damaged { reason: String },
 }
 
 /// The inputs of the machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// Once, at start, before anything else.
-    Restored(Restored),
+    /// Once, at start, before anything else; `now_ms` is the time since
+    /// boot (CLOCK_BOOTTIME), which the attestation deadline counts from.
+    Restored {
+        /// What the store found.
+        found: Restored,
+        /// Milliseconds since boot (CLOCK_BOOTTIME).
+        now_ms: u64,
+    },
     /// A client offers an authentication method; answered with
-    /// `AcceptAuth` or `RejectAuth`.
-    AuthOffered { conn: ConnId, method: AuthMethod },
+    /// `AcceptAuth` or `RejectAuth`. `shown` is the phase whose host key
+    /// the connection saw at key exchange.
+    AuthOffered {
+        /// The connection.
+        conn: ConnId,
+        /// The phase whose host key the connection was shown at key exchange.
+        shown: Option<ConnectionPhase>,
+        /// The authentication method.
+        method: AuthMethod,
+    },
     /// A client has proved the method (signature checked); the decision
     /// point of the one-shot rule. Answered with `Admit` or `Refuse`.
     Authenticated {
+        /// The connection.
         conn: ConnId,
+        /// The TCP peer.
         peer: SocketAddr,
+        /// The phase whose host key the connection was shown at key exchange.
+        shown: Option<ConnectionPhase>,
+        /// The authentication method.
         method: AuthMethod,
+    },
+    /// An admitted connection asks for its mux channel; answered with
+    /// `OpenMux` or `RefuseMux`.
+    MuxRequested {
+        /// The connection.
+        conn: ConnId,
     },
     /// CDH returned both Kubernetes-phase keys.
     KeysObtained(PhaseKeys),
     /// A connection ended (any reason, authenticated or not).
-    ConnectionClosed { conn: ConnId },
-    /// The attestation deadline passed.
+    ConnectionClosed {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// The attestation deadline passed. It also bounds the key fetch, which
+    /// retries until the keys come or this event arrives.
     DeadlineExpired,
-    /// Writing the record or the keys failed.
-    PersistFailed { reason: String },
-    /// Fetching the keys failed for good.
-    KeyFetchFailed { reason: String },
+    /// Writing the record failed.
+    PersistFailed {
+        /// Why, for the log line.
+        reason: String,
+    },
+}
+
+/// The connection a phase serves, and whether its mux channel is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admitted {
+    /// The connection.
+    pub conn: ConnId,
+    /// Whether its one mux channel is open.
+    pub mux_open: bool,
 }
 
 /// The phase the forwarder is in.
@@ -123,15 +166,26 @@ pub enum State {
     /// No connection admitted yet in the attestation phase.
     AttestationOpen,
     /// The one attestation connection is admitted; keys are being fetched.
-    AttestationClaimed { conn: ConnId, peer: SocketAddr },
+    AttestationClaimed {
+        /// The admitted attestation connection.
+        owner: Admitted,
+        /// The TCP peer.
+        peer: SocketAddr,
+    },
     /// Serving with the Trustee keys; `current` is the admitted connection.
     Kubernetes {
-        current: Option<ConnId>,
-        wn_key: PublicKey,
+        /// The admitted connection, if any.
+        current: Option<Admitted>,
+        /// The Kubernetes-phase keys.
+        keys: PhaseKeys,
+        /// What the WN compares after the attestation phase.
         attestation: AttestationFacts,
     },
     /// Failed closed for this boot.
-    Failed { reason: String },
+    Failed {
+        /// Why, for the log line.
+        reason: String,
+    },
 }
 
 impl State {
@@ -167,6 +221,18 @@ impl State {
             Self::Restoring | Self::Failed { .. } => None,
         }
     }
+
+    /// The Kubernetes-phase host key, once the machine has it; before, a
+    /// connection is shown the ephemeral attestation host key.
+    pub fn host_key(&self) -> Option<&PrivateKey> {
+        match self {
+            Self::Kubernetes { keys, .. } => Some(&keys.host_key),
+            Self::Restoring
+            | Self::AttestationOpen
+            | Self::AttestationClaimed { .. }
+            | Self::Failed { .. } => None,
+        }
+    }
 }
 
 /// Fixed facts of this process the machine needs.
@@ -179,6 +245,9 @@ pub struct Settings {
     /// The WN key from init-data; `None` means the attestation phase
     /// accepts `none` authentication only.
     pub init_data_wn_key: Option<PublicKey>,
+    /// How long after the first start of this boot the attestation phase
+    /// must have reached the Kubernetes phase.
+    pub attestation_deadline_ms: u64,
 }
 
 /// The machine: settings plus the current state; [`PhaseMachine::step`]

@@ -3,10 +3,12 @@
 //! one-shot and never-back invariants.
 
 use super::*;
-use crate::test_support::XorShift;
+use crate::record::PhaseRecord;
 use alloc::collections::BTreeSet;
 use alloc::string::ToString;
 use alloc::vec;
+use pp_tag::ConnectionPhase::{Attestation, Kubernetes};
+use pp_test_support::XorShift;
 
 /// Keys by seed 1..=5, derived once: derivation is slow in debug builds.
 static KEYS: std::sync::LazyLock<Vec<PrivateKey>> = std::sync::LazyLock::new(|| {
@@ -43,11 +45,28 @@ fn phase_keys() -> PhaseKeys {
     }
 }
 
+fn admitted(conn: ConnId, mux_open: bool) -> Admitted {
+    Admitted { conn, mux_open }
+}
+fn stored_keys() -> crate::record::KeyBytes {
+    crate::record::KeyBytes {
+        host_key_seed: *key(4).seed(),
+        wn_key: *trustee_wn_key().as_bytes(),
+    }
+}
+fn restored(found: Restored) -> Event {
+    Event::Restored {
+        found,
+        now_ms: 1_000,
+    }
+}
+
 fn settings(with_init_data_key: bool) -> Settings {
     Settings {
         boot_id: [9; 16],
         attestation_host_key: key(5).public(),
         init_data_wn_key: with_init_data_key.then(init_data_key),
+        attestation_deadline_ms: 600_000,
     }
 }
 
@@ -56,17 +75,26 @@ fn sample_states() -> Vec<State> {
         State::Restoring,
         State::AttestationOpen,
         State::AttestationClaimed {
-            conn: 1,
+            owner: admitted(1, false),
+            peer: peer(1),
+        },
+        State::AttestationClaimed {
+            owner: admitted(1, true),
             peer: peer(1),
         },
         State::Kubernetes {
-            current: Some(5),
-            wn_key: trustee_wn_key(),
+            current: Some(admitted(5, false)),
+            keys: phase_keys(),
+            attestation: facts(),
+        },
+        State::Kubernetes {
+            current: Some(admitted(5, true)),
+            keys: phase_keys(),
             attestation: facts(),
         },
         State::Kubernetes {
             current: None,
-            wn_key: trustee_wn_key(),
+            keys: phase_keys(),
             attestation: facts(),
         },
         State::Failed {
@@ -88,55 +116,51 @@ fn sample_events() -> Vec<Event> {
     let kubernetes_record = RecordedPhase::Kubernetes {
         attestation_host_key_fingerprint: "SHA256:old".into(),
         attestation_peer: peer(1),
+        keys: stored_keys(),
     };
     let mut events = vec![
-        Event::Restored(Restored::NoRecord),
-        Event::Restored(Restored::Damaged {
+        restored(Restored::NoRecord),
+        restored(Restored::Damaged {
             reason: "checksum mismatch".into(),
         }),
-        Event::Restored(Restored::Record {
-            phase: RecordedPhase::Failed {
-                reason: "deadline".into(),
-            },
-            keys: None,
-        }),
-        Event::Restored(Restored::Record {
-            phase: RecordedPhase::AttestationClaimed {
-                conn: 1,
-                peer: peer(1),
-                attestation_host_key_fingerprint: "SHA256:old".into(),
-            },
-            keys: None,
-        }),
-        Event::Restored(Restored::Record {
-            phase: kubernetes_record.clone(),
-            keys: Some(phase_keys()),
-        }),
-        Event::Restored(Restored::Record {
-            phase: kubernetes_record,
-            keys: None,
-        }),
+        restored(Restored::Record(RecordedPhase::Failed {
+            reason: "deadline".into(),
+        })),
+        restored(Restored::Record(RecordedPhase::AttestationOpen {
+            began_ms: 400,
+        })),
+        restored(Restored::Record(RecordedPhase::AttestationOpen {
+            began_ms: 4_000,
+        })),
+        restored(Restored::Record(RecordedPhase::AttestationClaimed {
+            conn: 1,
+            peer: peer(1),
+            attestation_host_key_fingerprint: "SHA256:old".into(),
+        })),
+        restored(Restored::Record(kubernetes_record)),
         Event::KeysObtained(phase_keys()),
         Event::DeadlineExpired,
         Event::PersistFailed {
             reason: "disk full".into(),
         },
-        Event::KeyFetchFailed {
-            reason: "CDH said no".into(),
-        },
     ];
     for conn in [1, 2, 5] {
         events.push(Event::ConnectionClosed { conn });
+        events.push(Event::MuxRequested { conn });
         for method in methods() {
-            events.push(Event::AuthOffered {
-                conn,
-                method: method.clone(),
-            });
-            events.push(Event::Authenticated {
-                conn,
-                peer: peer(2),
-                method,
-            });
+            for shown in [Some(Attestation), Some(Kubernetes), None] {
+                events.push(Event::AuthOffered {
+                    conn,
+                    shown,
+                    method: method.clone(),
+                });
+                events.push(Event::Authenticated {
+                    conn,
+                    peer: peer(2),
+                    shown,
+                    method: method.clone(),
+                });
+            }
         }
     }
     events
@@ -146,14 +170,14 @@ fn sample_events() -> Vec<Event> {
 /// number of arms: the coverage test checks every index is sampled.
 fn event_index(event: &Event) -> usize {
     match event {
-        Event::Restored(_) => 0,
+        Event::Restored { .. } => 0,
         Event::AuthOffered { .. } => 1,
         Event::Authenticated { .. } => 2,
         Event::KeysObtained(_) => 3,
         Event::ConnectionClosed { .. } => 4,
         Event::DeadlineExpired => 5,
         Event::PersistFailed { .. } => 6,
-        Event::KeyFetchFailed { .. } => 7,
+        Event::MuxRequested { .. } => 7,
     }
 }
 const EVENT_VARIANTS: usize = 8;
@@ -166,8 +190,10 @@ enum Kind {
     RejectAuth,
     Refuse,
     Persist,
-    PersistKeys,
     Admit,
+    OpenMux,
+    RefuseMux,
+    StartDeadline,
     FetchKeys,
     Close,
     SignalUpgrade,
@@ -182,8 +208,10 @@ fn kind(action: &Action) -> Kind {
         Action::RejectAuth { .. } => Kind::RejectAuth,
         Action::Refuse { .. } => Kind::Refuse,
         Action::Persist(_) => Kind::Persist,
-        Action::PersistKeys(_) => Kind::PersistKeys,
         Action::Admit { .. } => Kind::Admit,
+        Action::OpenMux { .. } => Kind::OpenMux,
+        Action::RefuseMux { .. } => Kind::RefuseMux,
+        Action::StartDeadline { .. } => Kind::StartDeadline,
         Action::FetchKeys => Kind::FetchKeys,
         Action::Close { .. } => Kind::Close,
         Action::SignalUpgrade { .. } => Kind::SignalUpgrade,
@@ -215,24 +243,26 @@ fn expected(settings: &Settings, state: &State, event: &Event) -> (&'static str,
     let fail_persisted = ("failed", vec![Persist, FailClosed]);
     match (state, event) {
         // Restored: only the first one counts.
-        (State::Restoring, Event::Restored(Restored::NoRecord)) => ("attestation-open", vec![Note]),
-        (State::Restoring, Event::Restored(Restored::Damaged { .. })) => {
-            ("failed", vec![FailClosed])
-        }
-        (State::Restoring, Event::Restored(Restored::Record { phase, keys })) => {
-            match (phase, keys) {
-                (RecordedPhase::Failed { .. }, _) => ("failed", vec![FailClosed]),
-                (RecordedPhase::AttestationClaimed { .. }, _) => fail_persisted,
-                (RecordedPhase::Kubernetes { .. }, None) => fail_persisted,
-                (RecordedPhase::Kubernetes { .. }, Some(_)) => ("kubernetes", vec![Note]),
+        (State::Restoring, Event::Restored { found, now_ms }) => match found {
+            Restored::NoRecord => ("attestation-open", vec![Persist, Note, StartDeadline]),
+            Restored::Damaged { .. } => ("failed", vec![FailClosed]),
+            Restored::Record(RecordedPhase::Failed { .. }) => ("failed", vec![FailClosed]),
+            Restored::Record(RecordedPhase::AttestationOpen { began_ms }) => {
+                if began_ms <= now_ms {
+                    ("attestation-open", vec![Note, StartDeadline])
+                } else {
+                    fail_persisted
+                }
             }
-        }
+            Restored::Record(RecordedPhase::AttestationClaimed { .. }) => fail_persisted,
+            Restored::Record(RecordedPhase::Kubernetes { .. }) => ("kubernetes", vec![Note]),
+        },
         (
             State::AttestationOpen
             | State::AttestationClaimed { .. }
             | State::Kubernetes { .. }
             | State::Failed { .. },
-            Event::Restored(_),
+            Event::Restored { .. },
         ) => (same, vec![Note]),
 
         // Offers are answered, never change the state.
@@ -240,17 +270,19 @@ fn expected(settings: &Settings, state: &State, event: &Event) -> (&'static str,
             State::Restoring | State::Failed { .. } | State::AttestationClaimed { .. },
             Event::AuthOffered { .. },
         ) => (same, vec![RejectAuth]),
-        (State::AttestationOpen, Event::AuthOffered { method, .. }) => (
+        (State::AttestationOpen, Event::AuthOffered { method, shown, .. }) => (
             same,
-            vec![if attestation_ok(settings, method) {
-                AcceptAuth
-            } else {
-                RejectAuth
-            }],
+            vec![
+                if *shown == Some(Attestation) && attestation_ok(settings, method) {
+                    AcceptAuth
+                } else {
+                    RejectAuth
+                },
+            ],
         ),
-        (State::Kubernetes { .. }, Event::AuthOffered { method, .. }) => (
+        (State::Kubernetes { .. }, Event::AuthOffered { method, shown, .. }) => (
             same,
-            vec![if kubernetes_ok(method) {
+            vec![if *shown == Some(Kubernetes) && kubernetes_ok(method) {
                 AcceptAuth
             } else {
                 RejectAuth
@@ -261,20 +293,28 @@ fn expected(settings: &Settings, state: &State, event: &Event) -> (&'static str,
         (State::Restoring | State::Failed { .. }, Event::Authenticated { .. }) => {
             (same, vec![Refuse])
         }
-        (State::AttestationOpen, Event::Authenticated { method, .. }) => {
-            if attestation_ok(settings, method) {
+        (State::AttestationOpen, Event::Authenticated { method, shown, .. }) => {
+            if *shown == Some(Attestation) && attestation_ok(settings, method) {
                 ("attestation-claimed", vec![Persist, Admit, FetchKeys])
             } else {
                 (same, vec![Refuse])
             }
         }
-        (State::AttestationClaimed { conn: owner, .. }, Event::Authenticated { conn, .. }) => {
-            (same, vec![if owner == conn { Note } else { Refuse }])
+        (State::AttestationClaimed { owner, .. }, Event::Authenticated { conn, .. }) => {
+            (same, vec![if owner.conn == *conn { Note } else { Refuse }])
         }
-        (State::Kubernetes { current, .. }, Event::Authenticated { conn, method, .. }) => {
-            if *current == Some(*conn) {
+        (
+            State::Kubernetes { current, .. },
+            Event::Authenticated {
+                conn,
+                method,
+                shown,
+                ..
+            },
+        ) => {
+            if current.map(|c| c.conn) == Some(*conn) {
                 (same, vec![Note])
-            } else if !kubernetes_ok(method) {
+            } else if *shown != Some(Kubernetes) || !kubernetes_ok(method) {
                 (same, vec![Refuse])
             } else if current.is_some() {
                 (same, vec![Admit, Close])
@@ -283,11 +323,34 @@ fn expected(settings: &Settings, state: &State, event: &Event) -> (&'static str,
             }
         }
 
-        // Keys only count while the attestation phase is claimed.
-        (State::AttestationClaimed { .. }, Event::KeysObtained(_)) => (
-            "kubernetes",
-            vec![PersistKeys, Persist, SignalUpgrade, CloseAfterGrace],
+        // One mux channel, on the admitted connection only.
+        (State::AttestationClaimed { owner, .. }, Event::MuxRequested { conn })
+        | (
+            State::Kubernetes {
+                current: Some(owner),
+                ..
+            },
+            Event::MuxRequested { conn },
+        ) => (
+            same,
+            vec![if owner.conn == *conn && !owner.mux_open {
+                OpenMux
+            } else {
+                RefuseMux
+            }],
         ),
+        (
+            State::Restoring
+            | State::AttestationOpen
+            | State::Kubernetes { current: None, .. }
+            | State::Failed { .. },
+            Event::MuxRequested { .. },
+        ) => (same, vec![RefuseMux]),
+
+        // Keys only count while the attestation phase is claimed.
+        (State::AttestationClaimed { .. }, Event::KeysObtained(_)) => {
+            ("kubernetes", vec![Persist, SignalUpgrade, CloseAfterGrace])
+        }
         (
             State::Restoring
             | State::AttestationOpen
@@ -322,15 +385,6 @@ fn expected(settings: &Settings, state: &State, event: &Event) -> (&'static str,
             | State::Failed { .. },
             Event::PersistFailed { .. },
         ) => ("failed", vec![FailClosed]),
-
-        (State::AttestationClaimed { .. }, Event::KeyFetchFailed { .. }) => fail_persisted,
-        (
-            State::Restoring
-            | State::AttestationOpen
-            | State::Kubernetes { .. }
-            | State::Failed { .. },
-            Event::KeyFetchFailed { .. },
-        ) => (same, vec![Note]),
     }
 }
 
@@ -367,10 +421,11 @@ fn every_state_event_pair_follows_the_specification_table() {
 #[test]
 fn the_attestation_winner_is_persisted_before_it_is_admitted() {
     let mut machine = PhaseMachine::new(settings(false));
-    machine.step(Event::Restored(Restored::NoRecord));
+    machine.step(restored(Restored::NoRecord));
     let actions = machine.step(Event::Authenticated {
         conn: 7,
         peer: peer(7),
+        shown: Some(Attestation),
         method: AuthMethod::None,
     });
     let Action::Persist(record) = &actions[0] else {
@@ -394,6 +449,7 @@ fn the_attestation_winner_is_persisted_before_it_is_admitted() {
     let second = machine.step(Event::Authenticated {
         conn: 8,
         peer: peer(8),
+        shown: Some(Attestation),
         method: AuthMethod::None,
     });
     assert_eq!(
@@ -408,24 +464,32 @@ fn the_attestation_winner_is_persisted_before_it_is_admitted() {
 #[test]
 fn keys_lead_to_upgrade_on_the_attestation_connection_and_info_for_the_transcript_check() {
     let mut machine = PhaseMachine::new(settings(false));
-    machine.step(Event::Restored(Restored::NoRecord));
+    machine.step(restored(Restored::NoRecord));
     assert_eq!(machine.info().as_deref(), Some("phase=attestation\n"));
     machine.step(Event::Authenticated {
         conn: 7,
         peer: peer(7),
+        shown: Some(Attestation),
         method: AuthMethod::None,
     });
     let actions = machine.step(Event::KeysObtained(phase_keys()));
-    assert_eq!(actions[0], Action::PersistKeys(phase_keys()));
+    let Action::Persist(PhaseRecord {
+        phase: RecordedPhase::Kubernetes { keys, .. },
+        ..
+    }) = &actions[0]
+    else {
+        panic!("{actions:?}")
+    };
+    assert_eq!(*keys, stored_keys(), "keys and phase are one record");
     assert_eq!(
-        actions[2],
+        actions[1],
         Action::SignalUpgrade {
             conn: 7,
             host_key: key(4).public()
         }
     );
     assert!(matches!(
-        actions[3],
+        actions[2],
         Action::CloseAfterGrace { conn: 7, .. }
     ));
     let info = machine.info().unwrap();
@@ -441,22 +505,22 @@ fn keys_lead_to_upgrade_on_the_attestation_connection_and_info_for_the_transcrip
 #[test]
 fn a_newer_kubernetes_connection_supersedes_the_older() {
     let mut machine = PhaseMachine::new(settings(false));
-    machine.step(Event::Restored(Restored::Record {
-        phase: RecordedPhase::Kubernetes {
-            attestation_host_key_fingerprint: "SHA256:x".into(),
-            attestation_peer: peer(1),
-        },
-        keys: Some(phase_keys()),
-    }));
+    machine.step(restored(Restored::Record(RecordedPhase::Kubernetes {
+        attestation_host_key_fingerprint: "SHA256:x".into(),
+        attestation_peer: peer(1),
+        keys: stored_keys(),
+    })));
     let wn = AuthMethod::PublicKey(trustee_wn_key());
     machine.step(Event::Authenticated {
         conn: 1,
         peer: peer(1),
+        shown: Some(Kubernetes),
         method: wn.clone(),
     });
     let actions = machine.step(Event::Authenticated {
         conn: 2,
         peer: peer(2),
+        shown: Some(Kubernetes),
         method: wn,
     });
     assert_eq!(
@@ -494,11 +558,17 @@ impl World {
     fn random_event(&self, rng: &mut XorShift) -> Event {
         let conn = rng.below(4);
         let method = self.methods[rng.below(self.methods.len() as u64) as usize].clone();
+        let shown = [Some(Attestation), Some(Kubernetes)][rng.below(2) as usize];
         match rng.below(10) {
-            0..=2 => Event::AuthOffered { conn, method },
+            0..=2 => Event::AuthOffered {
+                conn,
+                shown,
+                method,
+            },
             3..=5 => Event::Authenticated {
                 conn,
                 peer: peer(conn as u16),
+                shown,
                 method,
             },
             6 => Event::ConnectionClosed { conn },
@@ -516,7 +586,7 @@ fn over_random_event_sequences_one_attestation_connection_at_most_and_never_back
     for run in 0..3000 {
         let mut machine = PhaseMachine::new(both_settings[run % 2].clone());
         if run % 3 != 0 {
-            machine.step(Event::Restored(Restored::NoRecord));
+            machine.step(restored(Restored::NoRecord));
         }
         let mut attestation_admitted = BTreeSet::new();
         for _ in 0..40 {

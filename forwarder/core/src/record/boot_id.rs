@@ -10,6 +10,7 @@ pub type BootId = [u8; 16];
 /// The text did not hold a UUID.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootIdError {
+    /// What the store found.
     pub found: String,
 }
 
@@ -45,7 +46,7 @@ pub fn parse_boot_id(text: &str) -> Result<BootId, BootIdError> {
         for byte in part.bytes() {
             let slot = hex.get_mut(filled).ok_or_else(error)?;
             *slot = hex_value(byte).ok_or_else(error)?;
-            filled += 1;
+            filled = filled.saturating_add(1);
         }
     }
     if parts.next().is_some() {
@@ -53,7 +54,9 @@ pub fn parse_boot_id(text: &str) -> Result<BootId, BootIdError> {
     }
     let mut id = [0u8; 16];
     for (byte, pair) in id.iter_mut().zip(hex.chunks_exact(2)) {
-        *byte = (pair[0] << 4) | pair[1];
+        if let [high, low] = pair {
+            *byte = (high << 4) | low;
+        }
     }
     Ok(id)
 }

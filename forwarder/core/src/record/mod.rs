@@ -3,10 +3,10 @@
 //! the attestation phase within one boot.
 //!
 //! Bytes on disk: postcard encoding of `{ version: u16, boot_id: [u8; 16],
-//! phase }`, followed by SHA-256 over those encoded bytes. The PP keys are
-//! not in the record: the driver stores them as separate 0600 files (in the
-//! `key` module formats) before it writes a `Kubernetes` record, so such a
-//! record also says that the keys exist.
+//! phase }`, followed by SHA-256 over those encoded bytes. A `Kubernetes`
+//! record holds the PP keys itself, so keys and phase are one atomic write:
+//! a kill at any point leaves either the claim or the keys, never keys
+//! without the phase that says they exist.
 //!
 //! Contract: [`PhaseRecord::parse`] never panics. It returns `Ok(None)` for
 //! a record of another boot (to be ignored), `Ok(Some(_))` for an intact
@@ -24,9 +24,10 @@ use core::fmt;
 use core::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use zeroize::Zeroize;
 
 /// The record format version written by this code.
-pub const RECORD_VERSION: u16 = 1;
+pub const RECORD_VERSION: u16 = 2;
 /// Records are small; anything larger is damage.
 pub const MAX_RECORD_LEN: usize = 16 * 1024;
 const CHECKSUM_LEN: usize = 32;
@@ -34,27 +35,70 @@ const CHECKSUM_LEN: usize = 32;
 /// The phase as persisted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RecordedPhase {
+    /// The attestation phase is open; it began `began_ms` after boot (the
+    /// deadline counts from there, across restarts).
+    AttestationOpen {
+        /// When the attestation phase began, in milliseconds since boot.
+        began_ms: u64,
+    },
     /// One connection was admitted in the attestation phase; keys were
     /// being fetched.
     AttestationClaimed {
+        /// The connection.
         conn: u64,
+        /// The TCP peer.
         peer: SocketAddr,
         /// `SHA256:...` of the ephemeral host key that connection saw.
         attestation_host_key_fingerprint: String,
     },
-    /// Keys were obtained and stored; the Kubernetes phase is on.
+    /// Keys were obtained; the Kubernetes phase is on.
     Kubernetes {
+        /// `SHA256:...` of the ephemeral host key the attestation connection saw.
         attestation_host_key_fingerprint: String,
+        /// The TCP peer of the attestation connection.
         attestation_peer: SocketAddr,
+        /// The Kubernetes-phase keys.
+        keys: KeyBytes,
     },
     /// The forwarder failed closed for this boot.
-    Failed { reason: String },
+    Failed {
+        /// Why, for the log line.
+        reason: String,
+    },
+}
+
+/// The Kubernetes-phase keys as stored: the PP host key's Ed25519 seed and
+/// the Trustee WN public key. The seed is zeroized on drop and never
+/// printed by `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyBytes {
+    /// The PP host key's seed (`default/pp-<SID>/privateKey`).
+    pub host_key_seed: [u8; 32],
+    /// The WN public key (`default/sshclient/publicKey`).
+    pub wn_key: [u8; 32],
+}
+
+impl fmt::Debug for KeyBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyBytes")
+            .field("host_key_seed", &"<secret>")
+            .field("wn_key", &self.wn_key)
+            .finish()
+    }
+}
+
+impl Drop for KeyBytes {
+    fn drop(&mut self) {
+        self.host_key_seed.zeroize();
+    }
 }
 
 /// A phase record of one boot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PhaseRecord {
+    /// The boot this record belongs to.
     pub boot_id: BootId,
+    /// The recorded phase.
     pub phase: RecordedPhase,
 }
 
@@ -73,9 +117,21 @@ struct VersionOnly {
 /// Why a record file cannot be trusted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordError {
-    TooLarge { len: usize },
-    Damaged { what: &'static str },
-    UnknownVersion { found: u16 },
+    /// Larger than any record.
+    TooLarge {
+        /// The size found.
+        len: usize,
+    },
+    /// Truncated, altered or undecodable.
+    Damaged {
+        /// What is wrong.
+        what: &'static str,
+    },
+    /// Written by another version of the format.
+    UnknownVersion {
+        /// What the store found.
+        found: u16,
+    },
 }
 
 impl fmt::Display for RecordError {
@@ -152,10 +208,11 @@ mod tests {
 
     const BOOT: BootId = [7; 16];
 
-    fn samples() -> [PhaseRecord; 3] {
+    fn samples() -> [PhaseRecord; 4] {
         let peer: SocketAddr = "192.0.2.1:40000".parse().unwrap();
         let fingerprint = String::from("SHA256:YZBWncr0kLKPquuT7yy1tBNW64tWvezdaiY0Y6Zf/VI");
         [
+            RecordedPhase::AttestationOpen { began_ms: 1234 },
             RecordedPhase::AttestationClaimed {
                 conn: 3,
                 peer,
@@ -164,6 +221,10 @@ mod tests {
             RecordedPhase::Kubernetes {
                 attestation_host_key_fingerprint: fingerprint,
                 attestation_peer: "[2001:db8::1]:2222".parse().unwrap(),
+                keys: KeyBytes {
+                    host_key_seed: [4; 32],
+                    wn_key: [5; 32],
+                },
             },
             RecordedPhase::Failed {
                 reason: "attestation deadline expired".into(),
@@ -184,13 +245,13 @@ mod tests {
 
     #[test]
     fn a_record_of_another_boot_is_ignored() {
-        let record = &samples()[0];
+        let record = &samples()[1];
         assert_eq!(PhaseRecord::parse(&record.emit(), &[8; 16]), Ok(None));
     }
 
     #[test]
     fn any_flipped_bit_or_cut_is_detected() {
-        let bytes = samples()[1].emit();
+        let bytes = samples()[2].emit();
         for index in 0..bytes.len() {
             let mut damaged = bytes.clone();
             damaged[index] ^= 0x10;
@@ -208,15 +269,15 @@ mod tests {
     #[test]
     fn another_version_is_refused_even_with_a_valid_checksum() {
         let mut body = postcard::to_allocvec(&Encoded {
-            version: 2,
-            record: samples()[2].clone(),
+            version: 3,
+            record: samples()[3].clone(),
         })
         .unwrap();
         let checksum = Sha256::digest(&body);
         body.extend_from_slice(&checksum);
         assert_eq!(
             PhaseRecord::parse(&body, &BOOT),
-            Err(RecordError::UnknownVersion { found: 2 })
+            Err(RecordError::UnknownVersion { found: 3 })
         );
     }
 
@@ -232,10 +293,17 @@ mod tests {
     }
 
     #[test]
+    fn the_host_key_seed_is_never_printed() {
+        let printed = alloc::format!("{:?}", samples()[2]);
+        assert!(printed.contains("<secret>"), "{printed}");
+        assert!(!printed.contains("[4, 4"), "{printed}");
+    }
+
+    #[test]
     fn parse_never_panics_on_mutated_records() {
         let encoded = samples().map(|record| record.emit());
         let seeds: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
-        crate::test_support::feed_mutations(&seeds, 3000, |input| {
+        pp_test_support::feed_mutations(&seeds, 3000, |input| {
             let _ = PhaseRecord::parse(input, &BOOT);
         });
     }

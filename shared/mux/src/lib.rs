@@ -2,6 +2,10 @@
 //! [`frame`] turns bytes into validated frames and back, [`session`] is the
 //! per-channel state machine one side runs. Drivers (the forwarder's, and
 //! the `pp-tunnel` crate's tokio driver) own the channel and feed them.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
 
 pub mod frame;
 pub mod session;

@@ -13,6 +13,10 @@
 //! * Secrets are zeroized on drop and never printed by `Debug`.
 //! * Only unencrypted Ed25519 keys are supported: the forwarder cannot ask
 //!   anyone for a passphrase, and the protocol uses Ed25519 only.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
 
 mod error;
 mod private;
@@ -25,6 +29,3 @@ pub use public::PublicKey;
 
 /// The SSH name of the only key type we accept.
 pub const ED25519_KEY_TYPE: &str = "ssh-ed25519";
-
-#[cfg(test)]
-pub(crate) mod fixtures;

@@ -264,8 +264,8 @@ impl fmt::Debug for PrivateKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::fixtures;
     use alloc::format;
+    use pp_test_support::keys as fixtures;
 
     #[test]
     fn ssh_keygen_private_key_parses_and_matches_its_public_file() {
@@ -397,15 +397,11 @@ mod tests {
     #[test]
     fn parse_never_panics_on_mutated_text_or_mutated_binary() {
         let text = fixtures::ED25519_PRIVATE.as_bytes();
-        crate::test_support::feed_mutations(
-            &[text, fixtures::RSA_PRIVATE.as_bytes()],
-            2000,
-            |input| {
-                let _ = PrivateKey::parse(&String::from_utf8_lossy(input));
-            },
-        );
+        pp_test_support::feed_mutations(&[text, fixtures::RSA_PRIVATE.as_bytes()], 2000, |input| {
+            let _ = PrivateKey::parse(&String::from_utf8_lossy(input));
+        });
         let binary = decode_armour(fixtures::ED25519_PRIVATE).unwrap();
-        crate::test_support::feed_mutations(&[&binary], 2000, |input| {
+        pp_test_support::feed_mutations(&[&binary], 2000, |input| {
             let armoured = format!("{BEGIN}\n{}\n{END}\n", Base64::encode_string(input));
             let _ = PrivateKey::parse(&armoured);
         });

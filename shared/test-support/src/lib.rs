@@ -1,5 +1,11 @@
 //! Helpers shared by the unit tests: a tiny deterministic pseudo-random
 //! generator and a no-panic driver for parsers.
+#![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod keys;
 
 use alloc::vec::Vec;
 
@@ -11,6 +17,10 @@ impl XorShift {
         Self(seed.max(1))
     }
 
+    #[allow(
+        clippy::should_implement_trait,
+        reason = "an endless generator for tests, not an iterator"
+    )]
     pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;

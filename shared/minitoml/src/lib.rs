@@ -12,6 +12,10 @@
 //! It replaces the `toml` crate and serde, which cost about 180 KB of the
 //! static forwarder (docs/decisions/forwarder.md). Never panics; array
 //! nesting is bounded, so recursion is too.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
 
 use alloc::format;
 use alloc::string::String;

@@ -1,11 +1,11 @@
 //! The init-data TOML document and its digest.
 
 use super::{InitDataError, MAX_TOML_LEN};
-use crate::minitoml;
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+use pp_minitoml as minitoml;
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
 /// The only init-data `version` this parser knows.
@@ -152,7 +152,7 @@ inbounds = ["BOTH_PHASES:KBS:8080"]
 
     #[test]
     fn the_repository_example_parses() {
-        let example = include_bytes!("../../../../init-data/example.toml");
+        let example = include_bytes!("../../../init-data/example.toml");
         let init_data = InitData::parse(example).unwrap();
         assert_eq!(init_data.algorithm(), Algorithm::Sha384);
         assert!(init_data.file("forwarder.toml").is_some());

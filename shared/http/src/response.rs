@@ -502,8 +502,8 @@ mod tests {
             b"HTTP/1.1 500 E\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nnot \r\n0\r\n\r\n",
             b"HTTP/1.0 200 OK\r\n\r\nuntil close",
         ];
-        let mut rng = crate::test_support::XorShift::new(7);
-        crate::test_support::feed_mutations(&seeds, 4000, |input| {
+        let mut rng = pp_test_support::XorShift::new(7);
+        pp_test_support::feed_mutations(&seeds, 4000, |input| {
             let mut parser = ResponseParser::new(64);
             let mut rest = input;
             while !rest.is_empty() {

@@ -16,6 +16,10 @@
 //!   is a reason to retry, with the text for the log.
 //! * [`backoff`]: 1 s doubling per attempt, capped at 30 s, plus the
 //!   caller's jitter.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
 
 mod cdh;
 mod response;

@@ -19,6 +19,10 @@
 //! `parse(emit(tag)) == tag` for every parsed tag.
 //! [`TunnelSet`] holds tags with distinct names and decides which tunnel a
 //! connection of a given phase may open.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
 
 mod error;
 mod parse;

@@ -321,7 +321,7 @@ mod tests {
             b"KUBERNETES_PHASE:ns:/run/netns/podns:6666",
             b"ATTESTATION_PHASE:K:unix:/run/a.sock",
         ];
-        crate::test_support::feed_mutations(&seeds, 4000, |input| {
+        pp_test_support::feed_mutations(&seeds, 4000, |input| {
             let text = String::from_utf8_lossy(input);
             for direction in [Inbound, Outbound] {
                 if let Ok(tag) = Tag::parse(&text, direction) {

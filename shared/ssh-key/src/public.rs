@@ -161,7 +161,7 @@ fn shorten(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::fixtures;
+    use pp_test_support::keys as fixtures;
 
     #[test]
     fn ssh_keygen_public_key_parses_with_its_comment() {
@@ -251,16 +251,12 @@ mod tests {
     #[test]
     fn parse_never_panics_and_what_parses_round_trips() {
         let rsa = fixtures::RSA_PUB.as_bytes();
-        crate::test_support::feed_mutations(
-            &[fixtures::ED25519_PUB.as_bytes(), rsa],
-            3000,
-            |input| {
-                if let Ok((key, comment)) =
-                    PublicKey::parse_with_comment(&String::from_utf8_lossy(input))
-                {
-                    assert_eq!(PublicKey::parse(&key.emit(comment)), Ok(key));
-                }
-            },
-        );
+        pp_test_support::feed_mutations(&[fixtures::ED25519_PUB.as_bytes(), rsa], 3000, |input| {
+            if let Ok((key, comment)) =
+                PublicKey::parse_with_comment(&String::from_utf8_lossy(input))
+            {
+                assert_eq!(PublicKey::parse(&key.emit(comment)), Ok(key));
+            }
+        });
     }
 }

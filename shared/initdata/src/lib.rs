@@ -16,6 +16,10 @@
 //!   one of `sha256`/`sha384`/`sha512`, unknown top-level keys are errors.
 //! * [`digest`] covers the exact TOML bytes as decoded, with no
 //!   canonicalisation; [`emit_delivery`] writes the base64(gzip) form.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
 
 mod crc32;
 mod delivery;
