@@ -8,6 +8,8 @@
 #   3. pp-measure against the reference tools (sev-snp-measure, pesign, ...)
 #   4. pp-provision's privileged checks (loop-device config drive, metadata
 #      doubles inside a network namespace)
+#   4b. a short run of every fuzz target from its seed corpus (about 4 min
+#      to build, 5 s per target)
 #   5. the guest image: build it and boot it under QEMU (TCG) for the
 #      end-to-end tests in tests-qemu/
 set -euo pipefail
@@ -22,7 +24,8 @@ section "style: cargo fmt --check, cargo clippy -D warnings"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -q -- -D warnings
 
-section "the trusted core builds without std (x86_64-unknown-none)"
+section "the trusted core: at most 1,500 lines, builds without std (x86_64-unknown-none)"
+"$repo/scripts/core-size.sh" | tail -1
 # The serial curve25519 backend: the target has no SIMD, and the simd
 # backend crashes LLVM there. About 10 s.
 rustup target add x86_64-unknown-none >/dev/null
@@ -40,6 +43,9 @@ section "pp-measure against the reference tools"
 
 section "pp-provision privileged checks"
 "$repo/scripts/provision-test.sh"
+
+section "fuzzing: every target in fuzz/fuzz_targets, 5 s each (scripts/fuzz.sh --ci)"
+"$repo/scripts/fuzz.sh" --ci
 
 section "guest image under QEMU (TCG)"
 "$repo/tests-qemu/run.sh"

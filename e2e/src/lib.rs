@@ -9,6 +9,7 @@
 pub mod openssh;
 pub mod pp;
 pub mod process;
+pub mod raw_ssh;
 pub mod ssh;
 pub mod world;
 

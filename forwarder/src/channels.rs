@@ -20,7 +20,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc;
 
 use crate::controller::{ConnId, Controller};
-use crate::session::EndReason;
 use crate::targets;
 
 /// Size of the in-memory pipe between a sunset channel and the mux driver.
@@ -41,7 +40,7 @@ pub async fn run(
     conn: ConnId,
     ctrl: &Rc<Controller>,
     mut jobs: mpsc::UnboundedReceiver<ChannelJob>,
-) -> EndReason {
+) -> String {
     let mut running = FuturesUnordered::new();
     loop {
         tokio::select! {
@@ -51,7 +50,7 @@ pub async fn run(
                         Ok(chan) => serve_mux(chan, conn, ctrl).await,
                         Err(e) => format!("cannot use the mux channel: {e}"),
                     }
-                }) as std::pin::Pin<Box<dyn std::future::Future<Output = EndReason> + '_>>),
+                }) as std::pin::Pin<Box<dyn std::future::Future<Output = String> + '_>>),
                 Some(ChannelJob::Raw(handle, target)) => running.push(Box::pin(async move {
                     match server.stdio(handle).await {
                         Ok(chan) => serve_raw(chan, conn, target).await,
@@ -65,7 +64,7 @@ pub async fn run(
     }
 }
 
-async fn serve_mux(chan: ChanInOut<'_>, conn: ConnId, ctrl: &Rc<Controller>) -> EndReason {
+async fn serve_mux(chan: ChanInOut<'_>, conn: ConnId, ctrl: &Rc<Controller>) -> String {
     let (ssh_end, mux_end) = tokio::io::duplex(PIPE_BYTES);
     let (mux, mut events, driver) = pp_tunnel::start(mux_end, Side::Pp(ctrl.mux_phase(conn)));
     ctrl.register_mux(conn, mux.clone());
@@ -138,7 +137,7 @@ async fn carry(conn: ConnId, name: String, stream: MuxStream, target: Target) {
 /// A raw `tunnel NAME` channel: the channel's bytes are the stream. The
 /// server cannot end a channel, so when the target closes the whole
 /// connection ends (docs/protocol.md 1.2).
-async fn serve_raw(chan: ChanInOut<'_>, conn: ConnId, target: Target) -> EndReason {
+async fn serve_raw(chan: ChanInOut<'_>, conn: ConnId, target: Target) -> String {
     let described = targets::describe(&target);
     match targets::connect(&target).await {
         Ok(socket) => {
@@ -152,7 +151,7 @@ async fn serve_raw(chan: ChanInOut<'_>, conn: ConnId, target: Target) -> EndReas
 }
 
 /// Joins a sunset channel to a tokio pipe end until either side ends.
-async fn bridge(chan: ChanInOut<'_>, local: DuplexStream) -> EndReason {
+async fn bridge(chan: ChanInOut<'_>, local: DuplexStream) -> String {
     let (local_r, local_w) = tokio::io::split(local);
     let reason = copy_both_ways(chan, local_r, local_w).await;
     format!("mux channel ended ({reason})")

@@ -18,9 +18,10 @@ use pp_forwarder_core::phase::{
     Action, AuthMethod, Event, PhaseKeys, PhaseMachine, Restored, Settings as MachineSettings,
     State,
 };
+use pp_forwarder_core::policy;
 use pp_forwarder_core::record::RecordedPhase;
 use pp_ssh_key::PrivateKey;
-use pp_tag::{ConnectionPhase, Phase as TagPhase, Target};
+use pp_tag::{Availability, ConnectionPhase, Target};
 use pp_tunnel::MuxHandle;
 use sunset::SignKey;
 use tokio::sync::{Notify, watch};
@@ -226,11 +227,12 @@ impl Controller {
     }
 
     /// The mux phase to announce in HELLO.
-    pub fn mux_phase(&self, conn: ConnId) -> pp_tunnel::Phase {
-        match self.conns.borrow().get(&conn).and_then(|c| c.admitted) {
-            Some(ConnectionPhase::Kubernetes) => pp_tunnel::Phase::Kubernetes,
-            _ => pp_tunnel::Phase::Attestation,
-        }
+    pub fn mux_phase(&self, conn: ConnId) -> ConnectionPhase {
+        self.conns
+            .borrow()
+            .get(&conn)
+            .and_then(|c| c.admitted)
+            .unwrap_or(ConnectionPhase::Attestation)
     }
 
     /// Asks the machine for this connection's one mux channel; `Err` says
@@ -255,9 +257,7 @@ impl Controller {
             .get(&conn)
             .and_then(|c| c.admitted)
             .ok_or_else(|| "the connection is not admitted".to_string())?;
-        self.config
-            .outbounds
-            .may_open(name, phase)
+        policy::may_open(&self.config.outbounds, name, phase)
             .map(|tag| tag.target().clone())
             .map_err(|refusal| refusal.to_string())
     }
@@ -272,7 +272,7 @@ impl Controller {
     /// has a mux channel; `None` after `timeout`.
     pub async fn wait_for_mux(
         &self,
-        tunnel_phase: TagPhase,
+        tunnel_phase: Availability,
         timeout: Duration,
     ) -> Option<(ConnId, MuxHandle)> {
         let mut current = self.current_mux.subscribe();

@@ -9,6 +9,7 @@
 mod cdh;
 mod channels;
 mod controller;
+mod end_reason;
 mod fail_closed;
 mod gate;
 mod inbound;

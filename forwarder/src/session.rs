@@ -24,15 +24,13 @@ use tokio::sync::mpsc;
 
 use crate::channels::{self, ChannelJob};
 use crate::controller::{ConnId, Controller};
+use crate::end_reason::EndReason;
 use crate::gate::{Gate, GatedWriter};
 
 /// The subsystem name of the multiplexer channel (docs/protocol.md 1.2).
 pub const MUX_SUBSYSTEM: &str = "pp-mux-v1";
 /// The exec command prefix of a raw tunnel channel (docs/protocol.md 1.2).
 const RAW_TUNNEL_EXEC: &str = "tunnel ";
-
-/// Why a connection ended, for the one log line about it.
-pub type EndReason = String;
 
 /// Serves one accepted TCP connection until it ends. `admitted` is called
 /// once the connection is authenticated and admitted (pre-auth accounting).
@@ -65,19 +63,19 @@ pub async fn serve(
     let grace = async {
         tokio::time::sleep(login_grace).await;
         if !*authed.borrow() {
-            return format!("not authenticated within the login grace time ({login_grace:?})");
+            return EndReason::LoginGraceExpired(login_grace);
         }
         std::future::pending().await
     };
     tokio::select! {
         r = server.run_tokio(&mut rsock, &mut wsock) => match r {
-            Ok(()) => "the client closed the connection".into(),
-            Err(e) => format!("SSH transport error: {e}"),
+            Ok(()) => EndReason::ClientClosed,
+            Err(e) => EndReason::Transport(e.to_string()),
         },
         reason = events => reason,
-        reason = channel_work => reason,
+        reason = channel_work => EndReason::Channel(reason),
         reason = grace => reason,
-        reason = closer.closed() => reason,
+        reason = closer.closed() => EndReason::Closed(reason),
     }
 }
 
@@ -101,7 +99,7 @@ async fn handle_events(
         let mut holder = ProgressHolder::new();
         let event = match server.progress(&mut holder).await {
             Ok(event) => event,
-            Err(e) => return format!("SSH protocol error: {e}"),
+            Err(e) => return EndReason::Protocol(e.to_string()),
         };
         // After an allow() the gate is held. The very next event tells
         // whether that was a real login (Authenticated) or only a
@@ -170,7 +168,7 @@ async fn handle_events(
                     Ok(())
                 }
                 // The gate is still held: the success message never leaves.
-                Err(reason) => return format!("refused: {reason}"),
+                Err(reason) => return EndReason::Refused(reason),
             },
             ServEvent::OpenSession(a) => match a.accept() {
                 Ok(handle) => {
@@ -238,11 +236,11 @@ async fn handle_events(
             }
             ServEvent::SessionPty(a) => a.fail().map_err(|e| e.to_string()),
             ServEvent::SessionEnv(a) => a.fail().map_err(|e| e.to_string()),
-            ServEvent::Defunct => return "the SSH session ended".into(),
+            ServEvent::Defunct => return EndReason::SessionEnded,
             ServEvent::PollAgain => Ok(()),
         };
         if let Err(e) = outcome {
-            return format!("SSH session failed: {e}");
+            return EndReason::Session(e);
         }
         debug!("conn {conn}: event handled");
     }
@@ -254,8 +252,8 @@ fn send_job(jobs: &mpsc::UnboundedSender<ChannelJob>, job: ChannelJob) -> Result
 }
 
 /// Logs the end of a connection, once.
-pub fn log_end(conn: ConnId, peer: SocketAddr, reason: &str) {
-    if reason.starts_with("refused") {
+pub fn log_end(conn: ConnId, peer: SocketAddr, reason: &EndReason) {
+    if reason.is_refusal() {
         warn!("conn {conn} from {peer}: {reason}");
     } else {
         info!("conn {conn} from {peer}: closed: {reason}");

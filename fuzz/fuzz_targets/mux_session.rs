@@ -1,10 +1,11 @@
 //! Fuzzes the pp-mux-v1 session with arbitrary peer bytes, split at
 //! arbitrary points: it must never panic, whatever the peer sends, and it
-//! answers the peer's streams (consume, echo, refuse) as a driver would.
+//! answers the peer's streams (consume, echo, refuse) as a driver would,
+//! with a stream limit of 0 to 3 so OPENs over the limit are exercised.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pp_mux::{Event, MuxSession, Phase, Side};
+use pp_mux::{Event, MuxLimits, MuxSession, Phase, Side};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, peer_bytes)) = data.split_first() else {
@@ -16,8 +17,12 @@ fuzz_target!(|data: &[u8]| {
         Side::Pp(Phase::Kubernetes)
     };
     let refuse_streams = selector & 2 != 0;
-    let chunk_len = usize::from(selector >> 2).max(1);
-    let mut session = MuxSession::new(side);
+    let chunk_len = usize::from((selector >> 2) & 0x0f).max(1);
+    // 0 to 3 peer streams at once, so refusals over the limit come early.
+    let limits = MuxLimits {
+        max_peer_streams: usize::from(selector >> 6),
+    };
+    let mut session = MuxSession::with_limits(side, limits);
     for chunk in peer_bytes.chunks(chunk_len) {
         session.receive(chunk);
         loop {

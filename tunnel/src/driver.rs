@@ -13,7 +13,7 @@ use std::future::poll_fn;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use pp_mux::{CommandError, Event, MuxSession, Side, StreamId};
+use pp_mux::{CommandError, Event, MuxLimits, MuxSession, Side, StreamId};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::sync::oneshot;
@@ -62,9 +62,23 @@ pub(crate) enum Control {
     Info(String),
 }
 
-/// Starts a mux over `io` as `side`: our HELLO is the first thing written
-/// once [`MuxDriver::run`] is polled.
+/// Starts a mux over `io` as `side` with the default [`MuxLimits`]: our
+/// HELLO is the first thing written once [`MuxDriver::run`] is polled.
 pub fn start<IO>(io: IO, side: Side) -> (MuxHandle, MuxEvents, MuxDriver<IO>)
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    start_with_limits(io, side, MuxLimits::default())
+}
+
+/// [`start`] with `limits` on what the peer may make this side hold. An
+/// `OPEN` over the limit is refused by the session itself: it never becomes
+/// a [`MuxEvent::Incoming`], so no target is ever dialled for it.
+pub fn start_with_limits<IO>(
+    io: IO,
+    side: Side,
+    limits: MuxLimits,
+) -> (MuxHandle, MuxEvents, MuxDriver<IO>)
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
@@ -72,7 +86,7 @@ where
     let (events_tx, events) = mpsc::unbounded_channel();
     let driver = MuxDriver {
         io,
-        session: MuxSession::new(side),
+        session: MuxSession::with_limits(side, limits),
         commands,
         commands_tx: commands_tx.clone(),
         events: events_tx,

@@ -11,8 +11,10 @@
 //! Each [`MuxStream`] is an `AsyncRead + AsyncWrite` with its own flow
 //! control: at most one window (64 KiB) is buffered per stream and CREDIT
 //! goes out only as the stream's reader drains it, so a stalled consumer
-//! never blocks other streams. [`pump`] joins a stream to a TCP or unix
-//! socket.
+//! never blocks other streams. The peer may have at most
+//! [`MuxLimits::max_peer_streams`] streams open at once (default 256), so
+//! what it can make this side buffer is bounded by that times 64 KiB
+//! (docs/protocol.md 2.5). [`pump`] joins a stream to a TCP or unix socket.
 #![forbid(unsafe_code)]
 
 mod driver;
@@ -21,9 +23,11 @@ mod handle;
 mod pump;
 mod stream;
 
-pub use driver::{MuxDriver, start};
+pub use driver::{MuxDriver, start, start_with_limits};
 pub use error::MuxError;
 pub use handle::{IncomingStream, MuxEvent, MuxEvents, MuxHandle};
-pub use pp_mux::{CommandError, Phase, ProtocolError, Role, Side, StreamId};
+pub use pp_mux::{
+    CommandError, MuxLimits, Phase, ProtocolError, Role, STREAM_LIMIT_REASON, Side, StreamId,
+};
 pub use pump::pump;
 pub use stream::MuxStream;

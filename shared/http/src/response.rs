@@ -7,7 +7,9 @@ use core::fmt;
 /// A complete response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
+    /// The status code.
     pub status: u16,
+    /// The body, de-chunked.
     pub body: Vec<u8>,
 }
 
@@ -28,13 +30,22 @@ pub enum HttpError {
     /// Status line and headers exceed `MAX_HEAD_LEN`.
     HeadTooLarge,
     /// The status line or a header is malformed; `what` says which.
-    BadHead { what: &'static str },
+    BadHead {
+        /// What is wrong.
+        what: &'static str,
+    },
     /// A transfer encoding other than `chunked`.
     UnsupportedTransferEncoding,
     /// The body would exceed the caller's limit.
-    BodyTooLarge { limit: usize },
+    BodyTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// Chunked framing is malformed; `what` says where.
-    BadChunk { what: &'static str },
+    BadChunk {
+        /// What is wrong.
+        what: &'static str,
+    },
     /// The connection ended before the response did.
     Truncated,
     /// `feed` or `finish` was called after the response was complete or failed.
@@ -143,7 +154,7 @@ impl ResponseParser {
     /// Appends up to `limit` pending bytes to the body; returns how many.
     fn move_to_body(&mut self, limit: usize) -> Result<usize, HttpError> {
         let count = limit.min(self.pending.len());
-        if self.body.len() + count > self.max_body {
+        if self.body.len().saturating_add(count) > self.max_body {
             return Err(HttpError::BodyTooLarge {
                 limit: self.max_body,
             });
@@ -156,7 +167,11 @@ impl ResponseParser {
     fn take_line(&mut self) -> Result<Option<Vec<u8>>, HttpError> {
         match self.pending.windows(2).position(|pair| pair == b"\r\n") {
             Some(end) if end <= MAX_LINE_LEN => {
-                let line = self.pending.drain(..end + 2).take(end).collect();
+                let line = self
+                    .pending
+                    .drain(..end.saturating_add(2))
+                    .take(end)
+                    .collect();
                 Ok(Some(line))
             }
             Some(_) => Err(HttpError::BadChunk {
@@ -179,10 +194,14 @@ impl ResponseParser {
                         }
                         return Ok(Progress::NeedMore);
                     };
-                    if end + 4 > MAX_HEAD_LEN {
+                    if end.saturating_add(4) > MAX_HEAD_LEN {
                         return Err(HttpError::HeadTooLarge);
                     }
-                    let head: Vec<u8> = self.pending.drain(..end + 4).take(end).collect();
+                    let head: Vec<u8> = self
+                        .pending
+                        .drain(..end.saturating_add(4))
+                        .take(end)
+                        .collect();
                     let framing = parse_head(&head)?;
                     if (100..200).contains(&framing.status) {
                         continue; // informational; the real response follows
@@ -206,7 +225,7 @@ impl ResponseParser {
                         return self.done();
                     }
                     self.stage = Stage::Fixed {
-                        remaining: remaining - moved,
+                        remaining: remaining.saturating_sub(moved),
                     };
                     return Ok(Progress::NeedMore);
                 }
@@ -234,7 +253,7 @@ impl ResponseParser {
                     let moved = self.move_to_body(remaining)?;
                     if moved < remaining {
                         self.stage = Stage::ChunkData {
-                            remaining: remaining - moved,
+                            remaining: remaining.saturating_sub(moved),
                         };
                         return Ok(Progress::NeedMore);
                     }
@@ -259,7 +278,7 @@ impl ResponseParser {
                     if line.is_empty() {
                         return self.done();
                     }
-                    self.trailer_len += line.len();
+                    self.trailer_len = self.trailer_len.saturating_add(line.len());
                     if self.trailer_len > MAX_HEAD_LEN {
                         return Err(HttpError::HeadTooLarge);
                     }

@@ -14,8 +14,11 @@ pub const SUPPORTED_VERSION: &str = "0.1.0";
 /// The digest algorithm named by init-data's `algorithm`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Algorithm {
+    /// SHA-256.
     Sha256,
+    /// SHA-384.
     Sha384,
+    /// SHA-512.
     Sha512,
 }
 

@@ -7,20 +7,35 @@ use core::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InitDataError {
     /// More than `limit` bytes were delivered.
-    TooLarge { limit: usize },
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// The TOML would inflate beyond `limit` bytes.
-    InflatesTooLarge { limit: usize },
+    InflatesTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// The text looked like base64 (it starts with `H4sI`, gzip's magic in
     /// base64) but is not valid padded standard base64.
     BadBase64,
     /// The gzip data is damaged; `what` says where.
-    BadGzip { what: &'static str },
+    BadGzip {
+        /// What is wrong.
+        what: &'static str,
+    },
     /// The TOML is not UTF-8.
     NotUtf8,
     /// The TOML does not parse or does not have the init-data shape.
-    Toml { message: String },
+    Toml {
+        /// What the TOML parser said.
+        message: String,
+    },
     /// `version` is not the one this parser knows.
-    UnsupportedVersion { found: String },
+    UnsupportedVersion {
+        /// The text found.
+        found: String,
+    },
 }
 
 impl fmt::Display for InitDataError {

@@ -80,7 +80,7 @@ fn skip_header(bytes: &[u8]) -> Result<&[u8], InitDataError> {
     for flag in [FLAG_NAME, FLAG_COMMENT] {
         if flags & flag != 0 {
             let end = rest.iter().position(|&b| b == 0).ok_or_else(truncated)?;
-            rest = rest.get(end + 1..).ok_or_else(truncated)?;
+            rest = rest.get(end.saturating_add(1)..).ok_or_else(truncated)?;
         }
     }
     if flags & FLAG_HEADER_CRC != 0 {
@@ -99,9 +99,9 @@ fn inflate_bounded(input: &[u8], limit: usize) -> Result<(Vec<u8>, usize), InitD
     loop {
         let rest = input.get(consumed..).unwrap_or_default();
         let step = inflate(&mut state, rest, &mut chunk, MZFlush::None);
-        consumed += step.bytes_consumed;
+        consumed = consumed.saturating_add(step.bytes_consumed);
         let produced = chunk.get(..step.bytes_written).unwrap_or_default();
-        if output.len() + produced.len() > limit {
+        if output.len().saturating_add(produced.len()) > limit {
             return Err(InitDataError::InflatesTooLarge { limit });
         }
         output.extend_from_slice(produced);
@@ -117,7 +117,7 @@ fn inflate_bounded(input: &[u8], limit: usize) -> Result<(Vec<u8>, usize), InitD
 /// Writes `data` as one gzip member (no name, no time stamp).
 pub(super) fn compress(data: &[u8]) -> Vec<u8> {
     let deflated = miniz_oxide::deflate::compress_to_vec(data, COMPRESSION_LEVEL);
-    let mut out = Vec::with_capacity(10 + deflated.len() + TRAILER_LEN);
+    let mut out = Vec::with_capacity(deflated.len().saturating_add(10 + TRAILER_LEN));
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&[METHOD_DEFLATE, 0, 0, 0, 0, 0, 0, OS_UNKNOWN]);
     out.extend_from_slice(&deflated);

@@ -18,6 +18,7 @@
 //!   canonicalisation; [`emit_delivery`] writes the base64(gzip) form.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::arithmetic_side_effects))]
 
 extern crate alloc;
 

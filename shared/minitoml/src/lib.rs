@@ -14,6 +14,7 @@
 //! nesting is bounded, so recursion is too.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::arithmetic_side_effects))]
 
 extern crate alloc;
 
@@ -28,9 +29,13 @@ const MAX_DEPTH: usize = 16;
 /// A value: what this subset can hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
+    /// A basic, literal or multi-line string.
     String(String),
+    /// A decimal integer.
     Integer(i64),
+    /// `true` or `false`.
     Boolean(bool),
+    /// `[ ... ]`, values of one line or many.
     Array(Vec<Value>),
     /// Only at the top level, from a `[name]` header.
     Table(Table),
@@ -66,6 +71,7 @@ impl Value {
         }
     }
 
+    /// The boolean, or an error naming `key` and the type found.
     pub fn into_bool(self, key: &str) -> Result<bool, String> {
         match self {
             Self::Boolean(b) => Ok(b),
@@ -73,6 +79,7 @@ impl Value {
         }
     }
 
+    /// The integer, or an error naming `key` and the type found.
     pub fn into_integer(self, key: &str) -> Result<i64, String> {
         match self {
             Self::Integer(n) => Ok(n),
@@ -80,6 +87,7 @@ impl Value {
         }
     }
 
+    /// The table, or an error naming `key` and the type found.
     pub fn into_table(self, key: &str) -> Result<Table, String> {
         match self {
             Self::Table(t) => Ok(t),
@@ -117,7 +125,9 @@ impl Table {
 /// Why a document was refused: the 1-based line and what was wrong there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
+    /// The line (1-based).
     pub line: usize,
+    /// What was wrong there.
     pub what: &'static str,
 }
 
@@ -214,7 +224,7 @@ impl Parser<'_> {
         let c = self.peek()?;
         self.rest = self.rest.get(c.len_utf8()..).unwrap_or("");
         if c == '\n' {
-            self.line += 1;
+            self.line = self.line.saturating_add(1);
         }
         Some(c)
     }
@@ -341,7 +351,7 @@ impl Parser<'_> {
             if self.peek() == Some(']') {
                 break;
             }
-            items.push(self.value(depth + 1)?);
+            items.push(self.value(depth.saturating_add(1))?);
             self.skip_blank()?;
             match self.peek() {
                 Some(',') => {
@@ -436,14 +446,18 @@ impl Parser<'_> {
         let mut out = String::new();
         loop {
             if self.rest.starts_with(delimiter) {
-                let run = self.rest.len() - self.rest.trim_start_matches(quote).len();
+                let run = self
+                    .rest
+                    .len()
+                    .saturating_sub(self.rest.trim_start_matches(quote).len());
                 if run > 5 {
                     return Err(self.error("too many quotes at the end of the string"));
                 }
                 for _ in 0..run {
                     self.bump();
                 }
-                out.extend(core::iter::repeat_n(quote, run - 3));
+                // The delimiter matched, so run >= 3.
+                out.extend(core::iter::repeat_n(quote, run.saturating_sub(3)));
                 return Ok(out);
             }
             match self.bump() {

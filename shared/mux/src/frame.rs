@@ -80,12 +80,9 @@ pub enum Role {
     Wn,
 }
 
-/// The PP's phase as stated in its HELLO.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
-    Attestation,
-    Kubernetes,
-}
+/// The PP's phase as stated in its HELLO: the one connection-phase type of
+/// the project (`pp_tag::ConnectionPhase`), under the name the wire uses.
+pub use pp_tag::ConnectionPhase as Phase;
 
 /// Who an endpoint is, as stated in HELLO: the PP always names its phase,
 /// the WN never does.

@@ -14,4 +14,7 @@ pub mod session;
 mod session_tests;
 
 pub use frame::{Frame, FrameError, Phase, Role, Side, StreamId};
-pub use session::{CommandError, Event, INITIAL_WINDOW, MAX_WINDOW, MuxSession, ProtocolError};
+pub use session::{
+    CommandError, DEFAULT_MAX_PEER_STREAMS, Event, INITIAL_WINDOW, MAX_UNREAD_ANSWERS, MAX_WINDOW,
+    MuxLimits, MuxSession, ProtocolError, STREAM_LIMIT_REASON,
+};

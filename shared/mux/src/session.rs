@@ -23,6 +23,31 @@ pub const INITIAL_WINDOW: u32 = 65536;
 pub const MAX_WINDOW: u32 = (1 << 31) - 1;
 /// Undelivered-to-credit threshold: CREDIT goes out once this much was consumed.
 const CREDIT_THRESHOLD: u32 = INITIAL_WINDOW / 2;
+/// Streams the peer may have open at once unless [`MuxLimits`] says otherwise.
+pub const DEFAULT_MAX_PEER_STREAMS: usize = 256;
+/// Our frames not yet taken for the wire, above which a peer's frame that
+/// asks for an answer (an `OPEN` to refuse, an `INFO_REQUEST`) is a protocol
+/// error: the peer keeps asking without reading the answers.
+pub const MAX_UNREAD_ANSWERS: usize = 1 << 20;
+/// The `RESET` reason of an `OPEN` over the limit starts with this.
+pub const STREAM_LIMIT_REASON: &str = "stream limit:";
+
+/// Bounds a session enforces on what the peer may make it hold
+/// (docs/protocol.md 2.5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MuxLimits {
+    /// Streams opened by the peer that may be live at once; an `OPEN` over
+    /// it is refused with `RESET` and never becomes an [`Event::Opened`].
+    pub max_peer_streams: usize,
+}
+
+impl Default for MuxLimits {
+    fn default() -> Self {
+        MuxLimits {
+            max_peer_streams: DEFAULT_MAX_PEER_STREAMS,
+        }
+    }
+}
 
 /// What the peer did, in the order it did it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,6 +114,12 @@ pub enum ProtocolError {
         frame: &'static str,
         stream: StreamId,
     },
+    /// A frame asking for an answer while more than [`MAX_UNREAD_ANSWERS`]
+    /// bytes of ours wait for the peer to read them.
+    AnswersUnread {
+        frame: &'static str,
+        backlog: usize,
+    },
 }
 
 impl fmt::Display for ProtocolError {
@@ -139,6 +170,11 @@ impl fmt::Display for ProtocolError {
             ProtocolError::AfterEnd { frame, stream } => {
                 write!(f, "peer sent {frame} on stream {stream} after its END")
             }
+            ProtocolError::AnswersUnread { frame, backlog } => write!(
+                f,
+                "peer sent {frame} while {backlog} bytes of answers wait for it to read \
+                 (limit {MAX_UNREAD_ANSWERS})"
+            ),
         }
     }
 }
@@ -222,6 +258,9 @@ pub struct MuxSession {
     received_start: usize,
     transmit: Vec<u8>,
     streams: BTreeMap<StreamId, Stream>,
+    /// Live streams in `streams` that the peer opened.
+    peer_streams: usize,
+    limits: MuxLimits,
     /// The id this side opens next (0 once exhausted).
     next_local_id: u32,
     /// The id the peer must open next (0 once exhausted).
@@ -230,8 +269,14 @@ pub struct MuxSession {
 }
 
 impl MuxSession {
-    /// A session for `side`; our HELLO is already queued for transmission.
+    /// A session for `side` with the default [`MuxLimits`]; our HELLO is
+    /// already queued for transmission.
     pub fn new(side: Side) -> Self {
+        Self::with_limits(side, MuxLimits::default())
+    }
+
+    /// A session for `side` that enforces `limits` on the peer.
+    pub fn with_limits(side: Side, limits: MuxLimits) -> Self {
         let (next_local_id, next_peer_id) = match side.role() {
             Role::Pp => (2, 1),
             Role::Wn => (1, 2),
@@ -243,6 +288,8 @@ impl MuxSession {
             received_start: 0,
             transmit: Vec::new(),
             streams: BTreeMap::new(),
+            peer_streams: 0,
+            limits,
             next_local_id,
             next_peer_id,
             failed: None,
@@ -326,7 +373,10 @@ impl MuxSession {
             Frame::Upgrade { .. } if role == Role::Pp => unexpected("UPGRADE"),
             Frame::Upgrade { host_key_line } => Ok(Some(Event::Upgrade { host_key_line })),
             Frame::InfoRequest if role == Role::Wn => unexpected("INFO_REQUEST"),
-            Frame::InfoRequest => Ok(Some(Event::InfoRequest)),
+            Frame::InfoRequest => {
+                self.check_answers_read("INFO_REQUEST")?;
+                Ok(Some(Event::InfoRequest))
+            }
             Frame::Info { .. } if role == Role::Pp => unexpected("INFO"),
             Frame::Info { text } => Ok(Some(Event::Info { text })),
             Frame::Open { stream, name } => self.handle_open(stream, name),
@@ -337,7 +387,7 @@ impl MuxSession {
                 if self.live_stream(stream, "RESET")?.is_none() {
                     return Ok(None);
                 }
-                self.streams.remove(&stream);
+                self.finish(stream);
                 Ok(Some(Event::PeerReset { stream, reason }))
             }
         }
@@ -355,8 +405,45 @@ impl MuxSession {
             });
         }
         self.next_peer_id = self.next_peer_id.checked_add(2).unwrap_or(0);
+        if self.peer_streams >= self.limits.max_peer_streams {
+            self.check_answers_read("OPEN")?;
+            let reason = alloc::format!(
+                "{STREAM_LIMIT_REASON} {} streams already open on this connection",
+                self.limits.max_peer_streams
+            );
+            self.queue(&Frame::Reset {
+                stream,
+                reason: frame::truncate_reset_reason(&reason).into(),
+            });
+            return Ok(None);
+        }
         self.streams.insert(stream, Stream::new());
+        self.peer_streams += 1;
         Ok(Some(Event::Opened { stream, name }))
+    }
+
+    /// A frame that makes us answer is refused while the peer leaves more
+    /// than [`MAX_UNREAD_ANSWERS`] of our bytes unread.
+    fn check_answers_read(&self, frame: &'static str) -> Result<(), ProtocolError> {
+        let backlog = self.transmit.len();
+        if backlog > MAX_UNREAD_ANSWERS {
+            return Err(ProtocolError::AnswersUnread { frame, backlog });
+        }
+        Ok(())
+    }
+
+    /// Forgets a finished stream; `None` if it was not live.
+    fn finish(&mut self, stream: StreamId) -> Option<Stream> {
+        let state = self.streams.remove(&stream)?;
+        if stream.opener() != self.side.role() {
+            self.peer_streams = self.peer_streams.saturating_sub(1);
+        }
+        Some(state)
+    }
+
+    /// Live streams opened by the peer (never above the limit).
+    pub fn peer_streams(&self) -> usize {
+        self.peer_streams
     }
 
     fn handle_data(
@@ -411,7 +498,7 @@ impl MuxSession {
         }
         state.peer_ended = true;
         if state.local_ended {
-            self.streams.remove(&stream);
+            self.finish(stream);
         }
         Ok(Some(Event::PeerEnded { stream }))
     }
@@ -490,7 +577,7 @@ impl MuxSession {
         let state = state.ok_or(CommandError::StreamClosed(stream))?;
         state.local_ended = true;
         if state.peer_ended {
-            self.streams.remove(&stream);
+            self.finish(stream);
         }
         self.queue(&Frame::End { stream });
         Ok(())
@@ -500,8 +587,7 @@ impl MuxSession {
     /// cut to 256 bytes.
     pub fn reset(&mut self, stream: StreamId, reason: &str) -> Result<(), CommandError> {
         self.check_alive()?;
-        self.streams
-            .remove(&stream)
+        self.finish(stream)
             .ok_or(CommandError::StreamClosed(stream))?;
         let reason = frame::truncate_reset_reason(reason).into();
         self.queue(&Frame::Reset { stream, reason });

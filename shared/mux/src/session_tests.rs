@@ -7,7 +7,10 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use super::frame::{self, Frame, FrameError, Phase, Role, Side, StreamId};
-use super::session::{CommandError, Event, INITIAL_WINDOW, MuxSession, ProtocolError};
+use super::session::{
+    CommandError, DEFAULT_MAX_PEER_STREAMS, Event, INITIAL_WINDOW, MAX_UNREAD_ANSWERS, MuxLimits,
+    MuxSession, ProtocolError, STREAM_LIMIT_REASON,
+};
 
 fn id(n: u32) -> StreamId {
     StreamId::new(n).unwrap()
@@ -535,4 +538,146 @@ fn a_stalled_stream_does_not_hold_back_sixteen_others() {
         }
     }
     panic!("streams did not finish: sent {sent:?}");
+}
+
+/// A PP that allows the WN `max` streams at once, connected to a WN.
+fn connected_with_limit(max: usize) -> (MuxSession, MuxSession) {
+    let limits = MuxLimits {
+        max_peer_streams: max,
+    };
+    let mut pp = MuxSession::with_limits(Side::Pp(Phase::Attestation), limits);
+    let mut wn = MuxSession::new(Side::Wn);
+    deliver(&mut pp, &mut wn).unwrap();
+    deliver(&mut wn, &mut pp).unwrap();
+    (pp, wn)
+}
+
+fn opened_ids(events: &[Event]) -> Vec<u32> {
+    let ids = events.iter().filter_map(|e| match e {
+        Event::Opened { stream, .. } => Some(stream.get()),
+        _ => None,
+    });
+    ids.collect()
+}
+
+#[test]
+fn an_open_over_the_stream_limit_is_refused_with_the_reason_and_the_connection_goes_on() {
+    let (mut pp, mut wn) = connected_with_limit(2);
+    let first = wn.open("A").unwrap();
+    let second = wn.open("A").unwrap();
+    let over = wn.open("A").unwrap();
+    wn.send(over, b"optimistic bytes are dropped").unwrap();
+    let events = deliver(&mut wn, &mut pp).unwrap();
+    assert_eq!(opened_ids(&events), [first.get(), second.get()]);
+    assert!(!pp.is_live(over));
+    assert_eq!(pp.peer_streams(), 2);
+    let answer = deliver(&mut pp, &mut wn).unwrap();
+    let [Event::PeerReset { stream, reason }] = answer.as_slice() else {
+        panic!("expected one RESET, got {answer:?}");
+    };
+    assert_eq!(*stream, over);
+    assert!(reason.starts_with(STREAM_LIMIT_REASON), "{reason}");
+    assert!(reason.contains("2 streams"), "{reason}");
+    // A stream that finishes frees its place for the next OPEN.
+    wn.end(first).unwrap();
+    pp.end(first).unwrap();
+    deliver(&mut pp, &mut wn).unwrap();
+    let events = deliver(&mut wn, &mut pp).unwrap();
+    assert_eq!(events, [Event::PeerEnded { stream: first }]);
+    let next = wn.open("A").unwrap();
+    assert_eq!(wn.send(next, b"hi").unwrap(), 2);
+    assert_eq!(
+        deliver(&mut wn, &mut pp).unwrap(),
+        [
+            Event::Opened {
+                stream: next,
+                name: "A".into()
+            },
+            Event::Data {
+                stream: next,
+                bytes: b"hi".to_vec()
+            },
+        ]
+    );
+}
+
+#[test]
+fn resets_from_either_side_free_places_and_local_opens_do_not_count() {
+    let (mut pp, mut wn) = connected_with_limit(1);
+    let own = pp.open("KBS").unwrap();
+    let a = wn.open("A").unwrap();
+    deliver(&mut pp, &mut wn).unwrap();
+    assert_eq!(opened_ids(&deliver(&mut wn, &mut pp).unwrap()), [a.get()]);
+    assert!(pp.is_live(own));
+    pp.reset(a, "refused by the application").unwrap();
+    let b = wn.open("A").unwrap();
+    assert_eq!(opened_ids(&deliver(&mut wn, &mut pp).unwrap()), [b.get()]);
+    wn.reset(b, "changed my mind").unwrap();
+    let c = wn.open("A").unwrap();
+    let events = deliver(&mut wn, &mut pp).unwrap();
+    assert_eq!(opened_ids(&events), [c.get()]);
+    assert_eq!(pp.peer_streams(), 1);
+}
+
+#[test]
+fn the_default_limit_lets_256_streams_open_and_refuses_the_257th() {
+    let (mut pp, mut wn) = connected();
+    let ids: Vec<StreamId> = (0..=DEFAULT_MAX_PEER_STREAMS)
+        .map(|_| wn.open("A").unwrap())
+        .collect();
+    let events = deliver(&mut wn, &mut pp).unwrap();
+    assert_eq!(opened_ids(&events).len(), DEFAULT_MAX_PEER_STREAMS);
+    let refused = ids[DEFAULT_MAX_PEER_STREAMS];
+    assert!(!pp.is_live(refused));
+    let answer = deliver(&mut pp, &mut wn).unwrap();
+    assert!(
+        matches!(answer.as_slice(), [Event::PeerReset { stream, .. }] if *stream == refused),
+        "{answer:?}"
+    );
+}
+
+#[test]
+fn opens_over_the_limit_from_a_peer_that_never_reads_end_the_connection() {
+    let (mut pp, _wn) = connected_with_limit(0);
+    let mut next = 1;
+    let err = loop {
+        let open = Frame::Open {
+            stream: id(next),
+            name: "A".into(),
+        };
+        match inject(&mut pp, &open) {
+            Ok(events) => assert_eq!(events, []),
+            Err(e) => break e,
+        }
+        next += 2;
+    };
+    let ProtocolError::AnswersUnread { frame, backlog } = err else {
+        panic!("expected AnswersUnread, got {err:?}");
+    };
+    assert_eq!(frame, "OPEN");
+    assert!(backlog > MAX_UNREAD_ANSWERS);
+    assert!(pp.take_transmit().len() < MAX_UNREAD_ANSWERS + 1024);
+}
+
+#[test]
+fn info_requests_from_a_peer_that_never_reads_end_the_connection() {
+    let (mut pp, _wn) = connected();
+    let text = "x".repeat(frame::MAX_PAYLOAD);
+    let err = loop {
+        match inject(&mut pp, &Frame::InfoRequest) {
+            Ok(events) => assert_eq!(events, [Event::InfoRequest]),
+            Err(e) => break e,
+        }
+        pp.send_info(&text).unwrap();
+    };
+    assert!(
+        matches!(
+            err,
+            ProtocolError::AnswersUnread {
+                frame: "INFO_REQUEST",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }

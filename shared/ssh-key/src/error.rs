@@ -8,23 +8,41 @@ use core::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyError {
     /// The key is of another type than Ed25519.
-    NotEd25519 { found: String },
+    NotEd25519 {
+        /// The text found.
+        found: String,
+    },
     /// The text is empty or has no base64 data after the key type.
     MissingKeyData,
     /// Part of the key is not valid standard (padded) base64.
-    BadBase64 { what: &'static str },
+    BadBase64 {
+        /// What is wrong.
+        what: &'static str,
+    },
     /// A length field points past the end of the data.
-    Truncated { what: &'static str },
+    Truncated {
+        /// What is wrong.
+        what: &'static str,
+    },
     /// A structural rule of the format is broken; `what` explains which.
-    Malformed { what: &'static str },
+    Malformed {
+        /// What is wrong.
+        what: &'static str,
+    },
     /// The 32 public key bytes are not a point on the Ed25519 curve.
     InvalidPublicKey,
     /// The text is not an `-----BEGIN OPENSSH PRIVATE KEY-----` block.
     NotOpenSshPrivateKey,
     /// The private key file is protected with a passphrase.
-    Encrypted { cipher: String },
+    Encrypted {
+        /// The cipher the file names.
+        cipher: String,
+    },
     /// The private key file does not hold exactly one key.
-    KeyCount { count: u32 },
+    KeyCount {
+        /// The number of keys the file holds.
+        count: u32,
+    },
     /// The two check integers of the private section differ.
     CheckintMismatch,
     /// The public key stored in the private key file is not the one that

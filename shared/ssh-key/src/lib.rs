@@ -15,6 +15,7 @@
 //!   anyone for a passphrase, and the protocol uses Ed25519 only.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::arithmetic_side_effects))]
 
 extern crate alloc;
 

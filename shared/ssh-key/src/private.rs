@@ -113,7 +113,9 @@ impl PrivateKey {
         let section = self.private_section(checkint);
         let public_blob = self.public.wire_blob();
         let mut binary = Zeroizing::new(Vec::with_capacity(
-            MAGIC.len() + 4 * 5 + NONE.len() * 2 + public_blob.len() + section.len(),
+            const { MAGIC.len() + 4 * 5 + NONE.len() * 2 }
+                .saturating_add(public_blob.len())
+                .saturating_add(section.len()),
         ));
         binary.extend_from_slice(MAGIC);
         put_string(&mut binary, NONE);
@@ -126,7 +128,9 @@ impl PrivateKey {
 
         let lines = body.len().div_ceil(LINE_WIDTH);
         let mut text = Zeroizing::new(String::with_capacity(
-            BEGIN.len() + END.len() + body.len() + lines + 2,
+            const { BEGIN.len() + END.len() + 2 }
+                .saturating_add(body.len())
+                .saturating_add(lines),
         ));
         text.push_str(BEGIN);
         text.push('\n');
@@ -141,22 +145,24 @@ impl PrivateKey {
     }
 
     fn private_section(&self, checkint: u32) -> Zeroizing<Vec<u8>> {
-        let unpadded =
-            4 + 4 + (4 + ED25519_KEY_TYPE.len()) + (4 + 32) + (4 + 64) + 4 + self.comment.len();
-        let mut section = Zeroizing::new(Vec::with_capacity(unpadded + BLOCK));
+        let fixed = const { 4 + 4 + (4 + ED25519_KEY_TYPE.len()) + (4 + 32) + (4 + 64) + 4 };
+        let unpadded = self.comment.len().saturating_add(fixed);
+        let mut section = Zeroizing::new(Vec::with_capacity(unpadded.saturating_add(BLOCK)));
         put_u32(&mut section, checkint);
         put_u32(&mut section, checkint);
         put_string(&mut section, ED25519_KEY_TYPE.as_bytes());
         put_string(&mut section, self.public.as_bytes());
         let mut keypair = Zeroizing::new([0u8; 64]);
-        keypair[..32].copy_from_slice(&self.seed);
-        keypair[32..].copy_from_slice(self.public.as_bytes());
+        let (seed_half, public_half) = keypair.split_at_mut(32);
+        seed_half.copy_from_slice(self.seed.as_slice());
+        public_half.copy_from_slice(self.public.as_bytes());
         put_string(&mut section, keypair.as_slice());
         put_string(&mut section, self.comment.as_bytes());
         let mut pad = 1u8;
         while !section.len().is_multiple_of(BLOCK) {
             section.push(pad);
-            pad += 1;
+            // At most BLOCK - 1 padding bytes, far below 255.
+            pad = pad.wrapping_add(1);
         }
         section
     }

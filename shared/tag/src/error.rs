@@ -18,27 +18,39 @@ pub struct TagError {
 pub enum TagErrorKind {
     /// Not `PHASE:NAME:...` with enough fields.
     Shape,
+    /// The PHASE field is not ATTESTATION_PHASE, KUBERNETES_PHASE or BOTH_PHASES.
     Phase {
+        /// The text found.
         found: String,
     },
+    /// The NAME field is not `[A-Za-z0-9_-]{1,64}`.
     Name {
+        /// The text found.
         found: String,
     },
+    /// The PORT field is not a port number (1-65535).
     Port {
+        /// The text found.
         found: String,
     },
     /// A host name or malformed address where an IP literal belongs.
     Host {
+        /// The text found.
         found: String,
     },
+    /// The network namespace is not an absolute path (or a bare name, inbound).
     NetnsPath {
+        /// The text found.
         found: String,
     },
+    /// The unix socket path is not absolute.
     UnixPath {
+        /// The text found.
         found: String,
     },
     /// Two tags in one set use the same name.
     DuplicateName {
+        /// The tunnel name.
         name: String,
     },
 }

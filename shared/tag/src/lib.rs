@@ -21,6 +21,7 @@
 //! connection of a given phase may open.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::arithmetic_side_effects))]
 
 extern crate alloc;
 
@@ -29,7 +30,7 @@ mod parse;
 mod set;
 
 pub use error::{TagError, TagErrorKind};
-pub use set::{OpenRefusal, TunnelSet};
+pub use set::TunnelSet;
 
 use alloc::string::String;
 use core::net::IpAddr;
@@ -41,7 +42,7 @@ pub const NETNS_DIR: &str = "/run/netns";
 
 /// In which connection phases a tunnel is available.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Phase {
+pub enum Availability {
     /// `ATTESTATION_PHASE`
     Attestation,
     /// `KUBERNETES_PHASE`
@@ -53,11 +54,13 @@ pub enum Phase {
 /// The phase of one SSH connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConnectionPhase {
+    /// The attestation phase (ephemeral host key, one connection per boot).
     Attestation,
+    /// The Kubernetes phase (Trustee keys).
     Kubernetes,
 }
 
-impl Phase {
+impl Availability {
     /// Whether a tunnel of this phase may be used on a connection of `phase`.
     pub fn allows(self, phase: ConnectionPhase) -> bool {
         matches!(
@@ -102,24 +105,37 @@ pub enum Direction {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Target {
     /// A TCP address (listen address for inbound, peer for outbound).
-    Tcp { ip: IpAddr, port: u16 },
+    Tcp {
+        /// The IP address.
+        ip: IpAddr,
+        /// The TCP port.
+        port: u16,
+    },
     /// TCP on 127.0.0.1:`port` inside the network namespace at `netns_path`.
-    NetnsTcp { netns_path: String, port: u16 },
+    NetnsTcp {
+        /// The network namespace (a path).
+        netns_path: String,
+        /// The TCP port.
+        port: u16,
+    },
     /// A unix stream socket at the absolute `path`.
-    Unix { path: String },
+    Unix {
+        /// The socket path.
+        path: String,
+    },
 }
 
 /// One validated tunnel tag.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Tag {
-    phase: Phase,
+    phase: Availability,
     name: String,
     target: Target,
 }
 
 impl Tag {
     /// The phases in which the tunnel is available.
-    pub fn phase(&self) -> Phase {
+    pub fn phase(&self) -> Availability {
         self.phase
     }
 
@@ -149,9 +165,9 @@ mod tests {
     #[test]
     fn each_phase_allows_exactly_its_connection_phases() {
         use ConnectionPhase::{Attestation as A, Kubernetes as K};
-        assert!(Phase::Attestation.allows(A) && !Phase::Attestation.allows(K));
-        assert!(!Phase::Kubernetes.allows(A) && Phase::Kubernetes.allows(K));
-        assert!(Phase::Both.allows(A) && Phase::Both.allows(K));
+        assert!(Availability::Attestation.allows(A) && !Availability::Attestation.allows(K));
+        assert!(!Availability::Kubernetes.allows(A) && Availability::Kubernetes.allows(K));
+        assert!(Availability::Both.allows(A) && Availability::Both.allows(K));
     }
 
     #[test]

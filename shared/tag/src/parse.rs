@@ -1,6 +1,8 @@
 //! `Tag::parse` and `Tag::emit`: the text form of a tunnel tag.
 
-use super::{Direction, NETNS_DIR, Phase, Tag, TagError, TagErrorKind, Target, is_valid_name};
+use super::{
+    Availability, Direction, NETNS_DIR, Tag, TagError, TagErrorKind, Target, is_valid_name,
+};
 use alloc::format;
 use alloc::string::{String, ToString};
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -60,11 +62,15 @@ fn parse_fields(tag: &str, direction: Direction) -> Result<Tag, TagErrorKind> {
     })
 }
 
-fn parse_phase(text: &str) -> Result<Phase, TagErrorKind> {
-    [Phase::Attestation, Phase::Kubernetes, Phase::Both]
-        .into_iter()
-        .find(|phase| phase.as_str() == text)
-        .ok_or_else(|| TagErrorKind::Phase { found: text.into() })
+fn parse_phase(text: &str) -> Result<Availability, TagErrorKind> {
+    [
+        Availability::Attestation,
+        Availability::Kubernetes,
+        Availability::Both,
+    ]
+    .into_iter()
+    .find(|phase| phase.as_str() == text)
+    .ok_or_else(|| TagErrorKind::Phase { found: text.into() })
 }
 
 /// Parses what follows `PHASE:NAME:`.
