@@ -4,6 +4,7 @@
 # Usage:
 #   scripts/build-image.sh [--profile test|production] [--output-dir DIR]
 #       [--guest-components DIR] [--binaries DIR] [--no-cache] [--no-measure]
+#       [--test-only-qemu-harness]
 #
 #   --profile           test (default): the project's CDH and kata-agent test
 #                       doubles and a test hook; production: the user's
@@ -25,6 +26,16 @@
 #   --no-cache          build from scratch (no incremental cache; the package
 #                       cache is still used): what check-reproducible.sh does.
 #   --no-measure        do not call pp-measure even when it is available.
+#   --test-only-qemu-harness
+#                       TESTS ONLY (tests-qemu): the production profile with
+#                       the test profile's simulated-TEE provisioning
+#                       (guest-image/tree-test's 30-provision.toml and
+#                       pp-sim-tee; QEMU TCG has no TEE) and its network
+#                       service (20-network.toml and pp-test-network: a
+#                       fixed address on tests-qemu's tap, which has no DHCP
+#                       server) in place of the real ones. The other service
+#                       files stay the production ones. Such an image binds
+#                       init-data to nothing: never deploy it.
 #   --allow-missing     development only: leave out binaries that do not exist
 #                       yet, with a warning (their services fail at boot, and
 #                       a pod without pp-provision or pp-forwarder powers off).
@@ -50,6 +61,7 @@ binaries=
 incremental=yes
 measure=yes
 allow_missing=no
+qemu_harness=no
 while (($#)); do
     case "$1" in
     --profile) profile=${2:?--profile needs test or production}; shift 2 ;;
@@ -59,6 +71,7 @@ while (($#)); do
     --no-cache) incremental=no; shift ;;
     --no-measure) measure=no; shift ;;
     --allow-missing) allow_missing=yes; shift ;;
+    --test-only-qemu-harness) qemu_harness=yes; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
     esac
@@ -76,6 +89,7 @@ if [[ "$profile" == production ]]; then
 elif [[ -n "$guest_components" ]]; then
     die "--guest-components is for the production profile; the test profile carries the project's test doubles"
 fi
+[[ "$qemu_harness" == no || "$profile" == production ]] || die "--test-only-qemu-harness is for the production profile (the test profile has it already)"
 [[ $EUID -eq 0 ]] || die "run as root (mkosi needs it to build the image)"
 output_dir=${output_dir:-$repo/build/image/$profile}
 
@@ -108,6 +122,14 @@ mkdir -p "$stage/usr/local/bin"
 for name in "${project_bins[@]}"; do stage_binary "$binaries" "$name" "$stage"; done
 if [[ "$profile" == production ]]; then
     for name in "${guest_components_bins[@]}"; do stage_binary "$guest_components" "$name" "$stage"; done
+fi
+if [[ "$qemu_harness" == yes ]]; then
+    log "WARNING: --test-only-qemu-harness: this image provisions against a SIMULATED TEE; for tests only, never deploy it"
+    for file in etc/pp-init.d/20-network.toml etc/pp-init.d/30-provision.toml \
+        usr/local/libexec/pp-test-network usr/local/libexec/pp-sim-tee; do
+        install -D -m "$([[ "$file" == usr/* ]] && echo 0755 || echo 0644)" \
+            "$repo/guest-image/tree-test/$file" "$stage/$file"
+    done
 fi
 
 package_manager_tree=$(write_package_manager_tree)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# tests-qemu/run.sh: end-to-end tests that boot the TEST image (and once the
-# production image, with stand-ins for guest-components) under QEMU
-# (TCG) and drive it from the host with pp-adaptor, with kbs-double on the
-# host as Trustee.
+# tests-qemu/run.sh: end-to-end tests that boot the TEST image (and the
+# production image, with the project's test doubles of guest-components and
+# the kata-agent as separate processes) under QEMU (TCG) and drive it from
+# the host with pp-adaptor, with kbs-double on the host as Trustee.
 #
 # The tests run in a network namespace of their own (built first, in the
 # host's namespace, then re-executed inside it). The pod's NIC is a tap
@@ -16,7 +16,8 @@
 # Usage: tests-qemu/run.sh [--skip-build] [--keep] [TEST_NAME...]
 #   --skip-build  use the binaries and image already built
 #   --keep        keep the scratch directory (logs, serial consoles)
-#   TEST_NAME     run only these tests (function names below)
+#   TEST_NAME     run only these tests (function names below); only the
+#                 images they boot are built
 #
 # Environment: CARGO_TARGET_DIR (default target/ in the repository),
 # PEERPOD_CACHE (see scripts/build-image.sh), TESTS_QEMU_TIMEOUT_SCALE (an
@@ -30,6 +31,23 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=lib.sh
 source "$repo/tests-qemu/lib.sh"
+
+# The image a test boots: test, production (no TEE) or production-sim.
+image_of() {
+    case "$1" in
+    test_production_image_without_a_tee*) echo production ;;
+    test_production_services*) echo production-sim ;;
+    *) echo test ;;
+    esac
+}
+# image_needed KIND: whether a selected test (every test when none is
+# selected) boots that image.
+image_needed() {
+    ((${#selected[@]})) || return 0
+    local name
+    for name in "${selected[@]}"; do [[ "$(image_of "$name")" == "$1" ]] && return 0; done
+    return 1
+}
 
 skip_build=no keep=no selected=() in_netns=no
 original_args=("$@")
@@ -48,6 +66,10 @@ scale=${TESTS_QEMU_TIMEOUT_SCALE:-1}
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 IMAGE_DIR=${PEERPOD_CACHE:-/var/cache/peerpod-image}/tests-qemu-image
 PRODUCTION_IMAGE_DIR=${PEERPOD_CACHE:-/var/cache/peerpod-image}/tests-qemu-production-image
+# The production image built with --test-only-qemu-harness (QEMU TCG has no
+# TEE, the tap no DHCP server): the production service files but for
+# simulated-TEE provisioning and a fixed address. Tests only.
+SIMULATED_PRODUCTION_IMAGE_DIR=${PEERPOD_CACHE:-/var/cache/peerpod-image}/tests-qemu-production-sim-tee-image
 POD_ADDRESS=10.0.3.15 POD_MAC=52:54:00:0a:00:0f TAP=pptap0
 
 source "$repo/guest-image/host-setup.sh"
@@ -58,20 +80,31 @@ BIN=$target_dir/$(static_target)/release
 if [[ "$in_netns" == no ]]; then
     if [[ "$skip_build" == no ]]; then
         BIN=$(build_project_binaries "$repo")
-        log "building the test image"
-        "$repo/scripts/build-image.sh" --profile test --binaries "$BIN" --no-measure \
-            --output-dir "$IMAGE_DIR" >/dev/null
-        # The production profile needs the user's guest-components; this
-        # machine has none (and no TEE), so named stand-ins that only fail.
-        standins=${PEERPOD_CACHE:-/var/cache/peerpod-image}/tests-qemu-standins
-        mkdir -p "$standins"
-        for name in attestation-agent confidential-data-hub api-server-rest kata-agent; do
-            printf '#!/bin/sh\necho "TEST STAND-IN for %s (no guest-components here)" >&2\nexit 1\n' "$name" >"$standins/$name"
-            chmod 0755 "$standins/$name"
-        done
-        log "building the production image (with stand-ins for guest-components)"
-        "$repo/scripts/build-image.sh" --profile production --binaries "$BIN" --guest-components "$standins" \
-            --no-measure --output-dir "$PRODUCTION_IMAGE_DIR" >/dev/null
+        if image_needed test; then
+            log "building the test image"
+            "$repo/scripts/build-image.sh" --profile test --binaries "$BIN" --no-measure \
+                --output-dir "$IMAGE_DIR" >/dev/null
+        fi
+        # The production profile needs the user's guest-components and
+        # kata-agent; this machine has none, so the project's test doubles
+        # stand in, installed under the real names and started by the
+        # production service files as they are.
+        doubles=${PEERPOD_CACHE:-/var/cache/peerpod-image}/tests-qemu-guest-component-doubles
+        mkdir -p "$doubles"
+        install -m 0755 "$BIN/attestation-agent-double" "$doubles/attestation-agent"
+        install -m 0755 "$BIN/confidential-data-hub-double" "$doubles/confidential-data-hub"
+        install -m 0755 "$BIN/api-server-rest-double" "$doubles/api-server-rest"
+        install -m 0755 "$BIN/agent-echo" "$doubles/kata-agent"
+        if image_needed production; then
+            log "building the production image (test doubles for guest-components)"
+            "$repo/scripts/build-image.sh" --profile production --binaries "$BIN" --guest-components "$doubles" \
+                --no-measure --output-dir "$PRODUCTION_IMAGE_DIR" >/dev/null
+        fi
+        if image_needed production-sim; then
+            log "building the production image with the QEMU test harness (simulated TEE; TEST ONLY)"
+            "$repo/scripts/build-image.sh" --profile production --binaries "$BIN" --guest-components "$doubles" \
+                --test-only-qemu-harness --no-measure --output-dir "$SIMULATED_PRODUCTION_IMAGE_DIR" >/dev/null
+        fi
     fi
     command -v qemu-system-x86_64 >/dev/null || ensure_qemu_tools
     netns=pp-tests-$$
@@ -86,7 +119,10 @@ fi
 for name in pp-adaptor kbs-double; do
     [[ -x "$BIN/$name" ]] || { log "missing $BIN/$name (run without --skip-build)"; exit 1; }
 done
-[[ -f "$IMAGE_DIR/peerpod-test.initrd" ]] || { log "no test image in $IMAGE_DIR (run without --skip-build)"; exit 1; }
+if image_needed test && [[ ! -f "$IMAGE_DIR/peerpod-test.initrd" ]]; then
+    log "no test image in $IMAGE_DIR (run without --skip-build)"
+    exit 1
+fi
 ip link set lo up
 ip tuntap add dev "$TAP" mode tap
 ip addr add 10.0.3.1/24 dev "$TAP"
@@ -138,23 +174,17 @@ EOF
     write_initdata "$T/initdata.toml" "$(cat "$T/wn.pub")"
 }
 
-# write_initdata FILE WN_PUBLIC_KEY_LINE
+# write_initdata FILE WN_PUBLIC_KEY_LINE [without-aa-toml]: init-data with
+# the WN key in forwarder.toml and an aa.toml (no cdh.toml: pp-provision
+# writes its default); with "without-aa-toml" AA gets the default too.
 write_initdata() {
-    cat >"$1" <<EOF
-version = "0.1.0"
-algorithm = "sha384"
-
-[data]
-"aa.toml" = '''
-[token_configs]
-[token_configs.kbs]
-url = "http://127.0.0.1:8080"
-'''
-
-"forwarder.toml" = '''
-wn-public-key = "$2"
-'''
-EOF
+    local q="'''"
+    {
+        printf 'version = "0.1.0"\nalgorithm = "sha384"\n\n[data]\n'
+        [[ "${3:-}" == without-aa-toml ]] ||
+            printf '"aa.toml" = %s\n[token_configs]\n[token_configs.kbs]\nurl = "http://127.0.0.1:8080"\n%s\n\n' "$q" "$q"
+        printf '"forwarder.toml" = %s\nwn-public-key = "%s"\n%s\n' "$q" "$2" "$q"
+    } >"$1"
 }
 
 # boot_pod [EXTRA KERNEL ARGS...]: boots the test image with $T/initdata.toml
@@ -295,7 +325,7 @@ test_tampered_initdata_stops_the_forwarder_from_starting() {
     log "pod powered off $((SECONDS - started)) s after QEMU start (attestation deadline was 3600 s)"
 }
 
-# The production image, booted where there is no TEE (and with stand-ins
+# The production image, booted where there is no TEE (with the test doubles
 # for guest-components): pp-provision finds no TEE evidence, pp-init powers
 # the pod off, and nothing after pp-provision ever starts.
 test_production_image_without_a_tee_powers_off_after_provisioning_fails() {
@@ -316,8 +346,63 @@ test_production_image_without_a_tee_powers_off_after_provisioning_fails() {
     fi
 }
 
+# The production image's service files, with the project's doubles of AA,
+# CDH, api-server-rest and the kata-agent as the separate processes they
+# start (and, TEST ONLY, a simulated TEE for provisioning and a fixed
+# address on the tap: build-image.sh --test-only-qemu-harness); init-data has no
+# aa.toml and no cdh.toml, and AA starts 12 s late. pp-provision writes the
+# default configurations; pp-init starts CDH only once AA's socket accepts
+# (CDH never exits), api-server-rest once CDH's does, the forwarder once
+# api-server-rest listens; the adaptor reaches the Kubernetes phase (the
+# forwarder's keys come through api-server-rest -> CDH -> the KBS tunnel)
+# and the kata-agent double. One boot covers both cases.
+test_production_services_wait_for_a_slow_aa_and_default_configs_reach_the_kubernetes_phase() {
+    setup_world production-services || return 1
+    write_initdata "$T/initdata.toml" "$(cat "$T/wn.pub")" without-aa-toml
+    local host_data aa_delay_ms=12000
+    host_data=$(sha384sum "$T/initdata.toml" | cut -c1-64)
+    spawn QEMU_PID "$T/qemu.log" "$repo/scripts/run-qemu.sh" --profile production \
+        --image-dir "$SIMULATED_PRODUCTION_IMAGE_DIR" --initdata "$T/initdata.toml" --tap "$TAP" --mac "$POD_MAC" \
+        --serial-log "$T/serial.log" \
+        --append "pp.test.host_data=$host_data pp.test.aa_start_delay_ms=$aa_delay_ms"
+    start_adaptor
+    # A pod that powers off (e.g. CDH racing AA) ends the wait at once.
+    phase_reached_or_pod_gone() {
+        file_has "$T/adaptor.log" "Kubernetes phase: connected" || process_gone "$QEMU_PID"
+    }
+    wait_until $((240 * scale)) "the adaptor to reach the Kubernetes phase" phase_reached_or_pod_gone || return 1
+    file_has "$T/adaptor.log" "Kubernetes phase: connected" ||
+        fail "the pod powered off: $(grep -a 'powering off' "$T/serial.log")" || return 1
+    wait_until $((30 * scale)) "a KATAAGENT round trip to the kata-agent double" kubernetes_phase_echo || return 1
+    local serial=$T/serial.log expected
+    for expected in \
+        "pp-provision: init-data has no aa.toml: wrote the default" \
+        "pp-provision: init-data has no cdh.toml: wrote the default" \
+        "attestation-agent-double: starting in $aa_delay_ms ms" \
+        "attestation-agent.sock is ready" \
+        "cdh.sock is ready" \
+        "TCP port 127.0.0.1:8006 is ready" \
+        "api-server-rest-double: GET /cdh/resource/.* -> 200"; do
+        grep -q -- "$expected" "$serial" || fail "the console does not show: $expected" || return 1
+    done
+    if grep -E 'pp-init: .*(attestation-agent|confidential-data-hub|api-server-rest|pp-forwarder) \(pid [0-9]+\) (exited|was killed)' "$serial"; then
+        fail "a guest-component service or the forwarder ended (a race, not an order)" || return 1
+    fi
+    # The start order on the console: AA listening, then CDH, then
+    # api-server-rest, then the forwarder.
+    local previous=0 line what
+    for what in "attestation-agent-double listening on" "started confidential-data-hub" \
+        "started api-server-rest" "started pp-forwarder"; do
+        line=$(grep -n -m1 -- "$what" "$serial" | cut -d: -f1)
+        [[ -n "$line" && "$line" -gt "$previous" ]] ||
+            fail "'$what' is not after the step before it on the console" || return 1
+        previous=$line
+    done
+}
+
 all_tests=(
     test_production_image_without_a_tee_powers_off_after_provisioning_fails
+    test_production_services_wait_for_a_slow_aa_and_default_configs_reach_the_kubernetes_phase
     test_tampered_initdata_stops_the_forwarder_from_starting
     test_two_phase_flow_reaches_the_agent_and_survives_a_forwarder_restart
     test_a_second_attestation_client_is_refused_and_the_deadline_powers_off

@@ -25,6 +25,8 @@ pub struct PpOptions {
     pub extra_args: Vec<String>,
     /// More outbound tunnel tags besides KATAAGENT.
     pub extra_outbounds: Vec<String>,
+    /// More lines for init-data's forwarder.toml.
+    pub extra_forwarder_toml: String,
 }
 
 impl Default for PpOptions {
@@ -37,6 +39,7 @@ impl Default for PpOptions {
             cdh_double: true,
             extra_args: Vec::new(),
             extra_outbounds: Vec::new(),
+            extra_forwarder_toml: String::new(),
         }
     }
 }
@@ -160,6 +163,7 @@ pub fn initdata(options: &PpOptions, kbs_tunnel_port: u16, agent_socket: &Path) 
     outbounds.extend(options.extra_outbounds.iter().cloned());
     let quoted: Vec<String> = outbounds.iter().map(|t| format!("\"{t}\"")).collect();
     forwarder.push_str(&format!("outbounds = [{}]\n", quoted.join(", ")));
+    forwarder.push_str(&options.extra_forwarder_toml);
     let toml = format!(
         "version = \"0.1.0\"\nalgorithm = \"sha256\"\n\n[data]\n\"forwarder.toml\" = '''\n{forwarder}'''\n"
     );

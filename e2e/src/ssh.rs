@@ -2,12 +2,14 @@
 //! hostile) client rather than the adaptor: connect, note the host key,
 //! try to authenticate, report what happened.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pp_ssh_key::{PrivateKey, PublicKey};
 use russh::client::{self, AuthResult, Handle};
 use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use tokio::net::TcpSocket;
 
 /// Accepts any host key and remembers it.
 pub struct AnyHostKey {
@@ -42,10 +44,31 @@ pub struct Attempt {
 /// `None`. Errors (refused TCP, dropped connection) count as not
 /// authenticated.
 pub async fn attempt(addr: &str, key: Option<&PrivateKey>, timeout: Duration) -> Attempt {
+    attempt_from(None, addr, key, timeout).await
+}
+
+/// Like [`attempt`], from the local address `source` when given (e.g.
+/// another address of 127.0.0.0/8).
+pub async fn attempt_from(
+    source: Option<IpAddr>,
+    addr: &str,
+    key: Option<&PrivateKey>,
+    timeout: Duration,
+) -> Attempt {
     let seen = Arc::new(Mutex::new(None));
     let run = async {
         let config = Arc::new(client::Config::default());
-        let mut handle = client::connect(config, addr, AnyHostKey { seen: seen.clone() })
+        let target: SocketAddr = addr.parse().ok()?;
+        let socket = match target {
+            SocketAddr::V4(_) => TcpSocket::new_v4(),
+            SocketAddr::V6(_) => TcpSocket::new_v6(),
+        }
+        .ok()?;
+        if let Some(source) = source {
+            socket.bind(SocketAddr::new(source, 0)).ok()?;
+        }
+        let stream = socket.connect(target).await.ok()?;
+        let mut handle = client::connect_stream(config, stream, AnyHostKey { seen: seen.clone() })
             .await
             .ok()?;
         let result = match key {

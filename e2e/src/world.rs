@@ -8,6 +8,7 @@ use std::time::Duration;
 use pp_adaptor::adaptor::{Adaptor, PpHandle};
 use pp_adaptor::admin_jwt::AdminClaims;
 use pp_adaptor::config::{AdaptorConfig, PpConfig, Timing, parse_local_tunnels};
+use pp_adaptor::pp_status::PpStatus;
 use pp_adaptor::sid::Sid;
 use pp_adaptor::upstream::TrusteeUrl;
 use pp_ssh_key::PrivateKey;
@@ -104,6 +105,19 @@ impl World {
     /// a local KATAAGENT listener on a free loopback port.
     pub async fn serve(&self, adaptor: &Adaptor, sid: &str, pp: &Pp) -> PpHandle {
         self.serve_tunnels(adaptor, sid, pp, &["KATAAGENT"]).await
+    }
+
+    /// Like `serve_tunnels`, and waits until the PP is in the Kubernetes
+    /// phase.
+    pub async fn serve_until_kubernetes(&self, sid: &str, pp: &Pp, names: &[&str]) -> PpHandle {
+        let handle = self.serve_tunnels(&self.adaptor, sid, pp, names).await;
+        handle
+            .wait_for(Duration::from_secs(120), |s| {
+                matches!(s, PpStatus::Kubernetes { .. })
+            })
+            .await
+            .expect("the Kubernetes phase");
+        handle
     }
 
     /// Like `serve`, with a local listener for each named tunnel.

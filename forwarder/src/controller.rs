@@ -158,6 +158,12 @@ impl Controller {
         conn
     }
 
+    /// Connections in the table (tests check that none is left behind).
+    #[cfg(test)]
+    pub fn connection_count(&self) -> usize {
+        self.conns.borrow().len()
+    }
+
     pub fn closer(&self, conn: ConnId) -> Rc<Closer> {
         self.conns
             .borrow_mut()

@@ -20,6 +20,8 @@ pub enum EndReason {
     SessionEnded,
     /// The phase machine refused the authenticated connection.
     Refused(String),
+    /// No SSH version and key exchange within the handshake grace time.
+    HandshakeGraceExpired(Duration),
     /// No authentication within the login grace time.
     LoginGraceExpired(Duration),
     /// The controller closed it (superseded, upgrade grace over).
@@ -44,6 +46,10 @@ impl fmt::Display for EndReason {
             Self::Session(e) => write!(f, "SSH session failed: {e}"),
             Self::SessionEnded => f.write_str("the SSH session ended"),
             Self::Refused(reason) => write!(f, "refused: {reason}"),
+            Self::HandshakeGraceExpired(grace) => write!(
+                f,
+                "no SSH version and key exchange within the handshake grace time ({grace:?})"
+            ),
             Self::LoginGraceExpired(grace) => {
                 write!(
                     f,

@@ -17,6 +17,7 @@ mod initdata;
 mod listener;
 mod logger;
 mod netns;
+mod preauth;
 mod session;
 mod settings;
 mod store;
@@ -34,7 +35,7 @@ use store::Store;
 
 fn main() -> ExitCode {
     let settings = match settings::parse_args(std::env::args_os()) {
-        Ok(Command::Run(settings)) => settings,
+        Ok(Command::Run(settings)) => *settings,
         Ok(Command::Help) => {
             print!("{HELP}");
             return ExitCode::SUCCESS;
@@ -49,6 +50,15 @@ fn main() -> ExitCode {
         }
     };
     logger::init(settings.log_level);
+    if let Some(path) = &settings.nft_rules {
+        return match write_nft_rules(&settings, path) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                error!("{e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -69,6 +79,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--nft-rules`: the firewall's share of `wn-source-networks-only`.
+fn write_nft_rules(settings: &Settings, path: &std::path::Path) -> Result<(), String> {
+    let config = initdata::load(&settings.initdata, settings.initdata_optional)?;
+    let rules = preauth::firewall::nft_rules(&config, settings.listen.port());
+    std::fs::write(path, rules)
+        .map_err(|e| format!("cannot write the nftables rules to {}: {e}", path.display()))
+}
+
 /// Milliseconds since boot, suspend included (CLOCK_BOOTTIME): the
 /// attestation deadline counts from the first start of this boot.
 fn boot_time_ms() -> u64 {
@@ -85,6 +103,15 @@ async fn run(settings: Settings) -> Result<(), String> {
     let listener = TcpListener::bind(settings.listen)
         .await
         .map_err(|e| format!("cannot listen on {} for SSH: {e}", settings.listen))?;
+    let admission = preauth::Admission::new(
+        settings.preauth_limits()?,
+        config.wn_source_networks.clone(),
+        config.wn_source_networks_only,
+    );
+    let graces = session::Graces {
+        handshake: settings.handshake_grace,
+        login: settings.login_grace,
+    };
     let ctrl = Controller::start(settings.clone(), config, store, loaded, boot_time_ms())?;
     inbound::start(ctrl.inbound_tags(), &ctrl)?;
     info!(
@@ -97,7 +124,7 @@ async fn run(settings: Settings) -> Result<(), String> {
     let mut interrupt =
         signal(SignalKind::interrupt()).map_err(|e| format!("cannot watch SIGINT: {e}"))?;
     tokio::select! {
-        () = listener::accept_loop(listener, ctrl, settings.max_startups, settings.login_grace) => Ok(()),
+        () = listener::accept_loop(listener, ctrl, admission, graces) => Ok(()),
         _ = terminate.recv() => { info!("SIGTERM: stopping; the phase record stays"); Ok(()) }
         _ = interrupt.recv() => { info!("SIGINT: stopping; the phase record stays"); Ok(()) }
     }

@@ -4,11 +4,13 @@
 //! What this file owns: the order of things around authentication (hold the
 //! write gate, allow, learn from the very next event whether it was a real
 //! login, ask the controller to admit it, then release or drop), the login
-//! grace deadline, and which channel requests are accepted (`pp-mux-v1`
-//! subsystem, `tunnel NAME` exec). It decides nothing about phases itself:
-//! the machine answers whether a connection may have its mux channel.
+//! grace deadlines (a short one for the SSH version and key exchange, the
+//! login grace for authentication), and which channel requests are
+//! accepted (`pp-mux-v1` subsystem, `tunnel NAME` exec). It decides nothing
+//! about phases itself: the machine answers whether a connection may have
+//! its mux channel.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -32,6 +34,23 @@ pub const MUX_SUBSYSTEM: &str = "pp-mux-v1";
 /// The exec command prefix of a raw tunnel channel (docs/protocol.md 1.2).
 const RAW_TUNNEL_EXEC: &str = "tunnel ";
 
+/// The time limits of a connection before it is admitted, both counted
+/// from the TCP accept.
+#[derive(Clone, Copy, Debug)]
+pub struct Graces {
+    /// To send the SSH version and finish key exchange (a client that does
+    /// not even say hello holds a pre-auth slot only this long).
+    pub handshake: Duration,
+    /// To authenticate and be admitted.
+    pub login: Duration,
+}
+
+/// What the event loop tells the connection's deadlines about.
+enum Progress {
+    KeyExchangeDone,
+    Admitted,
+}
+
 /// Serves one accepted TCP connection until it ends. `admitted` is called
 /// once the connection is authenticated and admitted (pre-auth accounting).
 pub async fn serve(
@@ -39,7 +58,7 @@ pub async fn serve(
     peer: SocketAddr,
     conn: ConnId,
     ctrl: Rc<Controller>,
-    login_grace: Duration,
+    graces: Graces,
     admitted: impl FnOnce(),
 ) -> EndReason {
     let _ = stream.set_nodelay(true);
@@ -49,21 +68,31 @@ pub async fn serve(
     let server = SSHServer::new_owned();
     let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
     let authed = RefCell::new(false);
+    // Set by the first authentication request, which comes only after the
+    // version exchange and the key exchange.
+    let kex_done = Cell::new(false);
     let mut admitted = Some(admitted);
-    let mut on_admit = || {
-        *authed.borrow_mut() = true;
-        if let Some(f) = admitted.take() {
-            f();
+    let mut on_progress = |step: Progress| match step {
+        Progress::KeyExchangeDone => kex_done.set(true),
+        Progress::Admitted => {
+            *authed.borrow_mut() = true;
+            if let Some(f) = admitted.take() {
+                f();
+            }
         }
     };
     let closer = ctrl.closer(conn);
 
-    let events = handle_events(&server, conn, peer, &ctrl, &gate, jobs_tx, &mut on_admit);
+    let events = handle_events(&server, conn, peer, &ctrl, &gate, jobs_tx, &mut on_progress);
     let channel_work = channels::run(&server, conn, &ctrl, jobs_rx);
     let grace = async {
-        tokio::time::sleep(login_grace).await;
+        tokio::time::sleep(graces.handshake).await;
+        if !kex_done.get() && !*authed.borrow() {
+            return EndReason::HandshakeGraceExpired(graces.handshake);
+        }
+        tokio::time::sleep(graces.login.saturating_sub(graces.handshake)).await;
         if !*authed.borrow() {
-            return EndReason::LoginGraceExpired(login_grace);
+            return EndReason::LoginGraceExpired(graces.login);
         }
         std::future::pending().await
     };
@@ -88,7 +117,7 @@ async fn handle_events(
     ctrl: &Rc<Controller>,
     gate: &Gate,
     jobs: mpsc::UnboundedSender<ChannelJob>,
-    on_admit: &mut dyn FnMut(),
+    on_progress: &mut dyn FnMut(Progress),
 ) -> EndReason {
     let mut opened: HashMap<u32, ChanHandle> = HashMap::new();
     let mut username = String::new();
@@ -106,6 +135,12 @@ async fn handle_events(
         // public-key query; see gate.rs.
         if gate.is_held() && !matches!(event, ServEvent::Authenticated) {
             gate.release();
+        }
+        if matches!(
+            event,
+            ServEvent::FirstAuth(_) | ServEvent::PubkeyAuth(_) | ServEvent::PasswordAuth(_)
+        ) {
+            on_progress(Progress::KeyExchangeDone);
         }
         let outcome: Result<(), String> = match event {
             ServEvent::Hostkeys(h) => {
@@ -163,7 +198,7 @@ async fn handle_events(
                 .and_then(|method| ctrl.authenticated(conn, peer, method))
             {
                 Ok(()) => {
-                    on_admit();
+                    on_progress(Progress::Admitted);
                     gate.release();
                     Ok(())
                 }

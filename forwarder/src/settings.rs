@@ -46,13 +46,37 @@ OPTIONS:
     --attestation-deadline DUR  fail closed if the Kubernetes phase is not
                                 reached by then, e.g. 10m, 90s [default: 10m]
     --deadline-action ACTION    poweroff | exit [default: poweroff]
-    --max-startups N            most unauthenticated connections at once;
-                                more are dropped at once [default: 10]
-    --login-grace DUR           time a connection has to authenticate
-                                [default: 20s]
     --upgrade-grace DUR         how long the attestation connection stays up
                                 after UPGRADE [default: 30s]
+
+  Before authentication (docs/threat-model.md; a refused connection is
+  closed at accept, before any SSH byte; refusals are logged at most once
+  per reason per 10s, with a count):
+    --max-startups N            most unauthenticated connections at once
+                                [default: 32]
+    --max-startups-reserved N   of those, slots only for preferred sources:
+                                init-data's wn-source-networks and sources
+                                that authenticated before [default: N/4]
+    --max-startups-per-source N most unauthenticated connections of one
+                                source (an IPv4 /32 or IPv6 /64) [default: 4]
+    --source-prefixes V4,V6     prefix lengths that make one source
+                                [default: 32,64]
+    --max-sources N             sources remembered (penalties, earlier
+                                logins); the least recently seen idle one
+                                is forgotten first [default: 4096]
+    --penalty-max DUR           a source whose connections end without
+                                authenticating is refused while the slots
+                                are half taken: 1s, doubling each time, at
+                                most this; forgiven on a login [default: 60s]
+    --handshake-grace DUR       time a connection has to send its SSH version
+                                and finish key exchange [default: 5s]
+    --login-grace DUR           time a connection has to authenticate
+                                [default: 20s]
     --log-level LEVEL           error | warn | info | debug | trace [default: info]
+    --nft-rules FILE            write to FILE the nftables rules that enforce
+                                init-data's wn-source-networks-only (only a
+                                comment when it is off) and exit; the image
+                                loads them at boot before the forwarder starts
     -h, --help                  print this help
     -V, --version               print the version
 ";
@@ -77,9 +101,18 @@ pub struct Settings {
     pub attestation_deadline: Duration,
     pub deadline_action: FailAction,
     pub max_startups: usize,
+    /// `None`: a quarter of `max_startups`.
+    pub max_startups_reserved: Option<usize>,
+    pub max_startups_per_source: usize,
+    pub source_prefixes: (u8, u8),
+    pub max_sources: usize,
+    pub penalty_max: Duration,
+    pub handshake_grace: Duration,
     pub login_grace: Duration,
     pub upgrade_grace: Duration,
     pub log_level: log::LevelFilter,
+    /// Write the firewall rules there and exit (`--nft-rules`).
+    pub nft_rules: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -93,17 +126,24 @@ impl Default for Settings {
             cdh_timeout: Duration::from_secs(60),
             attestation_deadline: Duration::from_secs(600),
             deadline_action: FailAction::Poweroff,
-            max_startups: 10,
+            max_startups: 32,
+            max_startups_reserved: None,
+            max_startups_per_source: 4,
+            source_prefixes: (32, 64),
+            max_sources: 4096,
+            penalty_max: Duration::from_secs(60),
+            handshake_grace: Duration::from_secs(5),
             login_grace: Duration::from_secs(20),
             upgrade_grace: Duration::from_secs(30),
             log_level: log::LevelFilter::Info,
+            nft_rules: None,
         }
     }
 }
 
 /// What the command line asked for.
 pub enum Command {
-    Run(Settings),
+    Run(Box<Settings>),
     Help,
     Version,
 }
@@ -144,7 +184,8 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, S
     if initdata_optional {
         settings.initdata_optional = true;
     }
-    Ok(Command::Run(settings))
+    settings.preauth_limits()?;
+    Ok(Command::Run(Box::new(settings)))
 }
 
 fn apply_file(settings: &mut Settings, path: &std::path::Path) -> Result<(), String> {
@@ -157,7 +198,10 @@ fn apply_file(settings: &mut Settings, path: &std::path::Path) -> Result<(), Str
             "initdata-optional" => value
                 .into_bool(&key)
                 .map(|optional| settings.initdata_optional = optional),
-            "max-startups" => value
+            "max-startups"
+            | "max-startups-reserved"
+            | "max-startups-per-source"
+            | "max-sources" => value
                 .into_integer(&key)
                 .and_then(|n| apply(settings, &key, &n.to_string())),
             "listen"
@@ -168,6 +212,9 @@ fn apply_file(settings: &mut Settings, path: &std::path::Path) -> Result<(), Str
             | "attestation-deadline"
             | "deadline-action"
             | "login-grace"
+            | "handshake-grace"
+            | "penalty-max"
+            | "source-prefixes"
             | "upgrade-grace"
             | "log-level" => value
                 .into_string(&key)
@@ -187,6 +234,7 @@ fn apply(settings: &mut Settings, name: &str, value: &str) -> Result<(), String>
         "listen" => settings.listen = parse_socket_addr(value)?,
         "state-dir" => settings.state_dir = PathBuf::from(value),
         "initdata" => settings.initdata = PathBuf::from(value),
+        "nft-rules" => settings.nft_rules = Some(PathBuf::from(value)),
         "cdh-url" => settings.cdh = parse_http_url(value)?,
         "cdh-timeout" => settings.cdh_timeout = parse_duration(value)?,
         "attestation-deadline" => settings.attestation_deadline = parse_duration(value)?,
@@ -197,12 +245,19 @@ fn apply(settings: &mut Settings, name: &str, value: &str) -> Result<(), String>
                 _ => return Err("expected poweroff or exit".into()),
             }
         }
-        "max-startups" => {
-            settings.max_startups = match value.parse() {
-                Ok(n) if n > 0 => n,
-                _ => return Err("expected a whole number above 0".into()),
-            }
+        "max-startups" => settings.max_startups = parse_count(value)?,
+        "max-startups-reserved" => {
+            settings.max_startups_reserved = Some(
+                value
+                    .parse()
+                    .map_err(|_| "expected a whole number".to_string())?,
+            )
         }
+        "max-startups-per-source" => settings.max_startups_per_source = parse_count(value)?,
+        "max-sources" => settings.max_sources = parse_count(value)?,
+        "source-prefixes" => settings.source_prefixes = parse_prefixes(value)?,
+        "penalty-max" => settings.penalty_max = parse_duration(value)?,
+        "handshake-grace" => settings.handshake_grace = parse_duration(value)?,
         "login-grace" => settings.login_grace = parse_duration(value)?,
         "upgrade-grace" => settings.upgrade_grace = parse_duration(value)?,
         "log-level" => {
@@ -213,6 +268,46 @@ fn apply(settings: &mut Settings, name: &str, value: &str) -> Result<(), String>
         _ => return Err(format!("unknown option --{name}; see --help")),
     }
     Ok(())
+}
+
+impl Settings {
+    /// The numbers of pre-auth admission; an error if they contradict.
+    pub fn preauth_limits(&self) -> Result<crate::preauth::Limits, String> {
+        let reserved = self.max_startups_reserved.unwrap_or(self.max_startups / 4);
+        if reserved >= self.max_startups {
+            return Err(format!(
+                "max-startups-reserved ({reserved}) must be below max-startups ({}): \
+                 other sources need slots too",
+                self.max_startups
+            ));
+        }
+        Ok(crate::preauth::Limits {
+            max_startups: self.max_startups,
+            reserved,
+            per_source: self.max_startups_per_source,
+            penalty_max: self.penalty_max,
+            max_sources: self.max_sources,
+            ipv4_prefix: self.source_prefixes.0,
+            ipv6_prefix: self.source_prefixes.1,
+        })
+    }
+}
+
+fn parse_count(value: &str) -> Result<usize, String> {
+    match value.parse() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err("expected a whole number above 0".into()),
+    }
+}
+
+/// `V4,V6`: prefix lengths, e.g. `32,64` or `24,48`.
+fn parse_prefixes(value: &str) -> Result<(u8, u8), String> {
+    let expected = || "expected V4,V6 prefix lengths, e.g. 32,64 (IPv4 0-32, IPv6 0-128)";
+    let (v4, v6) = value.split_once(',').ok_or_else(expected)?;
+    match (v4.trim().parse::<u8>(), v6.trim().parse::<u8>()) {
+        (Ok(v4), Ok(v6)) if v4 <= 32 && v6 <= 128 => Ok((v4, v6)),
+        _ => Err(expected().into()),
+    }
 }
 
 /// `IP:PORT` with an IP literal (the forwarder never resolves names).
@@ -257,7 +352,7 @@ mod tests {
             .chain(args.iter().copied())
             .map(OsString::from);
         match parse_args(args)? {
-            Command::Run(settings) => Ok(settings),
+            Command::Run(settings) => Ok(*settings),
             _ => Err("not a run".into()),
         }
     }
@@ -325,6 +420,7 @@ mod tests {
         assert_eq!(s.listen, "127.0.0.1:7".parse().unwrap());
         assert_eq!(s.max_startups, 3);
         assert_eq!(s.login_grace, Duration::from_secs(7));
+        assert_eq!(s.preauth_limits().unwrap().reserved, 0);
         std::fs::write(&file, "lissen = \"127.0.0.1:7\"\n").unwrap();
         assert!(
             run(&["--config", file.to_str().unwrap()])
@@ -332,5 +428,38 @@ mod tests {
                 .contains("lissen")
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn preauth_settings_have_safe_defaults_and_are_checked() {
+        let limits = run(&[]).unwrap().preauth_limits().unwrap();
+        assert_eq!(
+            (limits.max_startups, limits.reserved, limits.per_source),
+            (32, 8, 4)
+        );
+        assert_eq!((limits.ipv4_prefix, limits.ipv6_prefix), (32, 64));
+        let s = run(&[
+            "--max-startups-reserved",
+            "3",
+            "--source-prefixes",
+            "24,48",
+            "--handshake-grace",
+            "2s",
+        ])
+        .unwrap();
+        let limits = s.preauth_limits().unwrap();
+        assert_eq!(
+            (limits.reserved, limits.ipv4_prefix, limits.ipv6_prefix),
+            (3, 24, 48)
+        );
+        assert_eq!(s.handshake_grace, Duration::from_secs(2));
+        let error = run(&["--max-startups", "4", "--max-startups-reserved", "4"]).unwrap_err();
+        assert!(error.contains("must be below max-startups"), "{error}");
+        assert!(
+            run(&["--source-prefixes", "33,64"])
+                .unwrap_err()
+                .contains("V4,V6")
+        );
+        assert!(run(&["--max-startups-per-source", "0"]).is_err());
     }
 }

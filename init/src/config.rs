@@ -12,9 +12,18 @@
 //! start = "daemon"                    # or "once": must exit 0 before the next starts
 //! command = ["/usr/local/bin/pp-forwarder", "--attestation-deadline", "${PP_ATTESTATION_DEADLINE}"]
 //! restart_delay_ms = 100              # daemons only (default 1000)
+//! # start only once this endpoint accepts a connection; power off if it
+//! # does not within within_ms (counted from when the service is next)
+//! after_ready = { tcp = "127.0.0.1:8006", within_ms = 60000 }
+//! # or: after_ready = { unix = "/run/x/agent.sock", within_ms = 60000 }
 //! ```
 //!
-//! Services start in the order the files list them. `${NAME}` in a command
+//! Services start in the order the files list them; a service with
+//! `after_ready` holds the order (it and the services after it) until its
+//! endpoint accepts a connection, which is how a service waits for an
+//! earlier daemon to be up rather than racing it. It gates the first start
+//! only; restarts after a crash follow `restart_delay_ms` and the restart
+//! limit. `${NAME}` in a command
 //! is replaced by the variable from `[env]`; an unknown name is an error.
 //! Merging: `[env]` values of a later file win, `modules`,
 //! `[directories]` and services add up; a service name may appear once.
@@ -26,7 +35,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::supervisor::{Service, Start};
+use crate::supervisor::{Endpoint, Readiness, Service, Start};
 
 /// Everything pp-init does, in order: system set-up, then the services.
 #[derive(Debug, Default, PartialEq)]
@@ -75,6 +84,39 @@ struct ServiceEntry {
     start: StartKind,
     command: Vec<String>,
     restart_delay_ms: Option<u64>,
+    after_ready: Option<AfterReady>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AfterReady {
+    unix: Option<PathBuf>,
+    tcp: Option<String>,
+    within_ms: u64,
+}
+
+impl AfterReady {
+    fn readiness(self) -> Result<Readiness, String> {
+        let endpoint = match (self.unix, self.tcp) {
+            (Some(path), None) if path.is_absolute() => Endpoint::Unix(path),
+            (Some(path), None) => {
+                return Err(format!(
+                    "after_ready.unix {path:?} must be an absolute path"
+                ));
+            }
+            (None, Some(addr)) => Endpoint::Tcp(addr.parse().map_err(|_| {
+                format!("after_ready.tcp {addr:?} must be IP:PORT (an IP literal)")
+            })?),
+            _ => return Err("after_ready needs exactly one of unix or tcp".into()),
+        };
+        if self.within_ms == 0 {
+            return Err("after_ready.within_ms must be more than 0".into());
+        }
+        Ok(Readiness {
+            endpoint,
+            within: Duration::from_millis(self.within_ms),
+        })
+    }
 }
 
 #[derive(Deserialize, Clone, Copy)]
@@ -191,10 +233,16 @@ impl Config {
                 restart_delay: delay.map_or(DEFAULT_RESTART_DELAY, Duration::from_millis),
             },
         };
+        let after_ready = entry
+            .after_ready
+            .map(AfterReady::readiness)
+            .transpose()
+            .map_err(|e| format!("service {name:?}: {e}"))?;
         Ok(Service {
             name,
             command,
             start,
+            after_ready,
         })
     }
 }
@@ -354,6 +402,62 @@ mod tests {
             reason(load(&[&twice, &twice], &[]))
                 .starts_with("1.toml: service \"a\" is defined twice")
         );
+    }
+
+    #[test]
+    fn after_ready_takes_a_unix_socket_or_a_tcp_address_with_a_time() {
+        let config = load(
+            &[
+                "[[service]]\nname = \"cdh\"\nstart = \"daemon\"\ncommand = [\"/cdh\"]\n\
+               after_ready = { unix = \"/run/aa.sock\", within_ms = 60000 }\n\
+               [[service]]\nname = \"fwd\"\nstart = \"daemon\"\ncommand = [\"/fwd\"]\n\
+               after_ready = { tcp = \"127.0.0.1:8006\", within_ms = 500 }\n",
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            config.services[0].after_ready,
+            Some(Readiness {
+                endpoint: Endpoint::Unix("/run/aa.sock".into()),
+                within: Duration::from_secs(60)
+            })
+        );
+        assert_eq!(
+            config.services[1].after_ready,
+            Some(Readiness {
+                endpoint: Endpoint::Tcp("127.0.0.1:8006".parse().unwrap()),
+                within: Duration::from_millis(500)
+            })
+        );
+    }
+
+    #[test]
+    fn a_bad_after_ready_is_refused_with_the_reason() {
+        let svc = |ready: &str| {
+            format!(
+                "[[service]]\nname = \"a\"\nstart = \"daemon\"\ncommand = [\"/x\"]\nafter_ready = {ready}\n"
+            )
+        };
+        let cases = [
+            ("{ within_ms = 5 }", "exactly one of unix or tcp"),
+            (
+                "{ unix = \"/a\", tcp = \"127.0.0.1:1\", within_ms = 5 }",
+                "exactly one",
+            ),
+            ("{ unix = \"rel.sock\", within_ms = 5 }", "absolute path"),
+            ("{ tcp = \"localhost:80\", within_ms = 5 }", "IP literal"),
+            ("{ tcp = \"127.0.0.1:1\", within_ms = 0 }", "more than 0"),
+            ("{ tcp = \"127.0.0.1:1\" }", "within_ms"),
+            (
+                "{ tcp = \"127.0.0.1:1\", within_ms = 5, every = 1 }",
+                "unknown field",
+            ),
+        ];
+        for (ready, expected) in cases {
+            let why = reason(load(&[&svc(ready)], &[]));
+            assert!(why.contains(expected), "{ready}: {why}");
+        }
     }
 
     #[test]

@@ -34,7 +34,8 @@ As PID 1 (the image's /init) it takes no options: it mounts /proc, /sys,
 /dev, /run and /tmp, loads kernel modules (the configured ones and those the
 present devices ask for), sets the host name from /etc/hostname, brings lo
 up, creates the configured directories, then starts the services of
-/etc/pp-init.d/*.toml in file order and restarts daemons that end. A
+/etc/pp-init.d/*.toml in file order (a service with after_ready waits until
+its endpoint accepts a connection) and restarts daemons that end. A
 failed step or service powers the pod off. Services log to the kernel
 console; their PIDs are in /run/pp-init/NAME.pid. A variable named in [env]
 can be overridden with NAME=value on the kernel command line.

@@ -1,12 +1,17 @@
 //! The supervisor's driver: starts processes, reaps every child (services
 //! and orphans alike, as PID 1 must), keeps a PID file per running service,
 //! and sleeps until a child ends (SIGCHLD through a signalfd) or a restart
-//! is due. Returns when the pod must power off, after killing the services
-//! still running.
+//! is due. While the start order waits for an endpoint to be ready, it
+//! probes it (one connection attempt, closed at once) every
+//! [`PROBE_INTERVAL`]. Returns when the pod must power off, after killing
+//! the services still running.
 
+use std::net::TcpStream;
 use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, Signal, kill};
@@ -15,7 +20,12 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use crate::console::{Console, since_boot};
-use crate::supervisor::{Ending, PowerOff, Service, Supervisor};
+use crate::supervisor::{Ending, Endpoint, PowerOff, Service, Supervisor};
+
+/// How often an awaited endpoint is probed.
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(50);
+/// How long one TCP probe may take (loopback answers at once).
+const TCP_PROBE_TIMEOUT: Duration = Duration::from_millis(200);
 
 /// Runs `services` until one of them makes the pod power off; returns why.
 /// `env` is every service's whole environment.
@@ -50,7 +60,15 @@ pub fn supervise(
             }
             return reason;
         }
-        let timeout = match driver.supervisor.next_wakeup() {
+        let probe_at = driver
+            .supervisor
+            .awaiting()
+            .map(|_| since_boot() + PROBE_INTERVAL);
+        let wakeup = match (driver.supervisor.next_wakeup(), probe_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let timeout = match wakeup {
             None => PollTimeout::NONE,
             Some(at) => {
                 let ms = at
@@ -79,7 +97,17 @@ impl Driver<'_> {
     fn step(&mut self) -> Option<String> {
         loop {
             let mut changed = false;
-            for index in self.supervisor.poll(since_boot()) {
+            if let Some(endpoint) = self.supervisor.awaiting()
+                && accepts_connections(endpoint)
+            {
+                self.console.line(&format!("{endpoint} is ready"));
+                self.supervisor.endpoint_ready();
+            }
+            let due = match self.supervisor.poll(since_boot()) {
+                Ok(due) => due,
+                Err(PowerOff(reason)) => return Some(reason),
+            };
+            for index in due {
                 changed = true;
                 if let Some(PowerOff(reason)) = self.start(index) {
                     return Some(reason);
@@ -135,6 +163,15 @@ impl Driver<'_> {
                     .start_failed(index, e.to_string(), since_boot())
             }
         }
+    }
+}
+
+/// Whether `endpoint` accepts a connection now (the connection is closed
+/// at once).
+fn accepts_connections(endpoint: &Endpoint) -> bool {
+    match endpoint {
+        Endpoint::Unix(path) => UnixStream::connect(path).is_ok(),
+        Endpoint::Tcp(addr) => TcpStream::connect_timeout(addr, TCP_PROBE_TIMEOUT).is_ok(),
     }
 }
 

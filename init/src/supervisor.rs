@@ -11,11 +11,23 @@
 //!   [`RESTART_LIMIT_BURST`] times within [`RESTART_LIMIT_INTERVAL`], the
 //!   pod powers off instead (a service that cannot stay up means a pod that
 //!   cannot work).
+//! - A service with a readiness condition ([`Service::after_ready`]) starts
+//!   only once its endpoint (a unix socket or TCP port of an earlier
+//!   service) has accepted a connection; the start order waits for it, and
+//!   so do the services after it. The driver probes the endpoint that
+//!   [`awaiting`](Supervisor::awaiting) names and reports success with
+//!   [`endpoint_ready`](Supervisor::endpoint_ready). If the endpoint is not
+//!   ready within the condition's time, counted from when the service was
+//!   next in order, the pod powers off with a reason naming the endpoint.
+//!   The condition gates the first start only: restarts follow the rules
+//!   above.
 //! - Exits of processes it did not start (orphans re-parented to PID 1) are
 //!   ignored.
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +35,32 @@ pub struct Service {
     pub name: String,
     pub command: Vec<String>,
     pub start: Start,
+    /// Start only when this endpoint accepts connections.
+    pub after_ready: Option<Readiness>,
+}
+
+/// "Start when `endpoint` accepts a connection; power off if it does not
+/// within `within`."
+#[derive(Debug, Clone, PartialEq)]
+pub struct Readiness {
+    pub endpoint: Endpoint,
+    pub within: Duration,
+}
+
+/// Something a service listens on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Endpoint {
+    Unix(PathBuf),
+    Tcp(SocketAddr),
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Unix(path) => write!(f, "unix socket {}", path.display()),
+            Endpoint::Tcp(addr) => write!(f, "TCP port {addr}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -71,7 +109,15 @@ pub struct Supervisor {
     next: usize,
     /// The `once` service the start order waits for.
     waiting_for: Option<usize>,
+    /// The readiness wait of the service at `next`, once it began.
+    readiness: Option<ReadinessWait>,
     powering_off: bool,
+}
+
+#[derive(Clone, Copy)]
+struct ReadinessWait {
+    deadline: Duration,
+    ready: bool,
 }
 
 impl Supervisor {
@@ -82,6 +128,7 @@ impl Supervisor {
             states,
             next: 0,
             waiting_for: None,
+            readiness: None,
             powering_off: false,
         }
     }
@@ -93,11 +140,12 @@ impl Supervisor {
     /// The services to start at `now` (indices; report each with
     /// [`started`](Self::started) or [`start_failed`](Self::start_failed)):
     /// restarts whose delay has passed, and the next services in order up to
-    /// the first `once` one.
-    pub fn poll(&mut self, now: Duration) -> Vec<usize> {
+    /// the first `once` one or the first whose endpoint is not ready yet.
+    /// Fails when that endpoint's time is up.
+    pub fn poll(&mut self, now: Duration) -> Result<Vec<usize>, PowerOff> {
         let mut due = Vec::new();
         if self.powering_off {
-            return due;
+            return Ok(due);
         }
         for (index, state) in self.states.iter_mut().enumerate() {
             if state.restart_at.is_some_and(|at| at <= now) {
@@ -107,18 +155,66 @@ impl Supervisor {
         }
         while self.waiting_for.is_none() && self.next < self.services.len() {
             let index = self.next;
+            if let Some(readiness) = &self.services[index].after_ready {
+                let wait = *self.readiness.get_or_insert(ReadinessWait {
+                    deadline: now.saturating_add(readiness.within),
+                    ready: false,
+                });
+                if !wait.ready {
+                    if now < wait.deadline {
+                        break;
+                    }
+                    self.powering_off = true;
+                    return Err(PowerOff(format!(
+                        "{} was not started: {} did not accept a connection within {} ms",
+                        self.services[index].name,
+                        readiness.endpoint,
+                        readiness.within.as_millis()
+                    )));
+                }
+            }
+            self.readiness = None;
             self.next += 1;
             if self.services[index].start == Start::Once {
                 self.waiting_for = Some(index);
             }
             due.push(index);
         }
-        due
+        Ok(due)
     }
 
-    /// When [`poll`](Self::poll) next has something to do, if ever.
+    /// The endpoint the start order waits for, while it is not ready: the
+    /// driver probes it and calls [`endpoint_ready`](Self::endpoint_ready)
+    /// once it accepts a connection.
+    pub fn awaiting(&self) -> Option<&Endpoint> {
+        self.readiness.filter(|wait| !wait.ready)?;
+        self.services
+            .get(self.next)?
+            .after_ready
+            .as_ref()
+            .map(|readiness| &readiness.endpoint)
+    }
+
+    /// The endpoint [`awaiting`](Self::awaiting) named accepted a
+    /// connection: the next [`poll`](Self::poll) starts its service.
+    pub fn endpoint_ready(&mut self) {
+        if let Some(wait) = &mut self.readiness {
+            wait.ready = true;
+        }
+    }
+
+    /// When [`poll`](Self::poll) next has something to do, if ever (a
+    /// readiness deadline counts; probing more often is the driver's job).
     pub fn next_wakeup(&self) -> Option<Duration> {
-        self.states.iter().filter_map(|s| s.restart_at).min()
+        let deadline = self
+            .readiness
+            .filter(|wait| !wait.ready)
+            .map(|wait| wait.deadline);
+        self.states
+            .iter()
+            .filter_map(|s| s.restart_at)
+            .chain(deadline)
+            .min()
     }
 
     /// The PIDs of the services running now.
@@ -206,6 +302,7 @@ mod tests {
             name: name.into(),
             command: vec![format!("/bin/{name}")],
             start,
+            after_ready: None,
         }
     }
 
@@ -220,7 +317,7 @@ mod tests {
 
     /// Starts every due service with pid = 100 + index.
     fn start_all(sup: &mut Supervisor, now: Duration) -> Vec<usize> {
-        let due = sup.poll(now);
+        let due = sup.poll(now).expect("no readiness deadline passes here");
         for &index in &due {
             sup.started(index, 100 + index as i32);
         }
@@ -258,10 +355,10 @@ mod tests {
             start_all(&mut sup, Duration::ZERO);
             let (_, action) = sup.exited(100, ending.clone(), MS);
             assert_eq!(action, Some(PowerOff(format!("provision {ending}"))));
-            assert_eq!(sup.poll(2 * MS), []);
+            assert_eq!(sup.poll(2 * MS), Ok(vec![]));
         }
         let mut sup = Supervisor::new(vec![service("provision", Start::Once)]);
-        assert_eq!(sup.poll(Duration::ZERO), [0]);
+        assert_eq!(sup.poll(Duration::ZERO), Ok(vec![0]));
         let action = sup.start_failed(0, "No such file or directory".into(), MS);
         assert_eq!(
             action,
@@ -315,9 +412,91 @@ mod tests {
         );
         assert_eq!(
             sup.poll(base + 2000 * MS),
-            [],
+            Ok(vec![]),
             "no restart once powering off"
         );
+    }
+
+    fn after_ready(mut service: Service, socket: &str, within: Duration) -> Service {
+        service.after_ready = Some(Readiness {
+            endpoint: Endpoint::Unix(socket.into()),
+            within,
+        });
+        service
+    }
+
+    #[test]
+    fn a_service_waits_for_its_endpoint_and_so_do_the_services_after_it() {
+        let aa_sock = "/run/aa.sock";
+        let mut sup = Supervisor::new(vec![
+            daemon("aa"),
+            after_ready(daemon("cdh"), aa_sock, Duration::from_secs(60)),
+            daemon("forwarder"),
+        ]);
+        assert_eq!(start_all(&mut sup, Duration::ZERO), [0]);
+        assert_eq!(sup.awaiting(), Some(&Endpoint::Unix(aa_sock.into())));
+        assert_eq!(sup.next_wakeup(), Some(Duration::from_secs(60)));
+        // AA is slow: 20 s pass without its socket.
+        assert_eq!(start_all(&mut sup, Duration::from_secs(20)), []);
+        // AA crashes meanwhile and is restarted; the wait goes on.
+        assert_eq!(
+            sup.exited(100, Ending::Status(1), Duration::from_secs(21)),
+            (Some(0), None)
+        );
+        assert_eq!(start_all(&mut sup, Duration::from_secs(22)), [0]);
+        assert!(sup.awaiting().is_some());
+        sup.endpoint_ready();
+        assert_eq!(sup.awaiting(), None);
+        assert_eq!(start_all(&mut sup, Duration::from_secs(30)), [1, 2]);
+        assert_eq!(sup.awaiting(), None);
+        assert_eq!(sup.next_wakeup(), None);
+    }
+
+    #[test]
+    fn an_endpoint_not_ready_in_time_powers_off_naming_it_and_nothing_else_starts() {
+        let mut sup = Supervisor::new(vec![
+            daemon("aa"),
+            after_ready(daemon("cdh"), "/run/aa.sock", 500 * MS),
+            daemon("forwarder"),
+        ]);
+        assert_eq!(start_all(&mut sup, 100 * MS), [0]);
+        assert_eq!(start_all(&mut sup, 599 * MS), []);
+        assert_eq!(
+            sup.poll(600 * MS),
+            Err(PowerOff(
+                "cdh was not started: unix socket /run/aa.sock did not accept a connection within 500 ms"
+                    .into()
+            ))
+        );
+        assert_eq!(sup.poll(700 * MS), Ok(vec![]), "powering off");
+    }
+
+    #[test]
+    fn the_readiness_time_counts_from_when_the_service_is_next_in_order() {
+        let mut sup = Supervisor::new(vec![
+            service("provision", Start::Once),
+            after_ready(daemon("cdh"), "/run/aa.sock", 500 * MS),
+        ]);
+        assert_eq!(start_all(&mut sup, Duration::ZERO), [0]);
+        assert_eq!(sup.awaiting(), None, "the order waits for provision first");
+        assert_eq!(
+            sup.exited(100, Ending::Status(0), 10_000 * MS),
+            (Some(0), None)
+        );
+        assert_eq!(start_all(&mut sup, 10_000 * MS), []);
+        assert_eq!(start_all(&mut sup, 10_499 * MS), []);
+        assert!(sup.poll(10_500 * MS).is_err());
+    }
+
+    #[test]
+    fn a_restart_does_not_wait_for_readiness_again() {
+        let mut sup = Supervisor::new(vec![after_ready(daemon("cdh"), "/run/aa.sock", 500 * MS)]);
+        assert_eq!(start_all(&mut sup, Duration::ZERO), []);
+        sup.endpoint_ready();
+        assert_eq!(start_all(&mut sup, MS), [0]);
+        assert_eq!(sup.exited(100, Ending::Status(1), 2 * MS), (Some(0), None));
+        assert_eq!(start_all(&mut sup, 5000 * MS), [0]);
+        assert_eq!(sup.awaiting(), None);
     }
 
     #[test]

@@ -168,3 +168,48 @@ fn a_missing_program_and_a_bad_configuration_are_reported() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_service_waits_for_a_late_socket_and_one_that_never_comes_powers_off() {
+    let s = Scratch::new("ready");
+    let socket = s.0.join("late.sock");
+    s.config(
+        "10.toml",
+        &format!(
+            "{}after_ready = {{ unix = \"@DIR@/late.sock\", within_ms = 30000 }}\n{}",
+            service("waiter", "once", "echo waiter >> @DIR@/log"),
+            service("end", "once", "exit 9"),
+        ),
+    );
+    // The socket appears 300 ms after pp-init starts (the test binds it).
+    let binder = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        std::os::unix::net::UnixListener::bind(&socket).unwrap()
+    });
+    let (status, stderr) = s.run(&[]);
+    drop(binder.join().unwrap());
+    assert_eq!(status, Some(1), "{stderr}");
+    assert!(stderr.contains("late.sock is ready"), "{stderr}");
+    assert!(
+        stderr.contains("would power off: end exited with status 9"),
+        "{stderr}"
+    );
+    assert_eq!(s.read("log"), "waiter\n");
+
+    let s = Scratch::new("never");
+    s.config(
+        "10.toml",
+        &format!(
+            "{}after_ready = {{ unix = \"@DIR@/never.sock\", within_ms = 300 }}\n",
+            service("waiter", "once", "echo waiter >> @DIR@/log"),
+        ),
+    );
+    let (status, stderr) = s.run(&[]);
+    assert_eq!(status, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("would power off: waiter was not started: unix socket")
+            && stderr.contains("never.sock did not accept a connection within 300 ms"),
+        "{stderr}"
+    );
+    assert_eq!(s.read("log"), "", "the waiting service never started");
+}

@@ -53,7 +53,11 @@ Writes (mode 0600) into the output directory:
   initdata          init-data as delivered (the forwarder's --initdata)
   initdata.toml     the decoded TOML, the exact bytes the digest covers
   initdata.digest   the digest, lowercase hex
-  aa.toml cdh.toml policy.rego forwarder.toml
+  aa.toml cdh.toml  the init-data [data] entries of those names, checked
+                    (their KBS URL must be the forwarder's KBS tunnel,
+                    http://127.0.0.1:8080), or defaults when init-data
+                    has none (see docs/provisioning.md)
+  policy.rego forwarder.toml
                     the init-data [data] entries of those names, if present
 
 Exit status: 0 provisioned; 1 missing or malformed input, unreadable

@@ -48,6 +48,11 @@ fn main() -> ExitCode {
                     "pp-provision: WARNING: no TEE found; init-data is NOT bound to the launch"
                 );
             }
+            for name in &done.defaulted {
+                eprintln!(
+                    "pp-provision: init-data has no {name}: wrote the default (KBS through the forwarder's tunnel; docs/provisioning.md)"
+                );
+            }
             for name in &done.ignored_data_entries {
                 eprintln!(
                     "pp-provision: init-data [data] entry {name:?} ignored (not one pp-provision writes)"

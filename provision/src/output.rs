@@ -18,8 +18,9 @@ pub const INITDATA_TOML_FILE: &str = "initdata.toml";
 /// The digest in lowercase hex, as cloud-api-adaptor's process-user-data
 /// wrote it (no newline).
 pub const INITDATA_DIGEST_FILE: &str = "initdata.digest";
-/// `[data]` entries of init-data written as files of the same name.
-pub const DATA_FILES: [&str; 4] = ["aa.toml", "cdh.toml", "policy.rego", "forwarder.toml"];
+/// `[data]` entries of init-data written as they are, as files of the same
+/// name (`aa.toml` and `cdh.toml` are written through `guest_components`).
+pub const DATA_FILES: [&str; 2] = ["policy.rego", "forwarder.toml"];
 
 /// Why an output file could not be written.
 #[derive(Debug, thiserror::Error)]

@@ -2,6 +2,10 @@
 //! init-data entry out of it, decode and parse init-data, check its binding
 //! to the TEE, and only then write the files.
 //!
+//! `aa.toml` and `cdh.toml` are checked (or defaulted) by
+//! [`guest_components`] before the binding check, so init-data whose AA or
+//! CDH configuration cannot work is refused before anything else happens.
+//!
 //! Contract: nothing is written before the binding check has passed (or,
 //! on a vTPM, before PCR 8 has been extended), so a mismatch leaves no
 //! init-data for the forwarder, AA or CDH. Only init-data leaves this
@@ -16,6 +20,7 @@ use crate::binding::{
     self, BindingMismatch, EvidenceError, LaunchSource, Platform, Register, SystemPaths, tpm,
 };
 use crate::cloud_config::{self, CloudConfigError};
+use crate::guest_components::{self, GuestConfigError};
 use crate::output::{self, OutputError};
 use crate::source::{self, SourceError, SourceOptions};
 
@@ -57,6 +62,8 @@ pub struct Provisioned {
     pub binding: Binding,
     pub written: Vec<PathBuf>,
     pub ignored_data_entries: Vec<String>,
+    /// `aa.toml` / `cdh.toml` written from the defaults (init-data had none).
+    pub defaulted: Vec<&'static str>,
 }
 
 /// Why provisioning stopped.
@@ -68,6 +75,8 @@ pub enum ProvisionError {
     CloudConfig(#[from] CloudConfigError),
     #[error("write_files entry {path:?}: {0}", path = cloud_config::INITDATA_PATH)]
     InitData(InitDataError),
+    #[error("{0}; refusing init-data that cannot work")]
+    GuestConfig(#[from] GuestConfigError),
     #[error("reading the TEE launch register: {0}")]
     Evidence(#[from] EvidenceError),
     #[error(transparent)]
@@ -90,16 +99,27 @@ pub fn run(options: &Options) -> Result<Provisioned, ProvisionError> {
     let document = InitData::parse(&toml).map_err(ProvisionError::InitData)?;
     let algorithm = document.algorithm().as_str();
     let digest = initdata::digest(&toml, document.algorithm());
+    let guest = guest_components::plan(&document)?;
     let binding = bind(options, &digest, algorithm)?;
 
     output::prepare_dir(&options.out_dir)?;
     let dir = options.out_dir.as_path();
     let mut written = Vec::new();
     let mut ignored_data_entries = Vec::new();
+    written.push(output::write_file(
+        dir,
+        guest_components::AA_FILE,
+        guest.aa_toml.as_bytes(),
+    )?);
+    written.push(output::write_file(
+        dir,
+        guest_components::CDH_FILE,
+        guest.cdh_toml.as_bytes(),
+    )?);
     for (name, text) in document.files() {
         if output::DATA_FILES.contains(&name) {
             written.push(output::write_file(dir, name, text.as_bytes())?);
-        } else {
+        } else if ![guest_components::AA_FILE, guest_components::CDH_FILE].contains(&name) {
             ignored_data_entries.push(name.to_owned());
         }
     }
@@ -119,6 +139,7 @@ pub fn run(options: &Options) -> Result<Provisioned, ProvisionError> {
         binding,
         written,
         ignored_data_entries,
+        defaulted: guest.defaulted,
     })
 }
 

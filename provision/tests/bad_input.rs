@@ -118,3 +118,18 @@ fn yaml_that_does_not_parse_is_refused() {
     let log = refused(b"#cloud-config\nwrite_files: [\n");
     assert!(log.contains("YAML"), "{log}");
 }
+
+#[test]
+fn a_cdh_toml_whose_kbs_url_is_not_the_tunnel_is_refused_before_anything_is_written() {
+    let toml = initdata_toml("sha256").replace(
+        "[kbc]\nname = \"cc_kbc\"\nurl = \"http://127.0.0.1:8080\"",
+        "[kbc]\nname = \"cc_kbc\"\nurl = \"https://kbs.example.com\"",
+    );
+    assert!(toml.contains("kbs.example.com"));
+    let log = refused(user_data_for(&toml).as_bytes());
+    assert!(
+        log.contains("init-data cdh.toml: [kbc] url is \"https://kbs.example.com\"")
+            && log.contains("use \"http://127.0.0.1:8080\""),
+        "{log}"
+    );
+}

@@ -155,3 +155,39 @@ fn user_data_over_256_kib_is_refused_before_it_is_read() {
     );
     assert!(!out.exists());
 }
+
+#[test]
+fn init_data_without_aa_and_cdh_entries_gets_the_documented_defaults() {
+    let work = tempfile::tempdir().unwrap();
+    let toml = "version = \"0.1.0\"\nalgorithm = \"sha256\"\n[data]\n\
+                \"forwarder.toml\" = 'inbounds = [\"BOTH_PHASES:KBS:8080\"]'\n";
+    let iso = user_data_drive(work.path(), user_data_for(toml).as_bytes());
+    let digest = digest_of(toml, Algorithm::Sha256);
+    let sim = snp_sim_dir(&initdata::host_data(&digest));
+    let out = work.path().join("run/peerpod");
+
+    let result = provision_from_drive(&iso, sim.path(), &out);
+
+    let log = stderr(&result);
+    assert!(result.status.success(), "{log}");
+    assert!(
+        log.contains("init-data has no aa.toml: wrote the default")
+            && log.contains("init-data has no cdh.toml: wrote the default"),
+        "{log}"
+    );
+    let cdh = std::fs::read_to_string(out.join("cdh.toml")).unwrap();
+    assert!(
+        cdh.contains("name = \"cc_kbc\"\nurl = \"http://127.0.0.1:8080\""),
+        "{cdh}"
+    );
+    let aa = std::fs::read_to_string(out.join("aa.toml")).unwrap();
+    assert!(
+        aa.contains("[token_configs.kbs]\nurl = \"http://127.0.0.1:8080\""),
+        "{aa}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("initdata.toml")).unwrap(),
+        toml,
+        "init-data itself is written as delivered"
+    );
+}

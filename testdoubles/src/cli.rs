@@ -1,5 +1,6 @@
-//! Command-line flags for the doubles: `--name VALUE` or `--name=VALUE`,
-//! each flag at most once, `-h`/`--help` for the usage text. Unknown flags
+//! Command-line flags for the doubles: `--name VALUE` or `--name=VALUE`
+//! (and `-x VALUE` for a one-letter name, as guest-components' `-c`), each
+//! flag at most once, `-h`/`--help` for the usage text. Unknown flags
 //! and missing values are errors that name the flag. `run_main` is the
 //! shared `main` of the three binaries: usage errors exit 2, runtime
 //! failures exit 1, each printed with the binary's name.
@@ -38,7 +39,10 @@ pub fn parse_args(
         if arg == "-h" || arg == "--help" {
             return Ok(Command::Help);
         }
-        let Some(flag) = arg.strip_prefix("--") else {
+        let short = arg
+            .strip_prefix('-')
+            .filter(|name| name.len() == 1 && name != &"-");
+        let Some(flag) = arg.strip_prefix("--").or(short) else {
             return Err(format!("unexpected argument {arg:?} (flags start with --)"));
         };
         let (name, value) = match flag.split_once('=') {
@@ -164,6 +168,15 @@ mod tests {
                 .contains("twice")
         );
         assert!(parse_args(args(&["stray"]), &["x"]).is_err());
+        assert!(parse_args(args(&["-y", "1"]), &["x"]).is_err());
+    }
+
+    #[test]
+    fn one_letter_flags_take_one_dash() {
+        let Ok(Command::Run(flags)) = parse_args(args(&["-c", "/run/cdh.toml"]), &["c"]) else {
+            panic!("not parsed");
+        };
+        assert_eq!(flags.get("c"), Some("/run/cdh.toml"));
     }
 
     #[test]

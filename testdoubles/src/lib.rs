@@ -8,6 +8,11 @@
 //!   attestation-agent as they run in the peer pod: each
 //!   `GET /cdh/resource/..` runs the KBS client protocol with "sample"
 //!   evidence.
+//! - `attestation-agent-double`, `confidential-data-hub-double`,
+//!   `api-server-rest-double`: the same three as SEPARATE processes, with
+//!   the real ones' command lines, sockets and start-up failures, for the
+//!   production image's service files (`aa_double`, `cdh_process_double`,
+//!   `api_server_double`).
 //! - `agent-echo`: a stand-in for the kata-agent that echoes bytes.
 //!
 //! The wire formats (HTTP/1.1 framing, canonical JSON, sample evidence,
@@ -18,11 +23,14 @@
 //! parser of untrusted input is a plain function tested with garbage.
 #![forbid(unsafe_code)]
 
+pub mod aa_double;
 pub mod admin_auth;
 pub mod admin_messages;
 pub mod agent_echo;
+pub mod api_server_double;
 pub mod canonical_json;
 pub mod cdh_double;
+pub mod cdh_process_double;
 pub mod cli;
 pub mod evidence;
 pub mod http1;
@@ -37,3 +45,4 @@ pub mod kbs_url;
 pub mod random;
 pub mod resource_path;
 pub mod tee_key;
+pub mod unix_socket;

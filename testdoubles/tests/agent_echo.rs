@@ -88,3 +88,29 @@ fn tcp_connections_echo_and_half_close() {
     );
     assert_eq!(back, b"hello");
 }
+
+#[test]
+fn with_a_kata_agent_config_it_listens_on_the_server_addr() {
+    let path = socket_path("config");
+    let config = path.with_file_name("agent-config.toml");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "server_addr = \"unix://{}\"\nguest_components_procs = \"none\"\n",
+            path.display()
+        ),
+    )
+    .unwrap();
+    let _echo = RunningDouble::start(
+        env!("CARGO_BIN_EXE_agent-echo"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let back = round_trip(
+        UnixStream::connect(&path).unwrap(),
+        |s| s.shutdown(Shutdown::Write).unwrap(),
+        b"kata",
+    );
+    assert_eq!(back, b"kata");
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+}

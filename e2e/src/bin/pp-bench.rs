@@ -15,7 +15,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pp_adaptor::local_tunnels::LocalAddress;
-use pp_adaptor::pp_status::PpStatus;
 use pp_e2e::openssh::{ssh_command, ssh_keygen};
 use pp_e2e::pp::{Pp, PpOptions};
 use pp_e2e::process::Process;
@@ -58,14 +57,8 @@ async fn main() {
     });
     pp.wait_listening();
     let handle = world
-        .serve_tunnels(&world.adaptor, "bench", &pp, &["ECHO", "SINK", "SOURCE"])
+        .serve_until_kubernetes("bench", &pp, &["ECHO", "SINK", "SOURCE"])
         .await;
-    handle
-        .wait_for(Duration::from_secs(120), |s| {
-            matches!(s, PpStatus::Kubernetes { .. })
-        })
-        .await
-        .expect("the Kubernetes phase");
     let entrance = |name: &str| match handle.tunnel_address(name) {
         Some(LocalAddress::Tcp(addr)) => *addr,
         _ => panic!("{name} listens on TCP"),

@@ -88,11 +88,14 @@ pub use pp_tag::ConnectionPhase as Phase;
 /// the WN never does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Side {
+    /// The PP, in this phase.
     Pp(Phase),
+    /// The WN.
     Wn,
 }
 
 impl Side {
+    /// The role this side plays.
     pub fn role(self) -> Role {
         match self {
             Side::Pp(_) => Role::Pp,
@@ -106,34 +109,54 @@ impl Side {
 pub enum Frame {
     /// `version` is carried as received; the session rejects anything but 1.
     Hello {
+        /// The protocol version the peer speaks.
         version: u8,
+        /// Who the sender is.
         side: Side,
     },
+    /// Open a stream to the tunnel `name`.
     Open {
+        /// The stream.
         stream: StreamId,
+        /// The tunnel name.
         name: String,
     },
     /// `bytes` holds 1..=`MAX_PAYLOAD` bytes.
     Data {
+        /// The stream.
         stream: StreamId,
+        /// The payload.
         bytes: Vec<u8>,
     },
+    /// Grant `n` more bytes of window on `stream`.
     Credit {
+        /// The stream.
         stream: StreamId,
+        /// Bytes of window granted.
         n: u32,
     },
+    /// No more data from the sender on `stream` (half-close).
     End {
+        /// The stream.
         stream: StreamId,
     },
+    /// Abort `stream`.
     Reset {
+        /// The stream.
         stream: StreamId,
+        /// Why, as text.
         reason: String,
     },
+    /// The PP's Kubernetes-phase host key (PP to WN).
     Upgrade {
+        /// The PP host key as an `authorized_keys` line.
         host_key_line: String,
     },
+    /// Ask the PP for INFO (WN to PP).
     InfoRequest,
+    /// The PP's answer to INFO_REQUEST.
     Info {
+        /// The `key=value` lines.
         text: String,
     },
 }
@@ -141,30 +164,44 @@ pub enum Frame {
 /// Why bytes are not a valid frame. Every variant is a protocol error.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FrameError {
+    /// A frame type this version does not know.
     UnknownType(u8),
+    /// A payload longer than the protocol allows.
     PayloadTooLong {
+        /// The length found.
         len: usize,
     },
     /// A control frame on a stream id, or a stream frame on id 0.
     WrongStream {
+        /// The frame type.
         frame: &'static str,
+        /// The stream.
         stream: u32,
     },
     /// The payload length does not fit the frame type.
     BadLength {
+        /// The frame type.
         frame: &'static str,
+        /// The length found.
         len: usize,
     },
+    /// The role byte is neither PP nor WN.
     BadHelloRole(u8),
     /// The phase byte does not match the role (PP: 1 or 2, WN: 0).
     BadHelloPhase {
+        /// The role the HELLO names.
         role: Role,
+        /// The phase byte found.
         phase: u8,
     },
+    /// The tunnel name is not `[A-Za-z0-9_-]{1,64}`.
     BadTunnelName,
+    /// A text payload that is not UTF-8.
     NotUtf8 {
+        /// The frame type.
         frame: &'static str,
     },
+    /// The UPGRADE payload is not an Ed25519 `authorized_keys` line.
     BadHostKeyLine,
 }
 
@@ -233,7 +270,8 @@ pub fn check_host_key_line(line: &str) -> Result<(), FrameError> {
 pub fn truncate_reset_reason(reason: &str) -> &str {
     let mut end = reason.len().min(MAX_RESET_REASON_LEN);
     while !reason.is_char_boundary(end) {
-        end -= 1;
+        // Offset 0 is always a boundary, so this stops there at the latest.
+        end = end.saturating_sub(1);
     }
     reason.get(..end).unwrap_or_default()
 }

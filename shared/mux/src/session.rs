@@ -53,71 +53,119 @@ impl Default for MuxLimits {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     /// The peer's HELLO (version 1, opposite role).
-    Hello { side: Side },
+    Hello {
+        /// Who the sender is.
+        side: Side,
+    },
     /// The peer opened `stream` towards the local target `name`. Answer
     /// with [`MuxSession::reset`] to refuse it.
-    Opened { stream: StreamId, name: String },
+    Opened {
+        /// The stream.
+        stream: StreamId,
+        /// The tunnel name.
+        name: String,
+    },
     /// Stream data; report it with [`MuxSession::consumed`] once delivered.
-    Data { stream: StreamId, bytes: Vec<u8> },
+    Data {
+        /// The stream.
+        stream: StreamId,
+        /// The payload.
+        bytes: Vec<u8>,
+    },
     /// The peer granted `n` more bytes on `stream`: sending may resume.
-    Credited { stream: StreamId, n: u32 },
+    Credited {
+        /// The stream.
+        stream: StreamId,
+        /// Bytes of window granted.
+        n: u32,
+    },
     /// The peer will send no more data on `stream` (half-close).
-    PeerEnded { stream: StreamId },
+    PeerEnded {
+        /// The stream.
+        stream: StreamId,
+    },
     /// The peer aborted `stream`; it is finished.
-    PeerReset { stream: StreamId, reason: String },
+    PeerReset {
+        /// The stream.
+        stream: StreamId,
+        /// Why, as text.
+        reason: String,
+    },
     /// The PP's Kubernetes-phase host key (received by the WN only).
-    Upgrade { host_key_line: String },
+    Upgrade {
+        /// The PP host key as an `authorized_keys` line.
+        host_key_line: String,
+    },
     /// The WN asks for INFO (received by the PP only).
     InfoRequest,
     /// The PP's `key=value` lines (received by the WN only).
-    Info { text: String },
+    Info {
+        /// The `key=value` lines.
+        text: String,
+    },
 }
 
 /// The peer broke the protocol; the connection must end.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProtocolError {
+    /// The bytes are not a valid frame.
     Frame(FrameError),
     /// The first frame was not HELLO.
     HelloMissing,
     /// A HELLO after the first frame.
     HelloRepeated,
+    /// A HELLO of another protocol version.
     UnsupportedVersion(u8),
     /// The peer claims our own role.
     SameRole(Role),
     /// A control frame the receiver's role never receives.
     UnexpectedControl {
+        /// The frame type.
         frame: &'static str,
+        /// The role that received it.
         receiver: Role,
     },
     /// OPEN with an id of our parity, reused, or not the next in sequence.
     BadOpenId {
+        /// The stream.
         stream: StreamId,
+        /// The id expected next.
         expected: u32,
     },
     /// A stream frame for an id the peer never opened.
     UnknownStream {
+        /// The frame type.
         frame: &'static str,
+        /// The stream.
         stream: StreamId,
     },
     /// DATA beyond the window granted to the peer.
     WindowOverrun {
+        /// The stream.
         stream: StreamId,
+        /// The length found.
         len: usize,
+        /// The window left.
         window: u32,
     },
     /// CREDIT taking the window above 2^31 - 1.
     WindowTooLarge {
+        /// The stream.
         stream: StreamId,
     },
     /// DATA or END after the peer's END on the same stream.
     AfterEnd {
+        /// The frame type.
         frame: &'static str,
+        /// The stream.
         stream: StreamId,
     },
     /// A frame asking for an answer while more than [`MAX_UNREAD_ANSWERS`]
     /// bytes of ours wait for the peer to read them.
     AnswersUnread {
+        /// The frame type.
         frame: &'static str,
+        /// Bytes of ours the peer has not read.
         backlog: usize,
     },
 }
@@ -197,7 +245,10 @@ pub enum CommandError {
     /// Frame content outside the table (bad tunnel name, bad key line).
     Invalid(FrameError),
     /// The frame is sent only by the other role.
-    WrongRole { frame: &'static str },
+    WrongRole {
+        /// The frame type.
+        frame: &'static str,
+    },
     /// All 2^31 ids of this side's parity were used.
     IdsExhausted,
     /// The session already failed with a protocol error.
@@ -301,6 +352,7 @@ impl MuxSession {
         session
     }
 
+    /// This side, as its HELLO says.
     pub fn side(&self) -> Side {
         self.side
     }
@@ -329,7 +381,7 @@ impl MuxSession {
                 Ok(None) => return Ok(None),
                 Err(e) => return Err(self.fail(e)),
             };
-            self.received_start += used;
+            self.received_start = self.received_start.saturating_add(used);
             if self.received_start == self.received.len() {
                 self.received.clear();
                 self.received_start = 0;
@@ -418,7 +470,7 @@ impl MuxSession {
             return Ok(None);
         }
         self.streams.insert(stream, Stream::new());
-        self.peer_streams += 1;
+        self.peer_streams = self.peer_streams.saturating_add(1);
         Ok(Some(Event::Opened { stream, name }))
     }
 
@@ -469,8 +521,9 @@ impl MuxSession {
                 window,
             });
         }
-        state.receive_window = window - len;
-        state.unconsumed += len;
+        // len <= window: checked just above.
+        state.receive_window = window.saturating_sub(len);
+        state.unconsumed = state.unconsumed.saturating_add(len);
         Ok(Some(Event::Data { stream, bytes }))
     }
 
@@ -552,7 +605,8 @@ impl MuxSession {
         let state = state.ok_or(CommandError::StreamClosed(stream))?;
         let window = usize::try_from(state.send_window).unwrap_or(usize::MAX);
         let accepted = bytes.get(..window).unwrap_or(bytes);
-        state.send_window -= u32::try_from(accepted.len()).unwrap_or(u32::MAX);
+        let sent = u32::try_from(accepted.len()).unwrap_or(u32::MAX);
+        state.send_window = state.send_window.saturating_sub(sent);
         for chunk in accepted.chunks(MAX_PAYLOAD) {
             frame::emit_data(stream, chunk, &mut self.transmit);
         }
@@ -611,10 +665,10 @@ impl MuxSession {
             .unconsumed
             .checked_sub(n)
             .ok_or(CommandError::OverConsumed(stream))?;
-        state.uncredited += n;
+        state.uncredited = state.uncredited.saturating_add(n);
         if state.uncredited >= CREDIT_THRESHOLD && !state.peer_ended {
             let n = core::mem::take(&mut state.uncredited);
-            state.receive_window += n;
+            state.receive_window = state.receive_window.saturating_add(n);
             self.queue(&Frame::Credit { stream, n });
         }
         Ok(())

@@ -61,7 +61,7 @@ fn main() -> ExitCode {
                     "cdh-double listening on {bound} (KBS at http://{})",
                     config.kbs.addr
                 );
-                serve(listener, config)
+                serve("cdh-double", listener, config)
                     .await
                     .map_err(|e| format!("accepting connections failed: {e}"))
             })

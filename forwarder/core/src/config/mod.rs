@@ -5,7 +5,15 @@
 //! wn-public-key = "ssh-ed25519 AAAA... comment"   # attestation-phase WN key
 //! inbounds = ["BOTH_PHASES:KBS:8080"]             # local listeners
 //! outbounds = ["KUBERNETES_PHASE:KATAAGENT:unix:/run/kata-containers/agent.sock"]
+//! wn-source-networks = ["10.0.0.0/8"]             # where the WN connects from
+//! wn-source-networks-only = false                 # refuse every other source
 //! ```
+//!
+//! `wn-source-networks` (default: none) makes connections from those
+//! networks preferred before authentication: they have slots of their own
+//! and are never penalised (see the forwarder's `preauth` module);
+//! `wn-source-networks-only = true` refuses every other source at accept.
+//! It needs a non-empty list.
 //!
 //! `inbounds` / `outbounds`, when present, replace the defaults (an empty
 //! list means none). Without init-data, or without `forwarder.toml` in it,
@@ -17,8 +25,10 @@
 //! key or a bad tag are errors that name the file and the field.
 
 use alloc::string::{String, ToString};
+use alloc::vec::Vec;
 use core::fmt;
 use pp_initdata::InitData;
+pub use pp_ipnet::{SourceNetwork, mask};
 use pp_minitoml as minitoml;
 use pp_ssh_key::{KeyError, PublicKey};
 use pp_tag::{Direction, TagError, TunnelSet};
@@ -40,6 +50,10 @@ pub struct ForwarderConfig {
     pub inbounds: TunnelSet,
     /// Targets the WN may open streams to.
     pub outbounds: TunnelSet,
+    /// Networks the WN connects from (preferred before authentication).
+    pub wn_source_networks: Vec<SourceNetwork>,
+    /// Refuse every source outside `wn_source_networks`.
+    pub wn_source_networks_only: bool,
 }
 
 /// Why `forwarder.toml` was refused.
@@ -59,6 +73,11 @@ pub enum ConfigError {
         /// What is wrong with the tag.
         error: TagError,
     },
+    /// `wn-source-networks` holds a bad network, or `-only` has no list.
+    SourceNetworks {
+        /// What is wrong, naming the field.
+        message: String,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -67,6 +86,7 @@ impl fmt::Display for ConfigError {
             Self::Toml { message } => write!(f, "init-data {FILE_NAME}: {message}"),
             Self::WnPublicKey(error) => write!(f, "init-data {FILE_NAME}: wn-public-key: {error}"),
             Self::Tag { field, error } => write!(f, "init-data {FILE_NAME}: {field}: {error}"),
+            Self::SourceNetworks { message } => write!(f, "init-data {FILE_NAME}: {message}"),
         }
     }
 }
@@ -79,6 +99,8 @@ impl Default for ForwarderConfig {
             wn_public_key: None,
             inbounds: default_set(DEFAULT_INBOUND, Direction::Inbound),
             outbounds: default_set(DEFAULT_OUTBOUND, Direction::Outbound),
+            wn_source_networks: Vec::new(),
+            wn_source_networks_only: false,
         }
     }
 }
@@ -110,11 +132,32 @@ impl ForwarderConfig {
                     let tags = value.into_strings(&key).map_err(toml)?;
                     config.outbounds = parse_set(&tags, Direction::Outbound, "outbounds")?;
                 }
+                "wn-source-networks" => {
+                    let networks = value.into_strings(&key).map_err(toml)?;
+                    config.wn_source_networks = networks
+                        .iter()
+                        .map(|n| SourceNetwork::parse(n))
+                        .collect::<Result<_, _>>()
+                        .map_err(|e| ConfigError::SourceNetworks {
+                            message: alloc::format!("wn-source-networks: {e}"),
+                        })?;
+                }
+                "wn-source-networks-only" => {
+                    config.wn_source_networks_only = value.into_bool(&key).map_err(toml)?;
+                }
                 _ => {
-                    let expected = "wn-public-key, inbounds or outbounds";
+                    let expected = "wn-public-key, inbounds, outbounds, wn-source-networks or \
+                                    wn-source-networks-only";
                     return Err(toml(minitoml::unknown_key(&key, expected)));
                 }
             }
+        }
+        if config.wn_source_networks_only && config.wn_source_networks.is_empty() {
+            return Err(ConfigError::SourceNetworks {
+                message: "wn-source-networks-only = true needs a non-empty wn-source-networks \
+                          list (else every connection would be refused)"
+                    .into(),
+            });
         }
         Ok(config)
     }
@@ -218,6 +261,31 @@ wn-public-key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHbNPIYSDw6aSk8yoKq+Nv+Qx16
             "BOTH_PHASES:KBS:18080"
         );
         assert_eq!(names(&config.outbounds), ["KATAAGENT"]);
+    }
+
+    #[test]
+    fn wn_source_networks_are_parsed_and_only_needs_a_list() {
+        let config = ForwarderConfig::parse(
+            "wn-source-networks = [\"10.0.0.0/8\", \"fd00::/64\"]\nwn-source-networks-only = true\n",
+        )
+        .unwrap();
+        let shown: Vec<String> = config
+            .wn_source_networks
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(shown, ["10.0.0.0/8", "fd00::/64"]);
+        assert!(config.wn_source_networks_only);
+        assert!(ForwarderConfig::default().wn_source_networks.is_empty());
+
+        let alone = ForwarderConfig::parse("wn-source-networks-only = true\n").unwrap_err();
+        assert!(alone.to_string().contains("non-empty"), "{alone}");
+        let bad = ForwarderConfig::parse("wn-source-networks = [\"10.0.0.1/8\"]\n").unwrap_err();
+        assert!(
+            bad.to_string()
+                .contains("forwarder.toml: wn-source-networks: \"10.0.0.1/8\""),
+            "{bad}"
+        );
     }
 
     #[test]
