@@ -42,7 +42,7 @@ async fn creating_a_pp_registers_the_wn_public_key_and_the_pp_private_key() {
 }
 
 #[tokio::test]
-async fn teardown_deletes_the_pp_key_at_trustee_and_the_local_key_pair() {
+async fn teardown_deletes_the_pp_key_at_trustee_and_the_local_key_pair_and_can_be_repeated() {
     let trustee = Trustee::start(SigningKey::from_bytes(&[12; 32])).await;
     let workspace = Workspace::new();
     let config = workspace.config(trustee.url(), workspace.write_admin_key(&trustee.admin_key));
@@ -50,6 +50,9 @@ async fn teardown_deletes_the_pp_key_at_trustee_and_the_local_key_pair() {
     let sid = Sid::parse("gone").unwrap();
     adaptor.create_pp(&sid).await.unwrap();
 
+    adaptor.teardown(&sid).await.unwrap();
+    // Again: the KBS (double and real) now answers the DELETE with 401
+    // PluginInternalError "resource not found"; teardown is idempotent.
     adaptor.teardown(&sid).await.unwrap();
 
     assert_eq!(
@@ -61,24 +64,6 @@ async fn teardown_deletes_the_pp_key_at_trustee_and_the_local_key_pair() {
     assert!(
         workspace.path("keys/wn").exists(),
         "the WN key is shared and stays"
-    );
-}
-
-#[tokio::test]
-async fn teardown_twice_succeeds_against_trustees_401_for_a_missing_resource() {
-    let trustee = Trustee::start(SigningKey::from_bytes(&[15; 32])).await;
-    let workspace = Workspace::new();
-    let config = workspace.config(trustee.url(), workspace.write_admin_key(&trustee.admin_key));
-    let adaptor = Adaptor::new(&config).unwrap();
-    let sid = Sid::parse("twice").unwrap();
-    adaptor.create_pp(&sid).await.unwrap();
-
-    adaptor.teardown(&sid).await.unwrap();
-    adaptor.teardown(&sid).await.unwrap();
-
-    assert_eq!(
-        trustee.resource_paths().await,
-        ["default/sshclient/publicKey"]
     );
 }
 
