@@ -141,14 +141,9 @@ impl Controller {
         self.config.inbounds.iter().cloned().collect()
     }
 
+    /// The machine's state, named as the core names it for log lines.
     pub fn phase_name(&self) -> &'static str {
-        match self.machine.borrow().state() {
-            State::Restoring => "restoring",
-            State::AttestationOpen => "attestation (open)",
-            State::AttestationClaimed { .. } => "attestation (claimed)",
-            State::Kubernetes { .. } => "kubernetes",
-            State::Failed { .. } => "failed",
-        }
+        self.machine.borrow().state().name()
     }
 
     pub fn new_connection(&self) -> ConnId {
