@@ -25,7 +25,7 @@ use crate::sid::Sid;
 use crate::ssh_connect::MuxConnection;
 use pp_ssh_key::PublicKey;
 use pp_tag::ConnectionPhase;
-use pp_tunnel::{MuxEvent, Phase, Side};
+use pp_tunnel::{MuxEvent, Side};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -145,12 +145,7 @@ fn handle_event(
     let sid = context.sid;
     match event {
         MuxEvent::Hello(side) => {
-            let claimed = match side {
-                Side::Pp(Phase::Attestation) => Some(ConnectionPhase::Attestation),
-                Side::Pp(Phase::Kubernetes) => Some(ConnectionPhase::Kubernetes),
-                Side::Wn => None,
-            };
-            if claimed == Some(phase) {
+            if side == Side::Pp(phase) {
                 tracing::info!("pp {sid}: {} phase: mux up", phase.as_str());
             } else {
                 // The host key decides the phase; the HELLO is only a hint.

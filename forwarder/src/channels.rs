@@ -85,7 +85,7 @@ async fn serve_mux(chan: ChanInOut<'_>, conn: ConnId, ctrl: &Rc<Controller>) -> 
                             "conn {conn}: stream to {:?} refused: {reason}",
                             incoming.name
                         );
-                        incoming.stream.reset(&reason);
+                        incoming.stream.reset(&reason.to_string());
                     }
                 },
                 MuxEvent::InfoRequest => {

@@ -28,6 +28,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::cdh;
 use crate::fail_closed::fail_closed;
+use crate::refusal::Refusal;
 use crate::settings::Settings;
 use crate::store::Store;
 
@@ -130,7 +131,8 @@ impl Controller {
             Ok(None) => Restored::NoRecord,
             Ok(Some(phase)) => Restored::Record(phase),
         };
-        ctrl.step(Event::Restored { found, now_ms })?;
+        ctrl.step(Event::Restored { found, now_ms })
+            .map_err(|refusal| refusal.to_string())?;
         if let Some(key) = ctrl.machine.borrow().state().host_key() {
             info!("Kubernetes-phase host key: {}", key.public().fingerprint());
         }
@@ -141,14 +143,9 @@ impl Controller {
         self.config.inbounds.iter().cloned().collect()
     }
 
+    /// The machine's state, named as the core names it for log lines.
     pub fn phase_name(&self) -> &'static str {
-        match self.machine.borrow().state() {
-            State::Restoring => "restoring",
-            State::AttestationOpen => "attestation (open)",
-            State::AttestationClaimed { .. } => "attestation (claimed)",
-            State::Kubernetes { .. } => "kubernetes",
-            State::Failed { .. } => "failed",
-        }
+        self.machine.borrow().state().name()
     }
 
     pub fn new_connection(&self) -> ConnId {
@@ -197,7 +194,7 @@ impl Controller {
         peer: SocketAddr,
         user: &str,
         method: AuthMethod,
-    ) -> Result<(), String> {
+    ) -> Result<(), Refusal> {
         let described = describe_method(&method);
         let shown = self.shown(conn);
         let verdict = self.step(Event::AuthOffered {
@@ -219,7 +216,7 @@ impl Controller {
         conn: ConnId,
         peer: SocketAddr,
         method: AuthMethod,
-    ) -> Result<(), String> {
+    ) -> Result<(), Refusal> {
         let described = describe_method(&method);
         let shown = self.shown(conn);
         self.step(Event::Authenticated {
@@ -243,7 +240,7 @@ impl Controller {
 
     /// Asks the machine for this connection's one mux channel; `Err` says
     /// why not.
-    pub fn mux_requested(self: &Rc<Self>, conn: ConnId) -> Result<(), String> {
+    pub fn mux_requested(self: &Rc<Self>, conn: ConnId) -> Result<(), Refusal> {
         self.step(Event::MuxRequested { conn })
     }
 
@@ -256,16 +253,16 @@ impl Controller {
 
     /// The target of outbound tunnel `name` if this connection's phase
     /// allows it.
-    pub fn outbound_for(&self, conn: ConnId, name: &str) -> Result<Target, String> {
+    pub fn outbound_for(&self, conn: ConnId, name: &str) -> Result<Target, Refusal> {
         let phase = self
             .conns
             .borrow()
             .get(&conn)
             .and_then(|c| c.admitted)
-            .ok_or_else(|| "the connection is not admitted".to_string())?;
+            .ok_or(Refusal::NotAdmitted)?;
         policy::may_open(&self.config.outbounds, name, phase)
             .map(|tag| tag.target().clone())
-            .map_err(|refusal| refusal.to_string())
+            .map_err(Refusal::Tunnel)
     }
 
     pub fn info_text(&self, conn: ConnId) -> String {
@@ -312,31 +309,32 @@ impl Controller {
     }
 
     /// Feeds one event and carries out the actions in order. Returns the
-    /// verdict on the connection the event was about: `Err(reason)` for a
-    /// rejection or refusal.
-    fn step(self: &Rc<Self>, event: Event) -> Result<(), String> {
+    /// verdict on the connection the event was about: `Err` for a
+    /// rejection or refusal, or when persisting failed (the rest of the
+    /// actions are then not carried out).
+    fn step(self: &Rc<Self>, event: Event) -> Result<(), Refusal> {
         let actions = self.machine.borrow_mut().step(event);
         let mut verdict = Ok(());
         for action in actions {
             match self.carry_out(action) {
-                Ok(Some(refusal)) => verdict = Err(refusal),
-                Ok(None) => {}
-                Err(persist_error) => {
+                Ok(()) => {}
+                Err(Refusal::PersistFailed(persist_error)) => {
                     warn!("{persist_error}");
                     let _ = self.step(Event::PersistFailed {
                         reason: persist_error.clone(),
                     });
-                    return Err(persist_error);
+                    return Err(Refusal::PersistFailed(persist_error));
                 }
+                Err(refusal) => verdict = Err(refusal),
             }
         }
         self.refresh_current_mux();
         verdict
     }
 
-    /// One action. `Ok(Some(reason))` is a refusal of the connection in
-    /// question; `Err` means persisting failed.
-    fn carry_out(self: &Rc<Self>, action: Action) -> Result<Option<String>, String> {
+    /// One action. `Err(Refusal::PersistFailed)` means persisting failed;
+    /// any other `Err` is a refusal of the connection in question.
+    fn carry_out(self: &Rc<Self>, action: Action) -> Result<(), Refusal> {
         match &action {
             Action::AcceptAuth { .. }
             | Action::RejectAuth { .. }
@@ -349,9 +347,9 @@ impl Controller {
             Action::RejectAuth { reason, .. }
             | Action::Refuse { reason, .. }
             | Action::RefuseMux { reason, .. } => {
-                return Ok(Some(reason));
+                return Err(Refusal::PhaseMachine(reason));
             }
-            Action::Persist(record) => self.store.save(&record)?,
+            Action::Persist(record) => self.store.save(&record).map_err(Refusal::PersistFailed)?,
             Action::StartDeadline { after_ms } => {
                 let ctrl = self.clone();
                 tokio::task::spawn_local(async move {
@@ -393,7 +391,7 @@ impl Controller {
             Action::FailClosed { reason } => fail_closed(self.settings.deadline_action, &reason),
             Action::Note { .. } => {}
         }
-        Ok(None)
+        Ok(())
     }
 
     fn close(&self, conn: ConnId, reason: String) {

@@ -5,6 +5,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::refusal::Refusal;
+
 /// Why a connection ended, for the one log line about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EndReason {
@@ -18,8 +20,8 @@ pub enum EndReason {
     Session(String),
     /// The SSH session ended (sunset's `Defunct`).
     SessionEnded,
-    /// The phase machine refused the authenticated connection.
-    Refused(String),
+    /// The authenticated connection was refused (not admitted).
+    Refused(Refusal),
     /// No SSH version and key exchange within the handshake grace time.
     HandshakeGraceExpired(Duration),
     /// No authentication within the login grace time.

@@ -18,6 +18,7 @@ mod listener;
 mod logger;
 mod netns;
 mod preauth;
+mod refusal;
 mod session;
 mod settings;
 mod store;

@@ -28,6 +28,7 @@ use crate::channels::{self, ChannelJob};
 use crate::controller::{ConnId, Controller};
 use crate::end_reason::EndReason;
 use crate::gate::{Gate, GatedWriter};
+use crate::refusal::Refusal;
 
 /// The subsystem name of the multiplexer channel (docs/protocol.md 1.2).
 pub const MUX_SUBSYSTEM: &str = "pp-mux-v1";
@@ -172,20 +173,21 @@ async fn handle_events(
                 let decision = match offered {
                     Some(key) => ctrl
                         .offer_auth(conn, peer, &username, AuthMethod::PublicKey(key))
+                        .ok()
                         .map(|()| key),
                     None => {
                         info!("conn {conn} from {peer}: refused a key that is not Ed25519");
-                        Err(String::new())
+                        None
                     }
                 };
                 match decision {
-                    Ok(key) => {
+                    Some(key) => {
                         allowed = Some(AuthMethod::PublicKey(key));
                         gate.hold();
                         a.allow().map_err(|e| e.to_string())
                     }
                     // The controller (or the branch above) logged why.
-                    Err(_) => a.reject().map_err(|e| e.to_string()),
+                    None => a.reject().map_err(|e| e.to_string()),
                 }
             }
             ServEvent::PasswordAuth(a) => {
@@ -194,7 +196,7 @@ async fn handle_events(
             }
             ServEvent::Authenticated => match allowed
                 .take()
-                .ok_or_else(|| "authenticated without an allowed method".to_string())
+                .ok_or(Refusal::NoAllowedMethod)
                 .and_then(|method| ctrl.authenticated(conn, peer, method))
             {
                 Ok(()) => {
@@ -218,7 +220,7 @@ async fn handle_events(
                 let handle = opened.remove(&num);
                 let decision = match (&handle, name == MUX_SUBSYSTEM) {
                     (None, _) => Err("no such channel".to_string()),
-                    (Some(_), true) => ctrl.mux_requested(conn),
+                    (Some(_), true) => ctrl.mux_requested(conn).map_err(|r| r.to_string()),
                     (Some(_), false) => Err("unknown subsystem".to_string()),
                 };
                 match (decision, handle) {
@@ -243,7 +245,7 @@ async fn handle_events(
                 let command = a.command().unwrap_or("").to_string();
                 let wanted = command.strip_prefix(RAW_TUNNEL_EXEC).map(str::trim);
                 let decision = match wanted {
-                    Some(name) => ctrl.outbound_for(conn, name),
+                    Some(name) => ctrl.outbound_for(conn, name).map_err(|r| r.to_string()),
                     None => Err(format!(
                         "unknown command {command:?}; expected \"tunnel NAME\""
                     )),
