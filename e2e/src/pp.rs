@@ -11,6 +11,9 @@ use pp_ssh_key::PublicKey;
 use crate::process::Process;
 use crate::{bin, free_port, scratch_dir};
 
+/// The forwarder's exit status when it fails closed with `--deadline-action exit`.
+pub const FAIL_CLOSED: i32 = 3;
+
 /// How a test PP is set up.
 #[derive(Clone)]
 pub struct PpOptions {
@@ -138,6 +141,22 @@ impl Pp {
 
     pub fn forwarder_mut(&mut self) -> &mut Process {
         self.forwarder.as_mut().expect("the forwarder was started")
+    }
+
+    /// Waits until the forwarder fails closed (it exits with
+    /// [`FAIL_CLOSED`] under `--deadline-action exit`) and has logged `reason`.
+    pub fn wait_fail_closed(&mut self, reason: &str) {
+        let status = self
+            .forwarder_mut()
+            .wait_exit(Duration::from_secs(30))
+            .expect("the forwarder exits");
+        assert_eq!(
+            status.code(),
+            Some(FAIL_CLOSED),
+            "{}",
+            self.forwarder().output()
+        );
+        self.forwarder().wait_for(reason, Duration::from_secs(10));
     }
 
     /// Waits until the forwarder listens for SSH.

@@ -13,22 +13,6 @@ use pp_forwarder_core::record::{PhaseRecord, RecordedPhase};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const WAIT: Duration = Duration::from_secs(60);
-/// The forwarder's exit status when it fails closed with `--deadline-action exit`.
-const FAIL_CLOSED: i32 = 3;
-
-fn fail_closed_with(pp: &mut Pp, reason: &str) {
-    let status = pp
-        .forwarder_mut()
-        .wait_exit(Duration::from_secs(20))
-        .expect("the forwarder exits");
-    assert_eq!(
-        status.code(),
-        Some(FAIL_CLOSED),
-        "{}",
-        pp.forwarder().output()
-    );
-    pp.forwarder().wait_for(reason, Duration::from_secs(10));
-}
 
 fn record_file(pp: &Pp) -> std::path::PathBuf {
     pp.state_dir().join("phase.record")
@@ -59,10 +43,10 @@ async fn restart_after_the_attestation_claim_fails_closed_for_the_rest_of_the_bo
     pp.forwarder_mut().kill9();
 
     pp.start_forwarder();
-    fail_closed_with(&mut pp, "the attestation phase is never reopened");
+    pp.wait_fail_closed("the attestation phase is never reopened");
     // And it stays failed: the record now says so.
     pp.start_forwarder();
-    fail_closed_with(&mut pp, "failed earlier in this boot");
+    pp.wait_fail_closed("failed earlier in this boot");
 }
 
 #[tokio::test]
@@ -82,7 +66,7 @@ async fn a_damaged_record_fails_closed() {
         }
         std::fs::write(record_file(&pp), bytes).expect("write the damaged record");
         pp.start_forwarder();
-        fail_closed_with(&mut pp, "phase record");
+        pp.wait_fail_closed("phase record");
     }
 }
 

@@ -178,7 +178,7 @@ fn is_tmpfs(dir: &Path) -> bool {
 mod tests {
     use super::*;
     use pp_forwarder_core::record::KeyBytes;
-    use std::process::Command;
+    use pp_test_support::tmpfs::SmallTmpfs;
 
     const BOOT: BootId = [3; 16];
 
@@ -203,49 +203,14 @@ mod tests {
         }
     }
 
-    /// A tmpfs of `size` mounted on a fresh directory; unmounted on drop.
-    struct SmallTmpfs(PathBuf);
-
-    impl SmallTmpfs {
-        fn mount(size: &str) -> Self {
-            let dir = std::env::temp_dir().join(format!(
-                "pp-store-test-{}-{}",
-                std::process::id(),
-                rand_suffix()
-            ));
-            fs::create_dir_all(&dir).unwrap();
-            let status = Command::new("mount")
-                .args([
-                    "-t",
-                    "tmpfs",
-                    "-o",
-                    &format!("size={size},mode=0700"),
-                    "tmpfs",
-                ])
-                .arg(&dir)
-                .status()
-                .expect("run mount");
-            assert!(
-                status.success(),
-                "mounting a tmpfs needs root (CAP_SYS_ADMIN); run the tests as root"
-            );
-            Self(dir)
-        }
-
-        /// Fills the file system until a write fails.
-        fn fill(&self) {
-            let mut file = File::create(self.0.join("filler")).unwrap();
-            let block = vec![0xa5u8; 4096];
-            while file.write_all(&block).is_ok() {}
-            let _ = file.sync_all();
-        }
-    }
-
-    impl Drop for SmallTmpfs {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-            let _ = fs::remove_dir(&self.0);
-        }
+    /// A tmpfs of `size` mounted on a fresh directory.
+    fn small_tmpfs(size: &str) -> SmallTmpfs {
+        let dir = std::env::temp_dir().join(format!(
+            "pp-store-test-{}-{}",
+            std::process::id(),
+            rand_suffix()
+        ));
+        SmallTmpfs::mount(&dir, size)
     }
 
     fn rand_suffix() -> u64 {
@@ -256,8 +221,8 @@ mod tests {
 
     #[test]
     fn failed_sticks_when_the_state_directory_is_full() {
-        let tmpfs = SmallTmpfs::mount("64k");
-        let store = Store::at(&tmpfs.0, BOOT).unwrap();
+        let tmpfs = small_tmpfs("64k");
+        let store = Store::at(tmpfs.path(), BOOT).unwrap();
         store.save(&record(claimed())).unwrap();
         tmpfs.fill();
         assert!(
@@ -268,14 +233,14 @@ mod tests {
             .save(&record(failed("deadline passed")))
             .expect("Failed is always recorded");
         // A restart (same boot) stays failed, even with the disk still full.
-        let restarted = Store::at(&tmpfs.0, BOOT).unwrap();
+        let restarted = Store::at(tmpfs.path(), BOOT).unwrap();
         assert!(matches!(
             restarted.load(),
             Ok(Some(RecordedPhase::Failed { .. }))
         ));
         // And once space is freed, too.
-        fs::remove_file(tmpfs.0.join("filler")).unwrap();
-        let restarted = Store::at(&tmpfs.0, BOOT).unwrap();
+        fs::remove_file(tmpfs.filler()).unwrap();
+        let restarted = Store::at(tmpfs.path(), BOOT).unwrap();
         assert!(matches!(
             restarted.load(),
             Ok(Some(RecordedPhase::Failed { .. }))
@@ -284,15 +249,15 @@ mod tests {
 
     #[test]
     fn keys_and_phase_are_one_record_and_leftover_temporaries_go() {
-        let tmpfs = SmallTmpfs::mount("1m");
-        let store = Store::at(&tmpfs.0, BOOT).unwrap();
+        let tmpfs = small_tmpfs("1m");
+        let store = Store::at(tmpfs.path(), BOOT).unwrap();
         store.save(&record(claimed())).unwrap();
         // A kill in the middle of writing the Kubernetes record leaves its
         // temporary file; the claim is what the restart sees, never keys
         // without their phase.
-        fs::write(tmpfs.0.join(".phase.record.tmp"), b"half a rec").unwrap();
-        let restarted = Store::at(&tmpfs.0, BOOT).unwrap();
-        assert!(!tmpfs.0.join(".phase.record.tmp").exists());
+        fs::write(tmpfs.path().join(".phase.record.tmp"), b"half a rec").unwrap();
+        let restarted = Store::at(tmpfs.path(), BOOT).unwrap();
+        assert!(!tmpfs.path().join(".phase.record.tmp").exists());
         assert_eq!(restarted.load(), Ok(Some(claimed())));
 
         let kubernetes = RecordedPhase::Kubernetes {
@@ -304,7 +269,7 @@ mod tests {
             },
         };
         restarted.save(&record(kubernetes.clone())).unwrap();
-        let names: Vec<String> = fs::read_dir(&tmpfs.0)
+        let names: Vec<String> = fs::read_dir(tmpfs.path())
             .unwrap()
             .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
@@ -315,7 +280,7 @@ mod tests {
             "{names:?}"
         );
         assert_eq!(
-            Store::at(&tmpfs.0, BOOT).unwrap().load(),
+            Store::at(tmpfs.path(), BOOT).unwrap().load(),
             Ok(Some(kubernetes))
         );
     }

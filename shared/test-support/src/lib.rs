@@ -6,6 +6,8 @@
 extern crate alloc;
 
 pub mod keys;
+#[cfg(feature = "std")]
+pub mod tmpfs;
 
 use alloc::vec::Vec;
 
