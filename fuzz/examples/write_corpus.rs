@@ -26,14 +26,7 @@ const KEYS: &str = concat!(
 );
 
 /// The init-data document of the initdata and config tests.
-const INIT_DATA_TOML: &str = r#"version = "0.1.0"
-algorithm = "sha384"
-[data]
-"forwarder.toml" = '''
-inbounds = ["BOTH_PHASES:KBS:8080"]
-wn-public-key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHbNPIYSDw6aSk8yoKq+Nv+Qx16U++rSnjrUcwQ8rnRv"
-'''
-"#;
+const INIT_DATA_TOML: &str = include_str!("../../shared/test-support/testdata/init-data.toml");
 
 fn key_fixture(name: &str) -> Vec<u8> {
     fs::read(format!("{KEYS}{name}")).expect("key fixture")

@@ -93,14 +93,7 @@ mod tests {
 
     #[test]
     fn decoding_and_parsing_never_panic_on_mutated_deliveries() {
-        let toml: &[u8] = br#"version = "0.1.0"
-algorithm = "sha384"
-[data]
-"forwarder.toml" = '''
-inbounds = ["BOTH_PHASES:KBS:8080"]
-wn-public-key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHbNPIYSDw6aSk8yoKq+Nv+Qx16U++rSnjrUcwQ8rnRv"
-'''
-"#;
+        let toml = pp_test_support::SAMPLE_INIT_DATA.as_bytes();
         let delivered = emit_delivery(toml);
         let gzip = gzip::compress(toml);
         pp_test_support::feed_mutations(&[toml, delivered.as_bytes(), &gzip], 3000, |input| {

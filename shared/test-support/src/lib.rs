@@ -6,6 +6,10 @@
 extern crate alloc;
 
 pub mod keys;
+
+/// An init-data document with a `forwarder.toml` (KBS inbound, a WN key):
+/// the seed of the init-data and forwarder-config mutation tests.
+pub const SAMPLE_INIT_DATA: &str = include_str!("../testdata/init-data.toml");
 #[cfg(feature = "std")]
 pub mod tmpfs;
 

@@ -193,14 +193,7 @@ mod tests {
 
     #[test]
     fn reading_mutated_init_data_never_panics() {
-        let toml: &[u8] = br#"version = "0.1.0"
-algorithm = "sha384"
-[data]
-"forwarder.toml" = '''
-inbounds = ["BOTH_PHASES:KBS:8080"]
-wn-public-key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHbNPIYSDw6aSk8yoKq+Nv+Qx16U++rSnjrUcwQ8rnRv"
-'''
-"#;
+        let toml = pp_test_support::SAMPLE_INIT_DATA.as_bytes();
         let delivered = pp_initdata::emit_delivery(toml);
         pp_test_support::feed_mutations(&[toml, delivered.as_bytes()], 3000, |input| {
             if let Ok(decoded) = pp_initdata::decode_delivery(input)
