@@ -268,6 +268,17 @@ fn main() {
         &[0x80, 0x01, 0, 0, 0, 10, 0, 0, 0, 0],
     );
 
+    // Init-data without aa.toml / cdh.toml (the defaults are planned), and
+    // with the documented defaults given explicitly.
+    seed("provision_guest_configs", "defaults", INIT_DATA_TOML.as_bytes());
+    let kbs_url = "http://127.0.0.1:8080";
+    let explicit = format!(
+        "{INIT_DATA_TOML}\"aa.toml\" = '''\n{}'''\n\"cdh.toml\" = '''\n{}'''\n",
+        pp_provision::guest_components::default_aa_toml(kbs_url),
+        pp_provision::guest_components::default_cdh_toml(kbs_url),
+    );
+    seed("provision_guest_configs", "explicit", explicit.as_bytes());
+
     // Selector bit 0: 1 = init-data holds a WN key (publickey auth), 0 = none auth.
     seed(
         "ssh_preauth",
