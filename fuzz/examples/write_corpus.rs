@@ -270,7 +270,11 @@ fn main() {
 
     // Init-data without aa.toml / cdh.toml (the defaults are planned), and
     // with the documented defaults given explicitly.
-    seed("provision_guest_configs", "defaults", INIT_DATA_TOML.as_bytes());
+    seed(
+        "provision_guest_configs",
+        "defaults",
+        INIT_DATA_TOML.as_bytes(),
+    );
     let kbs_url = "http://127.0.0.1:8080";
     let explicit = format!(
         "{INIT_DATA_TOML}\"aa.toml\" = '''\n{}'''\n\"cdh.toml\" = '''\n{}'''\n",
