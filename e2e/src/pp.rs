@@ -11,6 +11,12 @@ use pp_ssh_key::PublicKey;
 use crate::process::Process;
 use crate::{bin, free_port, scratch_dir};
 
+/// The forwarder binary: `PP_E2E_FORWARDER` when set (the benchmarks point
+/// it at the static binary the image ships), else the workspace build.
+fn forwarder_bin() -> PathBuf {
+    std::env::var_os("PP_E2E_FORWARDER").map_or_else(|| bin("pp-forwarder"), PathBuf::from)
+}
+
 /// The forwarder's exit status when it fails closed with `--deadline-action exit`.
 pub const FAIL_CLOSED: i32 = 3;
 
@@ -131,7 +137,7 @@ impl Pp {
             self.options.max_startups.to_string(),
         ];
         args.extend(self.options.extra_args.iter().cloned());
-        let forwarder = Process::spawn(&bin("pp-forwarder"), &args);
+        let forwarder = Process::spawn(&forwarder_bin(), &args);
         self.forwarder = Some(forwarder);
     }
 
