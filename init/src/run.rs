@@ -4,7 +4,7 @@
 //! is due. While the start order waits for an endpoint to be ready, it
 //! probes it (one connection attempt, closed at once) every
 //! [`PROBE_INTERVAL`]. Returns when the pod must power off, after killing
-//! the services still running.
+//! and reaping the services still running.
 
 use std::net::TcpStream;
 use std::os::fd::AsFd;
@@ -26,6 +26,8 @@ use crate::supervisor::{Ending, Endpoint, PowerOff, Service, Supervisor};
 pub const PROBE_INTERVAL: Duration = Duration::from_millis(50);
 /// How long one TCP probe may take (loopback answers at once).
 const TCP_PROBE_TIMEOUT: Duration = Duration::from_millis(200);
+/// How long the power-off waits for the killed services to be gone.
+const KILL_WAIT: Duration = Duration::from_secs(2);
 
 /// Runs `services` until one of them makes the pod power off; returns why.
 /// `env` is every service's whole environment.
@@ -55,9 +57,7 @@ pub fn supervise(
     };
     loop {
         if let Some(reason) = driver.step() {
-            for pid in driver.supervisor.running() {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            }
+            kill_and_reap(driver.supervisor.running().collect());
             return reason;
         }
         let probe_at = driver
@@ -162,6 +162,27 @@ impl Driver<'_> {
                 self.supervisor
                     .start_failed(index, e.to_string(), since_boot())
             }
+        }
+    }
+}
+
+/// Kills `pids` and reaps them, waiting at most [`KILL_WAIT`] (a process
+/// stuck in the kernel must not hold up the power-off), so that no service
+/// runs on once `supervise` has returned.
+fn kill_and_reap(mut pids: Vec<i32>) {
+    for &pid in &pids {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    let give_up = std::time::Instant::now() + KILL_WAIT;
+    while !pids.is_empty() && std::time::Instant::now() < give_up {
+        pids.retain(|&pid| {
+            matches!(
+                waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)),
+                Ok(WaitStatus::StillAlive)
+            )
+        });
+        if !pids.is_empty() {
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 }
