@@ -61,7 +61,7 @@ EOF
 # mcopy -s -m copies the tree with the files' and directories' own time
 # stamps, which are set to SOURCE_DATE_EPOCH first. (mkfs.vfat warns that
 # the partition is smaller than the rest of the file; only its errors show.)
-if ! mkfs_output=$(mkfs.vfat -F 32 -S 512 -s 1 --invariant -i "${uki_sum:0:8}" -n ESP \
+if ! mkfs_output=$(mkfs.vfat -F 32 -S 512 -s 8 --invariant -i "${uki_sum:0:8}" -n ESP \
     --offset "$esp_start" "$raw" "$((esp_sectors / 2))" 2>&1); then
     printf '%s\n' "$mkfs_output" >&2
     exit 1

@@ -40,9 +40,15 @@
 #                       yet, with a warning (their services fail at boot, and
 #                       a pod without pp-provision or pp-forwarder powers off).
 #
-# Output: DIR/peerpod[-test].{vmlinuz,initrd,efi,cmdline}, DIR/SHA256SUMS, and
-# (when pp-measure exists) reference values in DIR/measurements/. The last
-# lines printed are the output paths with their SHA-256.
+# Output: DIR/peerpod[-test].{vmlinuz,initrd,efi,cmdline}; for the test and
+# production profiles also the cloud disk images (guest-image/make-disk.sh:
+# a GPT disk with the UKI as the ESP's \EFI\BOOT\BOOTX64.EFI) as
+# DIR/peerpod[-test].disk.raw (raw), .vhd (Azure, fixed VHD) and
+# .gcp.tar.gz (GCP); DIR/SHA256SUMS of all of them; and (when pp-measure
+# exists) reference values in DIR/measurements/, of which the ones vTPM
+# clouds check are printed too (the UKI's Authenticode SHA-256, what the
+# firmware measures into PCR 4, and PCR 11). The last lines printed are the
+# output paths with their SHA-256.
 #
 # Needs root (mkosi, apt). Installs mkosi 24.3 from bookworm-backports and the
 # other tools on first use. Apt sources come from this machine's configured
@@ -166,6 +172,14 @@ for name in "${outputs[@]}"; do
     [[ -s "$output_dir/$name" ]] || die "mkosi did not produce $output_dir/$name"
 done
 
+# The cloud disk images around the UKI (the baseline is only booted directly).
+if [[ "$profile" != baseline ]]; then
+    log "writing the disk images (raw, VHD, GCP tar.gz)"
+    SOURCE_DATE_EPOCH=$(sed -n 's/^SourceDateEpoch=//p' "$repo/mkosi.conf") \
+        "$repo/guest-image/make-disk.sh" "$output_dir/$image_id.efi" "$output_dir/$image_id"
+    outputs+=("$image_id.disk.raw" "$image_id.vhd" "$image_id.gcp.tar.gz")
+fi
+
 # Direct boot's initrd is the UKI's cpio recompressed with LZ4 (the legacy
 # frame format, the one the kernel reads): under TCG the kernel unpacks it
 # about 0.4 s sooner than zstd, which mkosi 24 uses (it offers no LZ4). The
@@ -197,11 +211,14 @@ if [[ "$measure" == yes && -n "$pp_measure" ]]; then
     [[ -f /usr/share/ovmf/OVMF.fd ]] && measure_args+=(--tdx-firmware /usr/share/ovmf/OVMF.fd)
     [[ -n "${PP_MEASURE_SNP_FIRMWARE:-}" ]] && measure_args+=(--snp-firmware "$PP_MEASURE_SNP_FIRMWARE")
     "$pp_measure" image "${measure_args[@]}" >&2 || die "pp-measure failed (see above)"
+    log "vTPM clouds (disk boot): PCR 4 event (the UKI's Authenticode SHA-256) and PCR 11 after systemd-stub:"
+    jq -r '.uki | "  authenticode_sha256 \(.authenticode_sha256)\n  pcr11 \(.pcr11[0].pcr11) (after systemd-stub; pp-init extends no phases)"' \
+        "$output_dir/measurements/reference-values.json" >&2
 elif [[ "$measure" == yes ]]; then
     log "pp-measure not found: no reference values written (cargo build --release -p pp-measure, then rerun)"
 fi
 
 log "outputs ($profile profile):"
 (cd "$output_dir" && for name in "${outputs[@]}"; do
-    printf '%s  %s  (%s bytes)\n' "$(sha256sum "$name" | cut -d' ' -f1)" "$output_dir/$name" "$(stat -c %s "$name")"
+    printf '%s  %s  (%s bytes)\n' "$(awk -v n="$name" '$2 == n { print $1 }' SHA256SUMS)" "$output_dir/$name" "$(stat -c %s "$name")"
 done)
