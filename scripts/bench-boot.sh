@@ -5,16 +5,23 @@
 # banner on the forwarded port (the forwarder, or OpenSSH for the baseline),
 # and prints a table with the image size:
 #   peer pod, kernel + initramfs, direct boot (SeaBIOS, -kernel/-initrd)
-#   peer pod, UKI through OVMF
+#   peer pod, UKI through OVMF (-kernel)
+#   peer pod, the raw cloud disk through OVMF (the firmware boots the ESP's
+#   \EFI\BOOT\BOOTX64.EFI, as a vTPM cloud does; no -kernel)
 #   baseline: the same kernel with a stock Debian systemd userspace and
 #   OpenSSH (mkosi profile "baseline"), direct boot
 # The peer pod is the TEST image (its simulated TEE lets pp-provision pass
 # here); the production image differs only in the binaries it carries.
 #
 # Usage: scripts/bench-boot.sh [--runs N] [--skip-build] [--timeout SECONDS]
+#            [--test-image-dir DIR] [--no-baseline]
 #   --runs N      boots per variant (default 3); the table shows the median
 #                 and the range
 #   --skip-build  use the images already in $PEERPOD_CACHE/bench
+#   --test-image-dir DIR
+#                 use the test image already built in DIR (e.g. tests-qemu's)
+#                 instead of building one
+#   --no-baseline leave out the baseline (no build, no row)
 # TCG timings depend on the host's load: the load average is printed too.
 set -euo pipefail
 
@@ -22,11 +29,13 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=../guest-image/host-setup.sh
 source "$repo/guest-image/host-setup.sh"
 
-runs=3 skip_build=no timeout=180
+runs=3 skip_build=no timeout=180 test_dir= baseline=yes
 while (($#)); do
     case "$1" in
     --runs) runs=${2:?}; shift 2 ;;
     --skip-build) skip_build=yes; shift ;;
+    --test-image-dir) test_dir=${2:?}; shift 2 ;;
+    --no-baseline) baseline=no; shift ;;
     --timeout) timeout=${2:?}; shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
@@ -35,9 +44,12 @@ done
 
 bench_dir="$PEERPOD_CACHE/bench"
 if [[ "$skip_build" == no ]]; then
-    "$repo/scripts/build-image.sh" --profile test --no-measure --output-dir "$bench_dir/test" >/dev/null
-    "$repo/scripts/build-image.sh" --profile baseline --no-measure --output-dir "$bench_dir/baseline" >/dev/null
+    [[ -n "$test_dir" ]] ||
+        "$repo/scripts/build-image.sh" --profile test --no-measure --output-dir "$bench_dir/test" >/dev/null
+    [[ "$baseline" == no ]] ||
+        "$repo/scripts/build-image.sh" --profile baseline --no-measure --output-dir "$bench_dir/baseline" >/dev/null
 fi
+test_dir=${test_dir:-$bench_dir/test}
 command -v qemu-system-x86_64 >/dev/null || ensure_qemu_tools
 
 initdata=$repo/init-data/example.toml
@@ -118,16 +130,21 @@ bench_variant() {
     rows+=("$(printf '| %-44s | %-22s | %-28s |' "$label" "$size" "$(summary "${times[@]}")")")
 }
 
-test_args=(--profile test --image-dir "$bench_dir/test" --initdata "$initdata")
+test_args=(--profile test --image-dir "$test_dir" --initdata "$initdata")
 bench_variant "peer pod: kernel + initramfs, direct boot" \
-    "$(mib "$bench_dir/test/peerpod-test.vmlinuz" "$bench_dir/test/peerpod-test.initrd")" \
+    "$(mib "$test_dir/peerpod-test.vmlinuz" "$test_dir/peerpod-test.initrd")" \
     "${test_args[@]}" --append "pp.test.host_data=$host_data"
-bench_variant "peer pod: UKI via OVMF" \
-    "$(mib "$bench_dir/test/peerpod-test.efi")" \
+bench_variant "peer pod: UKI via OVMF (-kernel)" \
+    "$(mib "$test_dir/peerpod-test.efi")" \
     "${test_args[@]}" --uki --append "pp.test.host_data=$host_data"
-bench_variant "baseline: stock Debian systemd + OpenSSH" \
-    "$(mib "$bench_dir/baseline/peerpod-baseline.vmlinuz" "$bench_dir/baseline/peerpod-baseline.initrd")" \
-    --profile baseline --image-dir "$bench_dir/baseline" --no-config-drive --guest-port 22
+# The disk's size is what the GCP tar.gz carries (the raw disk is sparse).
+bench_variant "peer pod: raw disk via OVMF (no -kernel)" \
+    "$(mib "$test_dir/peerpod-test.gcp.tar.gz") (tar.gz)" \
+    "${test_args[@]}" --disk --append "pp.test.host_data=$host_data"
+[[ "$baseline" == no ]] ||
+    bench_variant "baseline: stock Debian systemd + OpenSSH" \
+        "$(mib "$bench_dir/baseline/peerpod-baseline.vmlinuz" "$bench_dir/baseline/peerpod-baseline.initrd")" \
+        --profile baseline --image-dir "$bench_dir/baseline" --no-config-drive --guest-port 22
 
 echo
 echo "Boot to SSH banner under QEMU TCG ($(nproc) host CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)):"
