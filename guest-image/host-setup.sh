@@ -93,11 +93,13 @@ ensure_build_tools() {
     fi
 }
 
-# Installs QEMU (backports 10.0: same version as qemu-utils on the machine) and OVMF.
+# Installs QEMU (backports 10.0: same version as qemu-utils on the machine),
+# qemu-img (the disk test compares the VHD with the raw disk) and OVMF.
 ensure_qemu_tools() {
     ensure_host_backports
     local need=()
     command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+    command -v qemu-img >/dev/null || need+=(qemu-utils)
     [[ -e /usr/share/OVMF/OVMF_CODE_4M.fd || -e /usr/share/ovmf/OVMF.fd ]] || need+=(ovmf)
     command -v xorriso >/dev/null || need+=(xorriso)
     if ((${#need[@]})); then

@@ -106,7 +106,7 @@ if [[ "$in_netns" == no ]]; then
                 --test-only-qemu-harness --no-measure --output-dir "$SIMULATED_PRODUCTION_IMAGE_DIR" >/dev/null
         fi
     fi
-    command -v qemu-system-x86_64 >/dev/null || ensure_qemu_tools
+    ensure_qemu_tools
     netns=pp-tests-$$
     ip netns add "$netns"
     trap 'ip netns delete "$netns" 2>/dev/null || true' EXIT
@@ -400,8 +400,8 @@ test_production_services_wait_for_a_slow_aa_and_default_configs_reach_the_kubern
     done
 }
 
-# The cloud disk image (GPT, the UKI as the ESP's \EFI\BOOT\BOOTX64.EFI)
-# boots through OVMF from the disk alone, as a vTPM cloud boots it (no
+# The cloud disk image (GPT, the UKI as the ESP's \EFI\BOOT\BOOTX64.EFI),
+# whose VHD and GCP forms hold the same bytes, boots through OVMF from the disk alone, as a vTPM cloud boots it (no
 # -kernel: the firmware finds the removable-media boot entry), and the
 # forwarder answers with its SSH banner. The simulated TEE's HOST_DATA
 # reaches the sealed command line as an SMBIOS type 11 string that
@@ -411,7 +411,17 @@ test_raw_disk_boots_through_ovmf_to_the_forwarder_banner() {
     mkdir -p "$T"
     ssh-keygen -q -t ed25519 -N '' -C wn -f "$T/wn" >/dev/null
     write_initdata "$T/initdata.toml" "$(cat "$T/wn.pub")"
-    local host_data started=$SECONDS banner=
+    local host_data started=$SECONDS banner= disk=$IMAGE_DIR/peerpod-test
+    # The Azure and GCP forms hold the same disk (qemu-img also checks the
+    # VHD footer's checksum).
+    qemu-img compare -q -f raw -F vpc "$disk.disk.raw" "$disk.vhd" ||
+        fail "$disk.vhd does not hold the raw disk" || return 1
+    [[ "$(tar -tzf "$disk.gcp.tar.gz")" == disk.raw ]] ||
+        fail "$disk.gcp.tar.gz must hold disk.raw alone" || return 1
+    tar -xOzf "$disk.gcp.tar.gz" disk.raw | cmp -s - "$disk.disk.raw" ||
+        fail "$disk.gcp.tar.gz's disk.raw differs from the raw disk" || return 1
+    log "VHD and GCP tar.gz hold the raw disk ($((SECONDS - started)) s)"
+    started=$SECONDS
     host_data=$(sha384sum "$T/initdata.toml" | cut -c1-64)
     spawn QEMU_PID "$T/qemu.log" "$repo/scripts/run-qemu.sh" --profile test --disk \
         --image-dir "$IMAGE_DIR" --initdata "$T/initdata.toml" --tap "$TAP" --mac "$POD_MAC" \
