@@ -98,12 +98,12 @@ if [[ "$in_netns" == no ]]; then
         if image_needed production; then
             log "building the production image (test doubles for guest-components)"
             "$repo/scripts/build-image.sh" --profile production --binaries "$BIN" --guest-components "$doubles" \
-                --no-measure --output-dir "$PRODUCTION_IMAGE_DIR" >/dev/null
+                --no-measure --no-disk --output-dir "$PRODUCTION_IMAGE_DIR" >/dev/null
         fi
         if image_needed production-sim; then
             log "building the production image with the QEMU test harness (simulated TEE; TEST ONLY)"
             "$repo/scripts/build-image.sh" --profile production --binaries "$BIN" --guest-components "$doubles" \
-                --test-only-qemu-harness --no-measure --output-dir "$SIMULATED_PRODUCTION_IMAGE_DIR" >/dev/null
+                --test-only-qemu-harness --no-measure --no-disk --output-dir "$SIMULATED_PRODUCTION_IMAGE_DIR" >/dev/null
         fi
     fi
     ensure_qemu_tools
