@@ -46,11 +46,11 @@
 # production profiles, unless --no-disk, also the cloud disk images
 # (guest-image/make-disk.sh: a GPT disk with the UKI as the ESP's
 # \EFI\BOOT\BOOTX64.EFI) as DIR/peerpod[-test].disk.raw (raw), .vhd (Azure,
-# fixed VHD) and .gcp.tar.gz (GCP); DIR/SHA256SUMS of all of them; and (when pp-measure
-# exists) reference values in DIR/measurements/, of which the ones vTPM
-# clouds check are printed too (the UKI's Authenticode SHA-256, what the
-# firmware measures into PCR 4, and PCR 11). The last lines printed are the
-# output paths with their SHA-256.
+# fixed VHD) and .gcp.tar.gz (GCP); DIR/SHA256SUMS of all of them; and
+# (when pp-measure exists) reference values in DIR/measurements/, of which
+# the ones vTPM clouds check are printed too (the UKI's Authenticode
+# SHA-256, what the firmware measures into PCR 4, and PCR 11). The last
+# lines printed are the output paths with their SHA-256.
 #
 # Needs root (mkosi, apt). Installs mkosi 24.3 from bookworm-backports and the
 # other tools on first use. Apt sources come from this machine's configured
