@@ -71,7 +71,8 @@ apt_update_once() {
 
 # Installs the tools the image build needs: mkosi 24 from backports and what
 # it calls (bubblewrap, cpio, zstd, ukify, the systemd-boot stub), lz4 for
-# the direct-boot initrd, plus xorriso for the config drive.
+# the direct-boot initrd, xorriso for the config drive, fdisk, dosfstools
+# and mtools for the disk images, jq to print reference values.
 ensure_build_tools() {
     ensure_host_backports
     local need=()
@@ -80,7 +81,8 @@ ensure_build_tools() {
     [[ -x /usr/lib/systemd/ukify ]] || need+=(systemd-boot systemd-boot-efi python3-pefile)
     command -v xorriso >/dev/null || need+=(xorriso)
     local tool pkg
-    for tool in bwrap:bubblewrap cpio:cpio zstd:zstd lz4:lz4 debootstrap:debootstrap depmod:kmod sbsign:sbsigntool; do
+    for tool in bwrap:bubblewrap cpio:cpio zstd:zstd lz4:lz4 debootstrap:debootstrap depmod:kmod sbsign:sbsigntool \
+        sfdisk:fdisk mkfs.vfat:dosfstools mcopy:mtools jq:jq; do
         command -v "${tool%%:*}" >/dev/null || need+=("${tool#*:}")
     done
     [[ -e /usr/share/keyrings/debian-archive-keyring.gpg ]] || need+=(debian-archive-keyring)
@@ -91,11 +93,13 @@ ensure_build_tools() {
     fi
 }
 
-# Installs QEMU (backports 10.0: same version as qemu-utils on the machine) and OVMF.
+# Installs QEMU (backports 10.0: same version as qemu-utils on the machine),
+# qemu-img (the disk test compares the VHD with the raw disk) and OVMF.
 ensure_qemu_tools() {
     ensure_host_backports
     local need=()
     command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+    command -v qemu-img >/dev/null || need+=(qemu-utils)
     [[ -e /usr/share/OVMF/OVMF_CODE_4M.fd || -e /usr/share/ovmf/OVMF.fd ]] || need+=(ovmf)
     command -v xorriso >/dev/null || need+=(xorriso)
     if ((${#need[@]})); then

@@ -4,7 +4,7 @@
 # Usage:
 #   scripts/build-image.sh [--profile test|production] [--output-dir DIR]
 #       [--guest-components DIR] [--binaries DIR] [--no-cache] [--no-measure]
-#       [--test-only-qemu-harness]
+#       [--no-disk] [--test-only-qemu-harness]
 #
 #   --profile           test (default): the project's CDH and kata-agent test
 #                       doubles and a test hook; production: the user's
@@ -26,6 +26,8 @@
 #   --no-cache          build from scratch (no incremental cache; the package
 #                       cache is still used): what check-reproducible.sh does.
 #   --no-measure        do not call pp-measure even when it is available.
+#   --no-disk           do not write the cloud disk images (tests that never
+#                       boot them: about 10 s less per build).
 #   --test-only-qemu-harness
 #                       TESTS ONLY (tests-qemu): the production profile with
 #                       the test profile's simulated-TEE provisioning
@@ -40,8 +42,14 @@
 #                       yet, with a warning (their services fail at boot, and
 #                       a pod without pp-provision or pp-forwarder powers off).
 #
-# Output: DIR/peerpod[-test].{vmlinuz,initrd,efi,cmdline}, DIR/SHA256SUMS, and
-# (when pp-measure exists) reference values in DIR/measurements/. The last
+# Output: DIR/peerpod[-test].{vmlinuz,initrd,efi,cmdline}; for the test and
+# production profiles, unless --no-disk, also the cloud disk images
+# (guest-image/make-disk.sh: a GPT disk with the UKI as the ESP's
+# \EFI\BOOT\BOOTX64.EFI) as DIR/peerpod[-test].disk.raw (raw), .vhd (Azure,
+# fixed VHD) and .gcp.tar.gz (GCP); DIR/SHA256SUMS of all of them; and
+# (when pp-measure exists) reference values in DIR/measurements/, of which
+# the ones vTPM clouds check are printed too (the UKI's Authenticode
+# SHA-256, what the firmware measures into PCR 4, and PCR 11). The last
 # lines printed are the output paths with their SHA-256.
 #
 # Needs root (mkosi, apt). Installs mkosi 24.3 from bookworm-backports and the
@@ -60,6 +68,7 @@ guest_components=
 binaries=
 incremental=yes
 measure=yes
+disk=yes
 allow_missing=no
 qemu_harness=no
 while (($#)); do
@@ -70,6 +79,7 @@ while (($#)); do
     --binaries) binaries=${2:?--binaries needs a directory}; shift 2 ;;
     --no-cache) incremental=no; shift ;;
     --no-measure) measure=no; shift ;;
+    --no-disk) disk=no; shift ;;
     --allow-missing) allow_missing=yes; shift ;;
     --test-only-qemu-harness) qemu_harness=yes; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -166,6 +176,17 @@ for name in "${outputs[@]}"; do
     [[ -s "$output_dir/$name" ]] || die "mkosi did not produce $output_dir/$name"
 done
 
+# The cloud disk images around the UKI (the baseline is only booted directly).
+if [[ "$profile" != baseline && "$disk" == yes ]]; then
+    log "writing the disk images (raw, VHD, GCP tar.gz)"
+    SOURCE_DATE_EPOCH=$(sed -n 's/^SourceDateEpoch=//p' "$repo/mkosi.conf") \
+        "$repo/guest-image/make-disk.sh" "$output_dir/$image_id.efi" "$output_dir/$image_id"
+    outputs+=("$image_id.disk.raw" "$image_id.vhd" "$image_id.gcp.tar.gz")
+else
+    # No disks from an earlier build beside a new UKI.
+    rm -f "$output_dir/$image_id".{disk.raw,vhd,gcp.tar.gz}
+fi
+
 # Direct boot's initrd is the UKI's cpio recompressed with LZ4 (the legacy
 # frame format, the one the kernel reads): under TCG the kernel unpacks it
 # about 0.4 s sooner than zstd, which mkosi 24 uses (it offers no LZ4). The
@@ -197,11 +218,14 @@ if [[ "$measure" == yes && -n "$pp_measure" ]]; then
     [[ -f /usr/share/ovmf/OVMF.fd ]] && measure_args+=(--tdx-firmware /usr/share/ovmf/OVMF.fd)
     [[ -n "${PP_MEASURE_SNP_FIRMWARE:-}" ]] && measure_args+=(--snp-firmware "$PP_MEASURE_SNP_FIRMWARE")
     "$pp_measure" image "${measure_args[@]}" >&2 || die "pp-measure failed (see above)"
+    log "vTPM clouds (disk boot): PCR 4 event (the UKI's Authenticode SHA-256) and PCR 11 after systemd-stub:"
+    jq -r '.uki | "  authenticode_sha256 \(.authenticode_sha256)\n  pcr11 \(.pcr11[0].pcr11) (after systemd-stub; pp-init extends no phases)"' \
+        "$output_dir/measurements/reference-values.json" >&2
 elif [[ "$measure" == yes ]]; then
     log "pp-measure not found: no reference values written (cargo build --release -p pp-measure, then rerun)"
 fi
 
 log "outputs ($profile profile):"
 (cd "$output_dir" && for name in "${outputs[@]}"; do
-    printf '%s  %s  (%s bytes)\n' "$(sha256sum "$name" | cut -d' ' -f1)" "$output_dir/$name" "$(stat -c %s "$name")"
+    printf '%s  %s  (%s bytes)\n' "$(awk -v n="$name" '$2 == n { print $1 }' SHA256SUMS)" "$output_dir/$name" "$(stat -c %s "$name")"
 done)

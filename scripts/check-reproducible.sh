@@ -2,7 +2,8 @@
 # scripts/check-reproducible.sh: proves the image build is reproducible by
 # building it twice from scratch (no incremental cache; downloaded packages
 # are reused) with the same binaries, and comparing the SHA-256 of every
-# output (kernel, initrd, UKI, command line).
+# output (kernel, initrd, UKI, command line, and the disk images: raw, VHD
+# and GCP tar.gz).
 #
 # Usage: scripts/check-reproducible.sh [--profile test|production]
 #            [--guest-components DIR] [--binaries DIR] [--allow-missing]
@@ -41,21 +42,21 @@ for run in a b; do
         --no-cache --no-measure --output-dir "$root/$run" >/dev/null
 done
 
-printf '%-24s %-64s %s\n' OUTPUT "SHA-256 (build a)" "build b"
+printf '%-26s %-64s %s\n' OUTPUT "SHA-256 (build a)" "build b"
 status=0
 while read -r sum name; do
-    other=$(grep -F "  $name" "$root/b/SHA256SUMS" | cut -d' ' -f1)
+    other=$(awk -v n="$name" '$2 == n { print $1 }' "$root/b/SHA256SUMS")
     if [[ "$sum" == "$other" ]]; then
         verdict=identical
     else
         verdict="DIFFERS ($other)"
         status=1
     fi
-    printf '%-24s %s %s\n' "$name" "$sum" "$verdict"
+    printf '%-26s %s %s\n' "$name" "$sum" "$verdict"
 done <"$root/a/SHA256SUMS"
 if ((status == 0)); then
     log "reproducible: both builds gave identical bytes for every output"
 else
-    log "NOT reproducible: compare $root/a and $root/b (e.g. diffoscope, or unpack the initrds with cpio)"
+    log "NOT reproducible: compare $root/a and $root/b (e.g. diffoscope, or unpack the initrds with cpio; for the disks: sfdisk -d, mdir -/ -i DISK@@1M)"
 fi
 exit "$status"

@@ -8,7 +8,7 @@
 # Usage:
 #   scripts/run-qemu.sh [--image-dir DIR] [--profile test|production]
 #       [--initdata FILE.toml | --config-drive FILE.iso | --no-config-drive]
-#       [--port PORT] [--uki] [--memory MiB] [--append "ARGS"]
+#       [--port PORT] [--uki | --disk] [--memory MiB] [--append "ARGS"]
 #       [--serial-log FILE] [--test-hook PIPE] [--pidfile FILE]
 #
 #   --image-dir     where build-image.sh put the image (default
@@ -27,6 +27,13 @@
 #                   it; systemd-stub accepts a replacement only while Secure
 #                   Boot is off (as with this OVMF), so --append then passes
 #                   the sealed line plus the extra arguments.
+#   --disk          boot the raw cloud disk (PREFIX.disk.raw: GPT, an EFI
+#                   system partition with the UKI as \EFI\BOOT\BOOTX64.EFI)
+#                   through OVMF, as a cloud's firmware does: no -kernel.
+#                   The disk is opened with snapshot=on (never written).
+#                   --append then reaches systemd-stub as an SMBIOS type 11
+#                   string io.systemd.stub.kernel-cmdline-extra=ARGS, which
+#                   it appends to the sealed line (Secure Boot off only).
 #   --append        extra kernel command line, e.g.
 #                   PP_ATTESTATION_DEADLINE=20s
 #   --serial-log    write the serial console there instead of to stdout
@@ -42,7 +49,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$repo/guest-image/host-setup.sh"
 
 profile=test image_dir= initdata=$repo/init-data/example.toml config_drive= use_drive=yes
-port=2222 guest_port=2222 tap= mac= uki=no memory=1024 append= serial_log= test_hook= pidfile=
+port=2222 guest_port=2222 tap= mac= uki=no disk=no memory=1024 append= serial_log= test_hook= pidfile=
 while (($#)); do
     case "$1" in
     --image-dir) image_dir=${2:?}; shift 2 ;;
@@ -55,6 +62,7 @@ while (($#)); do
     --tap) tap=${2:?}; shift 2 ;;
     --mac) mac=${2:?}; shift 2 ;;
     --uki) uki=yes; shift ;;
+    --disk) disk=yes; shift ;;
     --memory) memory=${2:?}; shift 2 ;;
     --append) append=${2?}; shift 2 ;;
     --serial-log) serial_log=${2:?}; shift 2 ;;
@@ -96,15 +104,24 @@ else
 fi
 [[ -z "$pidfile" ]] || args+=(-pidfile "$pidfile")
 
-if [[ "$uki" == yes ]]; then
-    ovmf_code=/usr/share/OVMF/OVMF_CODE_4M.fd
+[[ "$uki" == no || "$disk" == no ]] || die "--uki and --disk are two different boots: give one"
+if [[ "$uki" == yes || "$disk" == yes ]]; then
     vars=$scratch/OVMF_VARS.fd
     cp /usr/share/OVMF/OVMF_VARS_4M.fd "$vars"
     args+=(
-        -drive "if=pflash,format=raw,unit=0,readonly=on,file=$ovmf_code"
+        -drive "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd"
         -drive "if=pflash,format=raw,unit=1,file=$vars"
-        -kernel "$image_dir/$image_id.efi"
     )
+fi
+if [[ "$disk" == yes ]]; then
+    [[ -f "$image_dir/$image_id.disk.raw" ]] || die "no disk image $image_dir/$image_id.disk.raw (scripts/build-image.sh writes it)"
+    args+=(
+        -drive "if=none,id=boot,format=raw,snapshot=on,file=$image_dir/$image_id.disk.raw"
+        -device virtio-blk-pci,drive=boot,bootindex=0
+    )
+    [[ -z "$append" ]] || args+=(-smbios "type=11,value=io.systemd.stub.kernel-cmdline-extra=${append//,/,,}")
+elif [[ "$uki" == yes ]]; then
+    args+=(-kernel "$image_dir/$image_id.efi")
     [[ -z "$append" ]] || args+=(-append "$(cat "$image_dir/$image_id.cmdline") $append")
 else
     cmdline=$(cat "$image_dir/$image_id.cmdline")
@@ -133,7 +150,10 @@ if [[ -n "$test_hook" ]]; then
     )
 fi
 
-log "booting $image_dir/$image_id ($([[ $uki == yes ]] && echo UKI via OVMF || echo direct kernel boot)), TCG"
+boot="direct kernel boot"
+[[ "$uki" == no ]] || boot="UKI via OVMF"
+[[ "$disk" == no ]] || boot="raw disk via OVMF"
+log "booting $image_dir/$image_id ($boot), TCG"
 if [[ -n "$tap" ]]; then
     log "network: tap device $tap (the guest configures its own address)"
 else

@@ -98,15 +98,15 @@ if [[ "$in_netns" == no ]]; then
         if image_needed production; then
             log "building the production image (test doubles for guest-components)"
             "$repo/scripts/build-image.sh" --profile production --binaries "$BIN" --guest-components "$doubles" \
-                --no-measure --output-dir "$PRODUCTION_IMAGE_DIR" >/dev/null
+                --no-measure --no-disk --output-dir "$PRODUCTION_IMAGE_DIR" >/dev/null
         fi
         if image_needed production-sim; then
             log "building the production image with the QEMU test harness (simulated TEE; TEST ONLY)"
             "$repo/scripts/build-image.sh" --profile production --binaries "$BIN" --guest-components "$doubles" \
-                --test-only-qemu-harness --no-measure --output-dir "$SIMULATED_PRODUCTION_IMAGE_DIR" >/dev/null
+                --test-only-qemu-harness --no-measure --no-disk --output-dir "$SIMULATED_PRODUCTION_IMAGE_DIR" >/dev/null
         fi
     fi
-    command -v qemu-system-x86_64 >/dev/null || ensure_qemu_tools
+    ensure_qemu_tools
     netns=pp-tests-$$
     ip netns add "$netns"
     trap 'ip netns delete "$netns" 2>/dev/null || true' EXIT
@@ -119,7 +119,7 @@ fi
 for name in pp-adaptor kbs-double; do
     [[ -x "$BIN/$name" ]] || { log "missing $BIN/$name (run without --skip-build)"; exit 1; }
 done
-if image_needed test && [[ ! -f "$IMAGE_DIR/peerpod-test.initrd" ]]; then
+if image_needed test && [[ ! -f "$IMAGE_DIR/peerpod-test.initrd" || ! -f "$IMAGE_DIR/peerpod-test.disk.raw" ]]; then
     log "no test image in $IMAGE_DIR (run without --skip-build)"
     exit 1
 fi
@@ -400,6 +400,49 @@ test_production_services_wait_for_a_slow_aa_and_default_configs_reach_the_kubern
     done
 }
 
+# The cloud disk image (GPT, the UKI as the ESP's \EFI\BOOT\BOOTX64.EFI),
+# whose VHD and GCP forms hold the same bytes, boots through OVMF from the disk alone, as a vTPM cloud boots it (no
+# -kernel: the firmware finds the removable-media boot entry), and the
+# forwarder answers with its SSH banner. The simulated TEE's HOST_DATA
+# reaches the sealed command line as an SMBIOS type 11 string that
+# systemd-stub appends (run-qemu.sh --disk --append; Secure Boot is off).
+test_raw_disk_boots_through_ovmf_to_the_forwarder_banner() {
+    T=$WORK/disk
+    mkdir -p "$T"
+    ssh-keygen -q -t ed25519 -N '' -C wn -f "$T/wn" >/dev/null
+    write_initdata "$T/initdata.toml" "$(cat "$T/wn.pub")"
+    local host_data started=$SECONDS banner= disk=$IMAGE_DIR/peerpod-test
+    # The Azure and GCP forms hold the same disk (qemu-img also checks the
+    # VHD footer's checksum).
+    qemu-img compare -q -f raw -F vpc "$disk.disk.raw" "$disk.vhd" ||
+        fail "$disk.vhd does not hold the raw disk" || return 1
+    [[ "$(tar -tzf "$disk.gcp.tar.gz")" == disk.raw ]] ||
+        fail "$disk.gcp.tar.gz must hold disk.raw alone" || return 1
+    tar -xOzf "$disk.gcp.tar.gz" disk.raw | cmp -s - "$disk.disk.raw" ||
+        fail "$disk.gcp.tar.gz's disk.raw differs from the raw disk" || return 1
+    log "VHD and GCP tar.gz hold the raw disk ($((SECONDS - started)) s)"
+    started=$SECONDS
+    host_data=$(sha384sum "$T/initdata.toml" | cut -c1-64)
+    spawn QEMU_PID "$T/qemu.log" "$repo/scripts/run-qemu.sh" --profile test --disk \
+        --image-dir "$IMAGE_DIR" --initdata "$T/initdata.toml" --tap "$TAP" --mac "$POD_MAC" \
+        --serial-log "$T/serial.log" --append "pp.test.host_data=$host_data"
+    forwarder_banner() {
+        { exec 7<>"/dev/tcp/$POD_ADDRESS/2222"; } 2>/dev/null || return 1
+        IFS= read -r -t 5 banner <&7 || true
+        exec 7>&- 7<&-
+        [[ "$banner" == SSH-2.0-* ]]
+    }
+    banner_or_pod_gone() { forwarder_banner || process_gone "$QEMU_PID"; }
+    wait_until $((240 * scale)) "the forwarder's SSH banner from the disk boot" banner_or_pod_gone || return 1
+    [[ "$banner" == SSH-2.0-* ]] ||
+        fail "QEMU ended before the banner: $(grep -a -E 'powering off|error' "$T/serial.log" | head -n3)" || return 1
+    grep -a -q 'BdsDxe: starting Boot[0-9A-F]* "UEFI Misc Device"' "$T/serial.log" ||
+        fail "the console does not show OVMF starting the disk's boot entry" || return 1
+    grep -a -q 'pp-provision: .*matches SNP HOST_DATA' "$T/serial.log" ||
+        fail "pp-provision did not see the HOST_DATA passed through SMBIOS" || return 1
+    log "banner '${banner%$'\r'}' $((SECONDS - started)) s after QEMU start"
+}
+
 all_tests=(
     test_production_image_without_a_tee_powers_off_after_provisioning_fails
     test_production_services_wait_for_a_slow_aa_and_default_configs_reach_the_kubernetes_phase
@@ -407,6 +450,7 @@ all_tests=(
     test_two_phase_flow_reaches_the_agent_and_survives_a_forwarder_restart
     test_a_second_attestation_client_is_refused_and_the_deadline_powers_off
     test_with_no_wn_the_pod_powers_off_at_the_attestation_deadline
+    test_raw_disk_boots_through_ovmf_to_the_forwarder_banner
 )
 ((${#selected[@]})) || selected=("${all_tests[@]}")
 

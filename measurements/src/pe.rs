@@ -271,6 +271,23 @@ mod tests {
         assert_ne!(digest(&image), digest(&changed));
     }
 
+    /// The digests of a fixed two-section image as computed independently
+    /// by python `signify` 0.9.3 (`SignedPEFile(f).get_fingerprint(...)`);
+    /// firmware extends PCR 4 with the SHA-256 one when it starts the image.
+    #[test]
+    fn authenticode_equals_an_independent_implementation_on_a_fixed_image() {
+        let image = pe_image(&[(".text", b"code"), (".data", &[0x5a; 700])]);
+        let pe = PeImage::parse("UKI", &image).unwrap();
+        assert_eq!(
+            hex::encode(pe.authenticode::<sha2::Sha256>()),
+            "2137b5ab7a6212bcf0d9ecfe24a7a99ed2871c43baf0cd46553b9ce0de49d32b"
+        );
+        assert_eq!(
+            hex::encode(pe.authenticode::<sha2::Sha384>()),
+            "97eac9406510d6a86cf436428dadbe41b34a30b6cae6711ec09ca524912416236a238d992e542db9149c2a78de62080b"
+        );
+    }
+
     #[test]
     fn a_truncated_image_names_the_section_that_runs_past_the_end() {
         let image = pe_image(&[(".text", &[7u8; 1000])]);

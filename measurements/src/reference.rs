@@ -45,6 +45,10 @@ pub struct TdxBootValues {
 #[derive(Debug, Clone, Serialize)]
 pub struct UkiValues {
     pub stub_version: u32,
+    /// What UEFI firmware extends PCR 4 with (an
+    /// EV_EFI_BOOT_SERVICES_APPLICATION event) when it starts the UKI from
+    /// the disk image's `\EFI\BOOT\BOOTX64.EFI`: the vTPM clouds' boot
+    /// loader reference value, next to PCR 11.
     pub authenticode_sha256: String,
     pub authenticode_sha384: String,
     pub pcr11: Vec<PhaseValue>,
