@@ -31,6 +31,13 @@ pinned_init_data := {{PINNED_INIT_DATA}}
 
 init_data_pinned if input.init_data in pinned_init_data
 
+# vTPM clouds boot the UKI through firmware. With Secure Boot off, its
+# systemd-stub appends an SMBIOS string (io.systemd.stub.kernel-cmdline-extra)
+# that the host sets to the sealed kernel command line and measures it into
+# PCR 12, which stays all zeros when nothing was appended. Nothing may be:
+# an appended init= or module option would run under PCR 11's good value.
+unextended_pcr := "0000000000000000000000000000000000000000000000000000000000000000"
+
 # 3: only approved executables were loaded.
 executables := 3 if {
 	input.snp
@@ -49,12 +56,14 @@ executables := 3 if {
 	input["az-snp-vtpm"]
 	init_data_pinned
 	input["az-snp-vtpm"].tpm.pcr11 in query_reference_value("snp_pcr11")
+	input["az-snp-vtpm"].tpm.pcr12 == unextended_pcr
 }
 
 executables := 3 if {
 	input["az-tdx-vtpm"]
 	init_data_pinned
 	input["az-tdx-vtpm"].tpm.pcr11 in query_reference_value("tdx_pcr11")
+	input["az-tdx-vtpm"].tpm.pcr12 == unextended_pcr
 }
 
 # 2: genuine hardware and firmware at an accepted TCB.

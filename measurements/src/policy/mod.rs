@@ -68,6 +68,17 @@ mod tests {
     }
 
     #[test]
+    fn vtpm_executables_need_pcr_11_and_an_unextended_pcr_12() {
+        let policy = attestation_policy(&["aa".repeat(32)]);
+        for platform in ["az-snp-vtpm", "az-tdx-vtpm"] {
+            assert!(policy.contains(&format!(
+                "input[\"{platform}\"].tpm.pcr12 == unextended_pcr"
+            )));
+        }
+        assert!(policy.contains(&format!("unextended_pcr := \"{}\"", "0".repeat(64))));
+    }
+
+    #[test]
     fn request_bodies_carry_the_policy_as_unpadded_base64url() {
         let body = attestation_policy_request("package policy\n");
         assert_eq!(body["policy_id"], "default_cpu");
