@@ -5,7 +5,8 @@
 
 use pp_measure::initdata::InitDataBinding;
 use pp_measure::policy::{attestation_policy, resource_policy};
-use pp_measure::reference::{ReferenceValues, SnpValue};
+use pp_measure::reference::{ReferenceValues, SnpValue, UkiValues};
+use pp_measure::uki::PhaseValue;
 use regorus::{Engine, Value};
 use serde_json::{Map, json};
 
@@ -13,8 +14,19 @@ const INIT_DATA: &[u8] =
     b"version = \"0.1.0\"\nalgorithm = \"sha384\"\n[data]\n\"aa.toml\" = \"x\"\n";
 const MEASUREMENT: &str = "5c0b6b1f1e3c4a0d2b4d9c8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f";
 
+const PCR11: &str = "11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa";
+
 fn rvps_payload() -> Map<String, serde_json::Value> {
     let values = ReferenceValues {
+        uki: Some(UkiValues {
+            stub_version: 254,
+            authenticode_sha256: "00".repeat(32),
+            authenticode_sha384: "00".repeat(48),
+            pcr11: vec![PhaseValue {
+                phase: "enter-initrd".into(),
+                pcr11: PCR11.into(),
+            }],
+        }),
         snp: vec![SnpValue {
             vcpus: 1,
             vcpu_type: "EPYC-Milan".into(),
@@ -142,4 +154,23 @@ fn the_resource_policy_releases_only_to_affirming_tokens_with_this_init_data() {
         &binding.host_data,
         "other-plugin"
     ));
+}
+
+#[test]
+fn on_vtpm_platforms_executables_need_pcr_11_and_nothing_in_pcr_12() {
+    let init_data = InitDataBinding::from_toml(INIT_DATA)
+        .unwrap()
+        .claim_values()[0]
+        .clone();
+    for platform in ["az-snp-vtpm", "az-tdx-vtpm"] {
+        let claims = |pcr11: &str, pcr12: &str| {
+            let mut claims = json!({"init_data": init_data});
+            claims[platform] = json!({"tpm": {"pcr11": pcr11, "pcr12": pcr12}});
+            trust_claims(claims)["executables"].clone()
+        };
+        assert_eq!(claims(PCR11, &"0".repeat(64)), 3, "{platform}");
+        // Something appended to the sealed command line (SMBIOS, Secure Boot off).
+        assert_eq!(claims(PCR11, &"12".repeat(32)), 33, "{platform}");
+        assert_eq!(claims(&"ff".repeat(32), &"0".repeat(64)), 33, "{platform}");
+    }
 }
