@@ -158,6 +158,23 @@ fn main() {
         seed("core_http_response", name, &input);
     }
 
+    for (name, head) in [
+        (
+            "name",
+            &b"CONNECT registry.example:443 HTTP/1.1\r\nHost: registry.example:443\r\n\r\n"[..],
+        ),
+        (
+            "ipv6",
+            b"CONNECT [2001:db8::1]:5000 HTTP/1.0\r\n\r\n\x16\x03\x01",
+        ),
+        (
+            "get",
+            b"GET http://registry.example/v2/ HTTP/1.1\r\nHost: registry.example\r\n\r\n",
+        ),
+    ] {
+        seed("egress_connect", name, head);
+    }
+
     let hello_pp = Frame::Hello {
         version: 1,
         side: Side::Pp(Phase::Attestation),
