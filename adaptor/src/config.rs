@@ -427,6 +427,35 @@ mod tests {
     }
 
     #[test]
+    fn egress_is_off_by_default_and_its_entries_are_checked() {
+        let path = Path::new("/etc/pp/adaptor.toml");
+        let config = AdaptorConfig::from_toml(EXAMPLE, path).unwrap();
+        assert!(config.egress.allow.is_empty());
+        let with = |egress: &str| {
+            EXAMPLE.replace(
+                "state_dir = \"state\"",
+                &format!("state_dir = \"state\"\n[egress]\n{egress}"),
+            )
+        };
+        let config = AdaptorConfig::from_toml(
+            &with("allow = [\"*.quay.io:443\"]\ndeny_networks = [\"10.96.0.0/12\"]"),
+            path,
+        )
+        .unwrap();
+        assert!(config.egress.check_name("cdn.quay.io", 443).is_ok());
+        for bad in [
+            "allow = [\"quay.io\"]",
+            "deny_networks = [\"10.96.0.1/12\"]",
+            "allows = []",
+        ] {
+            let error = AdaptorConfig::from_toml(&with(bad), path)
+                .unwrap_err()
+                .to_string();
+            assert!(error.starts_with("/etc/pp/adaptor.toml: "), "{error}");
+        }
+    }
+
+    #[test]
     fn a_typo_a_duplicate_sid_or_a_bad_tag_is_an_error_naming_the_file() {
         let typo = EXAMPLE.replace("state_dir", "statedir");
         let duplicate = EXAMPLE.replace("sid = \"def\"", "sid = \"abc\"");

@@ -296,7 +296,7 @@ fn main() {
     let explicit = format!(
         "{INIT_DATA_TOML}\"aa.toml\" = '''\n{}'''\n\"cdh.toml\" = '''\n{}'''\n",
         pp_provision::guest_components::default_aa_toml(kbs_url),
-        pp_provision::guest_components::default_cdh_toml(kbs_url),
+        pp_provision::guest_components::default_cdh_toml(kbs_url, Some("http://127.0.0.1:3128")),
     );
     seed("provision_guest_configs", "explicit", explicit.as_bytes());
 
