@@ -147,11 +147,13 @@ trap 'exit 143' TERM
 # --- one world per test: KBS double, adaptor keys, init-data, a pod ---------
 
 # Sets up kbs-double and the adaptor's configuration and keys in $T (this
-# test's directory). Variables set: KBS_PORT AGENT_PORT SID.
+# test's directory). Variables set: KBS_PORT AGENT_PORT REGISTRY_PORT SID.
+# The adaptor's [egress] allows the registry double (started by the tests
+# that pull: start_registry) on the namespace's loopback.
 setup_world() {
     T=$WORK/$1
     mkdir -p "$T"
-    KBS_PORT=$(free_port) AGENT_PORT=$(free_port) SID=0123abcd
+    KBS_PORT=$(free_port) AGENT_PORT=$(free_port) REGISTRY_PORT=$(free_port) SID=0123abcd
     ssh-keygen -q -t ed25519 -N '' -C kbs-admin -f "$T/admin" >/dev/null
     spawn KBS_PID "$T/kbs.log" "$BIN/kbs-double" --admin-public-key "$T/admin.pub" \
         --listen "127.0.0.1:$KBS_PORT"
@@ -161,6 +163,10 @@ trustee_url = "http://127.0.0.1:$KBS_PORT"
 admin_key = "admin"
 key_dir = "keys"
 state_dir = "state"
+
+[egress]
+allow = ["localhost:$REGISTRY_PORT"]
+permit_networks = ["127.0.0.1/32"]   # the registry double; a real registry is never here
 
 [[pp]]
 sid = "$SID"
@@ -183,7 +189,8 @@ write_initdata() {
         printf 'version = "0.1.0"\nalgorithm = "sha384"\n\n[data]\n'
         [[ "${3:-}" == without-aa-toml ]] ||
             printf '"aa.toml" = %s\n[token_configs]\n[token_configs.kbs]\nurl = "http://127.0.0.1:8080"\n%s\n\n' "$q" "$q"
-        printf '"forwarder.toml" = %s\nwn-public-key = "%s"\n%s\n' "$q" "$2" "$q"
+        printf '"forwarder.toml" = %s\nwn-public-key = "%s"\n%s\n%s\n' "$q" "$2" \
+            'inbounds = ["BOTH_PHASES:KBS:8080", "KUBERNETES_PHASE:EGRESS:3128"]' "$q"
     } >"$1"
 }
 
@@ -206,12 +213,47 @@ start_adaptor() {
 }
 
 kubernetes_phase_echo() { echo_round_trip "$AGENT_PORT" "ping-$RANDOM"; }
+
+# A registry TEST DOUBLE: static files at the OCI distribution paths of one
+# manifest and its layer, served over plain HTTP on the namespace's loopback
+# (TLS through the tunnel is covered by e2e/tests/egress.rs). Sets LAYER_DIGEST.
+start_registry() {
+    local root=$T/registry/v2/test/pause
+    mkdir -p "$root/manifests" "$root/blobs"
+    printf 'not really a tar layer %s\n' "$RANDOM" >"$T/layer"
+    LAYER_DIGEST=sha256:$(sha256sum "$T/layer" | cut -c1-64)
+    cp "$T/layer" "$root/blobs/$LAYER_DIGEST"
+    printf '{"schemaVersion":2,"layers":[{"digest":"%s"}]}' "$LAYER_DIGEST" >"$root/manifests/latest"
+    spawn REGISTRY_PID "$T/registry.log" python3 -u -m http.server --bind 127.0.0.1 \
+        --directory "$T/registry" "$REGISTRY_PORT"
+    wait_until $((10 * scale)) "the registry double to listen" \
+        file_has "$T/registry.log" "Serving HTTP" || return 1
+}
+
+# pull_through_egress: from inside the pod, the manifest and its layer
+# through the EGRESS tunnel (the layer's digest checked here), and a host
+# off the adaptor's allow-list refused with the reason.
+pull_through_egress() {
+    local manifest layer refused
+    manifest=$(hook "egress localhost:$REGISTRY_PORT /v2/test/pause/manifests/latest") ||
+        fail "egress: no manifest ($manifest)" || return 1
+    [[ "$manifest" == *"HTTP/1.1 200 Connection established"* && "$manifest" == *"$LAYER_DIGEST"* ]] ||
+        fail "egress: unexpected manifest answer: $manifest" || return 1
+    layer=$(hook "egress localhost:$REGISTRY_PORT /v2/test/pause/blobs/$LAYER_DIGEST") ||
+        fail "egress: no layer" || return 1
+    [[ "$layer" == *"$(cat "$T/layer")"* ]] || fail "egress: the layer differs: $layer" || return 1
+    refused=$(hook "egress registry.invalid:443 /v2/") || true
+    [[ "$refused" == *"403 Forbidden"* && "$refused" == *"not in the worker node's egress allow-list"* ]] ||
+        fail "egress: registry.invalid was not refused: $refused" || return 1
+    log "egress: manifest and layer pulled through the tunnel; registry.invalid refused"
+}
 attest_count() { grep -c 'POST /kbs/v0/attest' "$T/kbs.log" || true; }
 
 # --- the tests --------------------------------------------------------------
 
 # Boot, attestation through the tunnel, upgrade, Kubernetes phase, and a
-# byte round trip to the in-guest kata-agent double; the guest exposes only
+# byte round trip to the in-guest kata-agent double; an image pull from
+# inside the pod through the EGRESS tunnel; the guest exposes only
 # the forwarder; then the forwarder is killed inside the guest, restarted by
 # pp-init, and the adaptor is back in the Kubernetes phase without a new
 # attestation. (One boot: TCG boots are the expensive part.)
@@ -225,6 +267,8 @@ test_two_phase_flow_reaches_the_agent_and_survives_a_forwarder_restart() {
         fail "the adaptor never saw the attestation phase" || return 1
     wait_until $((30 * scale)) "a KATAAGENT round trip to agent-echo" kubernetes_phase_echo || return 1
     log "two-phase flow done; KATAAGENT echo works"
+    start_registry || return 1
+    pull_through_egress || return 1
 
     hook listeners >"$T/listeners.txt" || fail "test hook: listeners" || return 1
     non_loopback_listeners <"$T/listeners.txt" >"$T/exposed.txt"

@@ -13,6 +13,7 @@
 use crate::admin_jwt::AdminTokenSigner;
 use crate::admin_key::{AdminKeyError, load_admin_key};
 use crate::config::{AdaptorConfig, PpConfig, Timing};
+use crate::egress_proxy::EgressProxy;
 use crate::kbs_proxy::KbsProxy;
 use crate::keystore::{KeyStore, KeyStoreError, public_line};
 use crate::local_tunnels::{BindError, LocalAddress, LocalTunnels};
@@ -62,6 +63,7 @@ struct Inner {
     keys: KeyStore,
     wn_key: PrivateKey,
     upstream: Upstream,
+    egress: EgressProxy,
     teardown: Arc<Teardown>,
     timing: Timing,
     running: Mutex<HashMap<Sid, Running>>,
@@ -167,6 +169,7 @@ impl Adaptor {
                 keys,
                 wn_key,
                 upstream,
+                egress: EgressProxy::new(config.egress.clone()),
                 teardown,
                 timing: config.timing.clone(),
                 running: Mutex::new(HashMap::new()),
@@ -265,6 +268,7 @@ impl Adaptor {
         let driver = PpDriver {
             auth: AuthPlan::new(&self.inner.wn_key, pp.init_data_has_wn_key),
             proxy: KbsProxy::new(self.inner.upstream.clone(), sid.clone()),
+            egress: self.inner.egress.clone(),
             records: self.inner.teardown.records.clone(),
             teardown: self.inner.teardown.clone(),
             timing: self.inner.timing.clone(),

@@ -25,6 +25,11 @@
 //! [timing]                         # optional, seconds
 //! attestation_deadline_secs = 600
 //!
+//! [egress]                         # optional: the PPs' EGRESS tunnel (image pulls)
+//! allow = ["registry-1.docker.io:443", "*.quay.io:443"]
+//! deny_networks = ["10.96.0.0/12"] # also refused: the cluster's ranges
+//! permit_networks = []             # reached although private (a mirror)
+//!
 //! [[pp]]
 //! sid = "0123abcd"
 //! forwarder = "192.0.2.7:2222"     # port 2222 when omitted
@@ -33,9 +38,11 @@
 //! ```
 
 use crate::admin_jwt::AdminClaims;
+use crate::egress_policy::{AllowPattern, EgressPolicy};
 use crate::sid::Sid;
 use crate::ssh_connect::SshSettings;
 use crate::upstream::TrusteeUrl;
+use pp_ipnet::SourceNetwork;
 use pp_tag::{Direction, Tag, Target, TunnelSet};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -56,6 +63,8 @@ pub struct AdaptorConfig {
     pub key_dir: PathBuf,
     pub state_dir: PathBuf,
     pub timing: Timing,
+    /// Where the PPs' `EGRESS` tunnel may lead (default: nowhere).
+    pub egress: EgressPolicy,
     pub pps: Vec<PpConfig>,
 }
 
@@ -150,7 +159,40 @@ struct FileConfig {
     #[serde(default)]
     timing: FileTiming,
     #[serde(default)]
+    egress: FileEgress,
+    #[serde(default)]
     pp: Vec<FilePp>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileEgress {
+    #[serde(default)]
+    allow: Vec<String>,
+    #[serde(default)]
+    deny_networks: Vec<String>,
+    #[serde(default)]
+    permit_networks: Vec<String>,
+}
+
+impl FileEgress {
+    fn into_policy(self) -> Result<EgressPolicy, String> {
+        let networks = |texts: Vec<String>, field: &str| {
+            texts
+                .iter()
+                .map(|text| SourceNetwork::parse(text).map_err(|e| format!("egress.{field}: {e}")))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(EgressPolicy {
+            allow: self
+                .allow
+                .iter()
+                .map(|text| AllowPattern::parse(text))
+                .collect::<Result<_, _>>()?,
+            deny_networks: networks(self.deny_networks, "deny_networks")?,
+            permit_networks: networks(self.permit_networks, "permit_networks")?,
+        })
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -224,6 +266,7 @@ impl AdaptorConfig {
             )));
         }
         let timing = file.timing.into_timing();
+        let egress = file.egress.into_policy().map_err(invalid)?;
         let mut pps: Vec<PpConfig> = Vec::with_capacity(file.pp.len());
         for pp in file.pp {
             if pps.iter().any(|earlier| earlier.sid == pp.sid) {
@@ -243,6 +286,7 @@ impl AdaptorConfig {
             key_dir: base.join(file.key_dir),
             state_dir: base.join(file.state_dir),
             timing,
+            egress,
             pps,
         })
     }
@@ -380,6 +424,35 @@ mod tests {
             error.contains("trustee_ca is set") && error.contains("not https"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn egress_is_off_by_default_and_its_entries_are_checked() {
+        let path = Path::new("/etc/pp/adaptor.toml");
+        let config = AdaptorConfig::from_toml(EXAMPLE, path).unwrap();
+        assert!(config.egress.allow.is_empty());
+        let with = |egress: &str| {
+            EXAMPLE.replace(
+                "state_dir = \"state\"",
+                &format!("state_dir = \"state\"\n[egress]\n{egress}"),
+            )
+        };
+        let config = AdaptorConfig::from_toml(
+            &with("allow = [\"*.quay.io:443\"]\ndeny_networks = [\"10.96.0.0/12\"]"),
+            path,
+        )
+        .unwrap();
+        assert!(config.egress.check_name("cdn.quay.io", 443).is_ok());
+        for bad in [
+            "allow = [\"quay.io\"]",
+            "deny_networks = [\"10.96.0.1/12\"]",
+            "allows = []",
+        ] {
+            let error = AdaptorConfig::from_toml(&with(bad), path)
+                .unwrap_err()
+                .to_string();
+            assert!(error.starts_with("/etc/pp/adaptor.toml: "), "{error}");
+        }
     }
 
     #[test]

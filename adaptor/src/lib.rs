@@ -33,6 +33,8 @@ pub mod admin_jwt;
 pub mod admin_key;
 pub mod backoff;
 pub mod config;
+pub mod egress_policy;
+pub mod egress_proxy;
 pub mod host_key_policy;
 pub mod kbs_proxy;
 pub mod keystore;

@@ -31,6 +31,10 @@ Configuration (TOML; relative paths are relative to the file):
                                 # handshake_timeout_secs (20), keepalive_interval_secs (15), keepalive_max (3),
                                 # backoff_initial_ms (500), backoff_max_secs (30), tunnel_wait_secs (60),
                                 # upgrade_grace_secs (2), info_timeout_secs (10)
+  [egress]                      # optional: where the PPs' EGRESS tunnel (image pulls) may CONNECT
+  allow = [\"registry-1.docker.io:443\", \"*.quay.io:443\"]  # none: egress off
+  deny_networks = [\"10.96.0.0/12\"]      # refused besides loopback/private/link-local (cluster ranges)
+  permit_networks = []                    # private networks reached all the same (a mirror)
 
   [[pp]]
   sid = \"0123abcd\"                        # the PP's sandbox id

@@ -4,8 +4,8 @@
 //! Contract: while the connection lasts it is published in the PP's
 //! [`MuxSlot`](crate::local_tunnels::MuxSlot) (so local tunnel listeners can
 //! open streams) and withdrawn before [`serve_connection`] returns. Incoming
-//! `KBS` streams go to the KBS reverse proxy; other incoming names are
-//! reset. Attestation phase: an `UPGRADE` whose key is the PP's registered
+//! `KBS` streams go to the KBS reverse proxy, `EGRESS` streams (Kubernetes
+//! phase only) to the egress proxy; other incoming names are reset. Attestation phase: an `UPGRADE` whose key is the PP's registered
 //! key ends the connection with [`ConnectionEnd::Upgraded`] (after a short
 //! grace for in-flight KBS streams), any other key with
 //! [`ConnectionEnd::Stop`]. Kubernetes phase: `INFO_REQUEST` is sent at
@@ -15,6 +15,7 @@
 //! is closed on return.
 
 use crate::config::Timing;
+use crate::egress_proxy::EgressProxy;
 use crate::host_key_policy::check_upgrade_key;
 use crate::kbs_proxy::KbsProxy;
 use crate::local_tunnels::ActiveMux;
@@ -32,6 +33,8 @@ use tokio::time::Instant;
 
 /// The name of the PP's tunnel to Trustee.
 pub const KBS_TUNNEL: &str = "KBS";
+/// The name of the PP's tunnel to the worker node's egress proxy.
+pub const EGRESS_TUNNEL: &str = "EGRESS";
 
 /// How a connection ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,6 +56,7 @@ pub struct ConnectionContext<'a> {
     pub sid: &'a Sid,
     pub pp_key: &'a PublicKey,
     pub proxy: &'a KbsProxy,
+    pub egress: &'a EgressProxy,
     pub slot: &'a watch::Sender<Option<ActiveMux>>,
     pub status: &'a watch::Sender<PpStatus>,
     pub timing: &'a Timing,
@@ -75,7 +79,7 @@ pub async fn serve_connection(
     let driver = driver.run();
     tokio::pin!(driver);
     let sid = context.sid;
-    let mut kbs_streams = JoinSet::new();
+    let mut incoming_streams = JoinSet::new();
     let mut info_deadline = None;
     let mut upgrade_deadline = None;
     context.slot.send_replace(Some(ActiveMux {
@@ -109,7 +113,7 @@ pub async fn serve_connection(
                 let Some(event) = event else {
                     break ConnectionEnd::Dropped { reason: "the mux ended".to_owned() };
                 };
-                if let Some(end) = handle_event(context, phase, event, &mut kbs_streams, &mut info_deadline, &mut upgrade_deadline) {
+                if let Some(end) = handle_event(context, phase, event, &mut incoming_streams, &mut info_deadline, &mut upgrade_deadline) {
                     break end;
                 }
             }
@@ -120,8 +124,8 @@ pub async fn serve_connection(
                 )};
             }
             () = sleep_until(upgrade_deadline) => break ConnectionEnd::Upgraded,
-            Some(_) = kbs_streams.join_next(), if !kbs_streams.is_empty() => {
-                if upgrade_deadline.is_some() && kbs_streams.is_empty() {
+            Some(_) = incoming_streams.join_next(), if !incoming_streams.is_empty() => {
+                if upgrade_deadline.is_some() && incoming_streams.is_empty() {
                     break ConnectionEnd::Upgraded;
                 }
             }
@@ -138,7 +142,7 @@ fn handle_event(
     context: &ConnectionContext<'_>,
     phase: ConnectionPhase,
     event: MuxEvent,
-    kbs_streams: &mut JoinSet<()>,
+    incoming_streams: &mut JoinSet<()>,
     info_deadline: &mut Option<Instant>,
     upgrade_deadline: &mut Option<Instant>,
 ) -> Option<ConnectionEnd> {
@@ -161,16 +165,30 @@ fn handle_event(
                 incoming.stream.id()
             );
             let proxy = context.proxy.clone();
-            kbs_streams.spawn(async move { proxy.serve_stream(incoming.stream).await });
+            incoming_streams.spawn(async move { proxy.serve_stream(incoming.stream).await });
+        }
+        MuxEvent::Incoming(incoming)
+            if incoming.name == EGRESS_TUNNEL
+                && phase == ConnectionPhase::Kubernetes
+                && context.egress.is_enabled() =>
+        {
+            let egress = context.egress.clone();
+            let sid = sid.clone();
+            incoming_streams.spawn(async move { egress.serve_stream(&sid, incoming.stream).await });
         }
         MuxEvent::Incoming(incoming) => {
+            let reason = if incoming.name == EGRESS_TUNNEL && phase == ConnectionPhase::Kubernetes {
+                "egress is not enabled on this worker node (no [egress] allow entries)"
+            } else if incoming.name == EGRESS_TUNNEL {
+                "egress is served in the Kubernetes phase only"
+            } else {
+                "no such tunnel on the worker node (only KBS and EGRESS)"
+            };
             tracing::warn!(
-                "pp {sid}: refused stream to unknown WN tunnel {:?}",
+                "pp {sid}: refused stream to WN tunnel {:?}: {reason}",
                 incoming.name
             );
-            incoming
-                .stream
-                .reset("no such tunnel on the worker node (only KBS)");
+            incoming.stream.reset(reason);
         }
         MuxEvent::Upgrade(line) if phase == ConnectionPhase::Attestation => {
             if let Err(error) = check_upgrade_key(&line, context.pp_key) {
@@ -185,7 +203,7 @@ fn handle_event(
             context.status.send_replace(PpStatus::Upgrading);
             // No new local tunnel streams on a connection that is going away.
             context.slot.send_replace(None);
-            if kbs_streams.is_empty() {
+            if incoming_streams.is_empty() {
                 return Some(ConnectionEnd::Upgraded);
             }
             *upgrade_deadline = Some(Instant::now() + context.timing.upgrade_grace);

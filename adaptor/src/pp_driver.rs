@@ -16,6 +16,7 @@
 
 use crate::backoff::Backoff;
 use crate::config::{PpConfig, Timing};
+use crate::egress_proxy::EgressProxy;
 use crate::host_key_policy::{Expectation, HostKeyVerdict};
 use crate::kbs_proxy::KbsProxy;
 use crate::local_tunnels::ActiveMux;
@@ -39,6 +40,7 @@ pub struct PpDriver {
     pub pp_key: PublicKey,
     pub auth: AuthPlan,
     pub proxy: KbsProxy,
+    pub egress: EgressProxy,
     pub records: RecordStore,
     pub teardown: Arc<Teardown>,
     pub timing: Timing,
@@ -169,6 +171,7 @@ impl PpDriver {
             sid,
             pp_key: &self.pp_key,
             proxy: &self.proxy,
+            egress: &self.egress,
             slot: &self.slot,
             status: &self.status,
             timing: &self.timing,

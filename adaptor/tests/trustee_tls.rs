@@ -11,43 +11,8 @@ use pp_adaptor::adaptor::{Adaptor, AdaptorError};
 use pp_adaptor::config::AdaptorConfig;
 use pp_adaptor::sid::Sid;
 use pp_adaptor::upstream::{TrusteeUrl, Upstream};
+use pp_test_support::tls::test_pki;
 use std::path::PathBuf;
-use std::sync::Arc;
-
-/// A CA, and a certificate for `localhost` it signed.
-struct TestPki {
-    ca_pem: String,
-    acceptor: tokio_rustls::TlsAcceptor,
-}
-
-fn test_pki(name: &str) -> TestPki {
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, name);
-    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
-        .unwrap();
-    let server_key = rcgen::KeyPair::generate().unwrap();
-    let server = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .signed_by(&server_key, &ca)
-        .unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![server.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(server_key.serialize_der().into()),
-        )
-        .unwrap();
-    TestPki {
-        ca_pem: ca.pem(),
-        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
-    }
-}
 
 /// The KBS double serving https with a certificate for `localhost` from a
 /// fresh test CA, and the adaptor's trustee_ca file: that CA's certificate,

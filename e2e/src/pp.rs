@@ -32,6 +32,8 @@ pub struct PpOptions {
     pub cdh_double: bool,
     /// More forwarder flags.
     pub extra_args: Vec<String>,
+    /// More inbound tunnel tags besides KBS.
+    pub extra_inbounds: Vec<String>,
     /// More outbound tunnel tags besides KATAAGENT.
     pub extra_outbounds: Vec<String>,
     /// More lines for init-data's forwarder.toml.
@@ -47,6 +49,7 @@ impl Default for PpOptions {
             max_startups: 10,
             cdh_double: true,
             extra_args: Vec::new(),
+            extra_inbounds: Vec::new(),
             extra_outbounds: Vec::new(),
             extra_forwarder_toml: String::new(),
         }
@@ -178,16 +181,19 @@ pub fn initdata(options: &PpOptions, kbs_tunnel_port: u16, agent_socket: &Path) 
     if let Some(key) = &options.wn_key {
         forwarder.push_str(&format!("wn-public-key = \"{}\"\n", key.emit(None)));
     }
-    forwarder.push_str(&format!(
-        "inbounds = [\"BOTH_PHASES:KBS:{kbs_tunnel_port}\"]\n"
-    ));
+    let quoted = |tags: Vec<String>| -> String {
+        let quoted: Vec<String> = tags.iter().map(|t| format!("\"{t}\"")).collect();
+        quoted.join(", ")
+    };
+    let mut inbounds = vec![format!("BOTH_PHASES:KBS:{kbs_tunnel_port}")];
+    inbounds.extend(options.extra_inbounds.iter().cloned());
+    forwarder.push_str(&format!("inbounds = [{}]\n", quoted(inbounds)));
     let mut outbounds = vec![format!(
         "KUBERNETES_PHASE:KATAAGENT:unix:{}",
         agent_socket.display()
     )];
     outbounds.extend(options.extra_outbounds.iter().cloned());
-    let quoted: Vec<String> = outbounds.iter().map(|t| format!("\"{t}\"")).collect();
-    forwarder.push_str(&format!("outbounds = [{}]\n", quoted.join(", ")));
+    forwarder.push_str(&format!("outbounds = [{}]\n", quoted(outbounds)));
     forwarder.push_str(&options.extra_forwarder_toml);
     let toml = format!(
         "version = \"0.1.0\"\nalgorithm = \"sha256\"\n\n[data]\n\"forwarder.toml\" = '''\n{forwarder}'''\n"

@@ -8,6 +8,7 @@ use std::time::Duration;
 use pp_adaptor::adaptor::{Adaptor, PpHandle};
 use pp_adaptor::admin_jwt::AdminClaims;
 use pp_adaptor::config::{AdaptorConfig, PpConfig, Timing, parse_local_tunnels};
+use pp_adaptor::egress_policy::EgressPolicy;
 use pp_adaptor::pp_status::PpStatus;
 use pp_adaptor::sid::Sid;
 use pp_adaptor::upstream::TrusteeUrl;
@@ -77,6 +78,16 @@ impl World {
 
     /// An adaptor over the given directory (a restarted adaptor reuses it).
     pub fn adaptor(dir: PathBuf, admin_key: &std::path::Path, kbs_port: u16) -> Adaptor {
+        Self::adaptor_with_egress(dir, admin_key, kbs_port, EgressPolicy::default())
+    }
+
+    /// Like `adaptor`, with an egress policy for the PPs' `EGRESS` tunnel.
+    pub fn adaptor_with_egress(
+        dir: PathBuf,
+        admin_key: &std::path::Path,
+        kbs_port: u16,
+        egress: EgressPolicy,
+    ) -> Adaptor {
         let timing = Timing {
             attestation_deadline: Duration::from_secs(120),
             backoff_initial: Duration::from_millis(100),
@@ -92,6 +103,7 @@ impl World {
             key_dir: dir.join("keys"),
             state_dir: dir.join("state"),
             timing,
+            egress,
             pps: Vec::new(),
         };
         Adaptor::new(&config).expect("the adaptor starts")

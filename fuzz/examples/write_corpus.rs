@@ -158,6 +158,23 @@ fn main() {
         seed("core_http_response", name, &input);
     }
 
+    for (name, head) in [
+        (
+            "name",
+            &b"CONNECT registry.example:443 HTTP/1.1\r\nHost: registry.example:443\r\n\r\n"[..],
+        ),
+        (
+            "ipv6",
+            b"CONNECT [2001:db8::1]:5000 HTTP/1.0\r\n\r\n\x16\x03\x01",
+        ),
+        (
+            "get",
+            b"GET http://registry.example/v2/ HTTP/1.1\r\nHost: registry.example\r\n\r\n",
+        ),
+    ] {
+        seed("egress_connect", name, head);
+    }
+
     let hello_pp = Frame::Hello {
         version: 1,
         side: Side::Pp(Phase::Attestation),
@@ -279,7 +296,7 @@ fn main() {
     let explicit = format!(
         "{INIT_DATA_TOML}\"aa.toml\" = '''\n{}'''\n\"cdh.toml\" = '''\n{}'''\n",
         pp_provision::guest_components::default_aa_toml(kbs_url),
-        pp_provision::guest_components::default_cdh_toml(kbs_url),
+        pp_provision::guest_components::default_cdh_toml(kbs_url, Some("http://127.0.0.1:3128")),
     );
     seed("provision_guest_configs", "explicit", explicit.as_bytes());
 

@@ -32,6 +32,8 @@ pub const AA_FILE: &str = "aa.toml";
 pub const CDH_FILE: &str = "cdh.toml";
 /// The inbound tunnel that carries AA's and CDH's KBS traffic.
 pub const KBS_TUNNEL: &str = "KBS";
+/// The inbound tunnel to the worker node's egress proxy (image pulls).
+pub const EGRESS_TUNNEL: &str = "EGRESS";
 /// CDH's ttrpc socket, guest-components' default.
 pub const CDH_SOCKET: &str = "unix:///run/confidential-containers/cdh.sock";
 
@@ -71,10 +73,12 @@ pub struct GuestConfigs {
 pub fn plan(document: &InitData) -> Result<GuestConfigs, GuestConfigError> {
     let forwarder = ForwarderConfig::from_init_data(Some(document))
         .map_err(|e| GuestConfigError::Forwarder(e.to_string()))?;
-    let kbs_url = match forwarder.inbounds.get(KBS_TUNNEL).map(|tag| tag.target()) {
-        Some(Target::Tcp { ip, port }) => format!("http://{}", SocketAddr::new(*ip, *port)),
-        _ => return Err(GuestConfigError::NoKbsTunnel),
+    let tunnel_url = |name| match forwarder.inbounds.get(name).map(|tag| tag.target()) {
+        Some(Target::Tcp { ip, port }) => Some(format!("http://{}", SocketAddr::new(*ip, *port))),
+        _ => None,
     };
+    let kbs_url = tunnel_url(KBS_TUNNEL).ok_or(GuestConfigError::NoKbsTunnel)?;
+    let egress_url = tunnel_url(EGRESS_TUNNEL);
     let mut defaulted = Vec::new();
     let aa_toml = match document.file(AA_FILE) {
         Some(text) => {
@@ -93,7 +97,7 @@ pub fn plan(document: &InitData) -> Result<GuestConfigs, GuestConfigError> {
         }
         None => {
             defaulted.push(CDH_FILE);
-            default_cdh_toml(&kbs_url)
+            default_cdh_toml(&kbs_url, egress_url.as_deref())
         }
     };
     Ok(GuestConfigs {
@@ -112,12 +116,21 @@ pub fn default_aa_toml(kbs_url: &str) -> String {
 }
 
 /// The default `cdh.toml`: the KBS client through the tunnel, CDH's socket
-/// at its default path.
-pub fn default_cdh_toml(kbs_url: &str) -> String {
+/// at its default path, and, when the forwarder has an `EGRESS` inbound,
+/// image pulls through it (`https_proxy` only: the worker node's proxy
+/// serves `CONNECT`, so registries must be https).
+pub fn default_cdh_toml(kbs_url: &str, egress_url: Option<&str>) -> String {
+    let image_pull_proxy = egress_url
+        .map(|url| {
+            format!(
+                "\n[image.image_pull_proxy]\nhttps_proxy = \"{url}\"\nno_proxy = \"127.0.0.1,localhost\"\n"
+            )
+        })
+        .unwrap_or_default();
     format!(
         "# Written by pp-provision: init-data had no cdh.toml.\n\
          socket = \"{CDH_SOCKET}\"\ncredentials = []\n\n\
-         [kbc]\nname = \"cc_kbc\"\nurl = \"{kbs_url}\"\n"
+         [kbc]\nname = \"cc_kbc\"\nurl = \"{kbs_url}\"\n{image_pull_proxy}"
     )
 }
 
@@ -243,6 +256,20 @@ mod tests {
         assert!(configs.cdh_toml.contains("url = \"http://127.0.0.1:8080\""));
         // The defaults pass the checks they stand in for.
         check_aa(&configs.aa_toml, "http://127.0.0.1:8080").unwrap();
+        check_cdh(&configs.cdh_toml, "http://127.0.0.1:8080").unwrap();
+        assert!(!configs.cdh_toml.contains("image_pull_proxy"));
+    }
+
+    #[test]
+    fn with_an_egress_inbound_the_default_cdh_pulls_images_through_it() {
+        let configs = plan(&initdata(
+            "\"forwarder.toml\" = 'inbounds = [\"BOTH_PHASES:KBS:8080\", \"KUBERNETES_PHASE:EGRESS:3128\"]'\n",
+        ))
+        .unwrap();
+        let cdh: toml::Table = configs.cdh_toml.parse().unwrap();
+        let proxy = &cdh["image"]["image_pull_proxy"];
+        assert_eq!(proxy["https_proxy"].as_str(), Some("http://127.0.0.1:3128"));
+        assert_eq!(proxy["no_proxy"].as_str(), Some("127.0.0.1,localhost"));
         check_cdh(&configs.cdh_toml, "http://127.0.0.1:8080").unwrap();
     }
 

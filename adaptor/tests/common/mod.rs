@@ -9,6 +9,7 @@ use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::EncodePrivateKey as _;
 use pp_adaptor::admin_jwt::{AdminClaims, AdminTokenSigner};
 use pp_adaptor::config::{AdaptorConfig, Timing};
+use pp_adaptor::egress_policy::EgressPolicy;
 use pp_adaptor::kbs_proxy::KbsProxy;
 use pp_adaptor::sid::Sid;
 use pp_adaptor::trustee_admin::TrusteeAdmin;
@@ -215,6 +216,7 @@ impl Workspace {
             key_dir: self.path("keys"),
             state_dir: self.path("state"),
             timing: Timing::default(),
+            egress: EgressPolicy::default(),
             pps: Vec::new(),
         }
     }

@@ -1,6 +1,7 @@
 //! The little HTTP/1.1 client side the forwarder needs to ask CDH's
 //! api-server-rest (127.0.0.1:8006) for its keys, plus the CDH reply rule
-//! and the retry schedule, all pure.
+//! and the retry schedule, and the `CONNECT` head the egress proxy reads,
+//! all pure.
 //!
 //! Contract:
 //! * [`emit_get`] writes one `GET` with `Connection: close`; it refuses a
@@ -14,6 +15,8 @@
 //! * [`classify_cdh_reply`]: 200 is the resource; everything else (CDH
 //!   answers 500 with a text body for every failure, "not found" included)
 //!   is a reason to retry, with the text for the log.
+//! * [`parse_connect`]: the head of a `CONNECT` into the PP's egress
+//!   tunnel (the adaptor's proxy end), at most [`MAX_HEAD_LEN`] bytes.
 //! * [`backoff`]: 1 s doubling per attempt, capped at 30 s, plus the
 //!   caller's jitter.
 #![cfg_attr(not(test), no_std)]
@@ -23,9 +26,11 @@
 extern crate alloc;
 
 mod cdh;
+mod connect;
 mod response;
 
 pub use cdh::{CDH_ADDRESS, HOST_KEY_PATH, RetryReason, WN_KEY_PATH, backoff, classify_cdh_reply};
+pub use connect::{ConnectError, ConnectRequest, parse_connect};
 pub use response::{HttpError, Progress, Response, ResponseParser};
 
 use alloc::format;

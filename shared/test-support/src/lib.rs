@@ -10,6 +10,8 @@ pub mod keys;
 /// An init-data document with a `forwarder.toml` (KBS inbound, a WN key):
 /// the seed of the init-data and forwarder-config mutation tests.
 pub const SAMPLE_INIT_DATA: &str = include_str!("../testdata/init-data.toml");
+#[cfg(feature = "tls")]
+pub mod tls;
 #[cfg(feature = "std")]
 pub mod tmpfs;
 
