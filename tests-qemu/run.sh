@@ -215,19 +215,36 @@ start_adaptor() {
 kubernetes_phase_echo() { echo_round_trip "$AGENT_PORT" "ping-$RANDOM"; }
 
 # A registry TEST DOUBLE: static files at the OCI distribution paths of one
-# manifest and its layer, served over plain HTTP on the namespace's loopback
-# (TLS through the tunnel is covered by e2e/tests/egress.rs). Sets LAYER_DIGEST.
+# manifest and its layer, served over HTTPS on the namespace's loopback with
+# a certificate for localhost from a CA made here. Sets LAYER_DIGEST and
+# REGISTRY_CA (base64 of the CA's PEM, for the guest's client).
 start_registry() {
-    local root=$T/registry/v2/test/pause
-    mkdir -p "$root/manifests" "$root/blobs"
+    local root=$T/registry/v2/test/pause tls=$T/registry-tls
+    mkdir -p "$root/manifests" "$root/blobs" "$tls"
     printf 'not really a tar layer %s\n' "$RANDOM" >"$T/layer"
     LAYER_DIGEST=sha256:$(sha256sum "$T/layer" | cut -c1-64)
     cp "$T/layer" "$root/blobs/$LAYER_DIGEST"
     printf '{"schemaVersion":2,"layers":[{"digest":"%s"}]}' "$LAYER_DIGEST" >"$root/manifests/latest"
-    spawn REGISTRY_PID "$T/registry.log" python3 -u -m http.server --bind 127.0.0.1 \
-        --directory "$T/registry" "$REGISTRY_PORT"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj /CN=test-registry-CA -keyout "$tls/ca.key" -out "$tls/ca.pem" 2>/dev/null &&
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
+            -keyout "$tls/server.key" -out "$tls/server.csr" 2>/dev/null &&
+        openssl x509 -req -days 2 -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" \
+            -CAcreateserial -extfile <(printf 'subjectAltName=DNS:localhost\n') -out "$tls/server.pem" 2>/dev/null ||
+        fail "openssl could not make the registry's certificates" || return 1
+    REGISTRY_CA=$(base64 -w0 "$tls/ca.pem")
+    spawn REGISTRY_PID "$T/registry.log" python3 -u -c '
+import functools, http.server, ssl, sys
+port, root, cert, key = sys.argv[1:]
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=root)
+server = http.server.ThreadingHTTPServer(("127.0.0.1", int(port)), handler)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(cert, key)
+server.socket = context.wrap_socket(server.socket, server_side=True)
+print("serving https", flush=True)
+server.serve_forever()' "$REGISTRY_PORT" "$T/registry" "$tls/server.pem" "$tls/server.key"
     wait_until $((10 * scale)) "the registry double to listen" \
-        file_has "$T/registry.log" "Serving HTTP" || return 1
+        file_has "$T/registry.log" "serving https" || return 1
 }
 
 # pull_through_egress: from inside the pod, the manifest and its layer
@@ -235,17 +252,17 @@ start_registry() {
 # off the adaptor's allow-list refused with the reason.
 pull_through_egress() {
     local manifest layer refused
-    manifest=$(hook "egress localhost:$REGISTRY_PORT /v2/test/pause/manifests/latest") ||
+    manifest=$(hook "egress-get localhost:$REGISTRY_PORT /v2/test/pause/manifests/latest $REGISTRY_CA") ||
         fail "egress: no manifest ($manifest)" || return 1
-    [[ "$manifest" == *"HTTP/1.1 200 Connection established"* && "$manifest" == *"$LAYER_DIGEST"* ]] ||
+    [[ "$manifest" == *"HTTP/1.0 200 OK"* && "$manifest" == *"$LAYER_DIGEST"* ]] ||
         fail "egress: unexpected manifest answer: $manifest" || return 1
-    layer=$(hook "egress localhost:$REGISTRY_PORT /v2/test/pause/blobs/$LAYER_DIGEST") ||
-        fail "egress: no layer" || return 1
+    layer=$(hook "egress-get localhost:$REGISTRY_PORT /v2/test/pause/blobs/$LAYER_DIGEST $REGISTRY_CA") ||
+        fail "egress: no layer ($layer)" || return 1
     [[ "$layer" == *"$(cat "$T/layer")"* ]] || fail "egress: the layer differs: $layer" || return 1
-    refused=$(hook "egress registry.invalid:443 /v2/") || true
+    refused=$(hook "egress-connect registry.invalid:443") || true
     [[ "$refused" == *"403 Forbidden"* && "$refused" == *"not in the worker node's egress allow-list"* ]] ||
         fail "egress: registry.invalid was not refused: $refused" || return 1
-    log "egress: manifest and layer pulled through the tunnel; registry.invalid refused"
+    log "egress: manifest and layer pulled over TLS through the tunnel; registry.invalid refused"
 }
 attest_count() { grep -c 'POST /kbs/v0/attest' "$T/kbs.log" || true; }
 
