@@ -11,9 +11,11 @@
 //! task running it) closes the listeners and every carried connection.
 
 use crate::sid::Sid;
+use crate::tunnel_stats::{Counted, TunnelStats};
 use pp_tag::{ConnectionPhase, Tag, Target, TunnelSet};
 use pp_tunnel::MuxHandle;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
@@ -37,6 +39,16 @@ pub enum LocalAddress {
     Unix(String),
 }
 
+impl std::fmt::Display for LocalAddress {
+    /// `IP:PORT`, or `unix:PATH` (the forms tunnel tags use).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Tcp(address) => write!(f, "{address}"),
+            Self::Unix(path) => write!(f, "unix:{path}"),
+        }
+    }
+}
+
 enum Listener {
     Tcp(TcpListener),
     Unix(UnixListener),
@@ -45,6 +57,7 @@ enum Listener {
 struct BoundTunnel {
     tag: Tag,
     listener: Listener,
+    stats: Arc<TunnelStats>,
 }
 
 /// The bound listeners of one PP.
@@ -52,6 +65,14 @@ pub struct LocalTunnels {
     sid: Sid,
     bound: Vec<BoundTunnel>,
     addresses: Vec<(String, LocalAddress)>,
+}
+
+/// One bound tunnel as callers see it: name, address, live counters.
+#[derive(Clone, Debug)]
+pub struct TunnelInfo {
+    pub name: String,
+    pub address: LocalAddress,
+    pub stats: Arc<TunnelStats>,
 }
 
 /// A listener could not be bound.
@@ -99,6 +120,7 @@ impl LocalTunnels {
             bound.push(BoundTunnel {
                 tag: tag.clone(),
                 listener,
+                stats: Arc::default(),
             });
         }
         Ok(Self {
@@ -111,6 +133,19 @@ impl LocalTunnels {
     /// Tunnel name → where its listener is bound.
     pub fn addresses(&self) -> &[(String, LocalAddress)] {
         &self.addresses
+    }
+
+    /// Every bound tunnel with its counters.
+    pub fn infos(&self) -> Vec<TunnelInfo> {
+        self.bound
+            .iter()
+            .zip(&self.addresses)
+            .map(|(tunnel, (name, address))| TunnelInfo {
+                name: name.clone(),
+                address: address.clone(),
+                stats: tunnel.stats.clone(),
+            })
+            .collect()
     }
 
     /// Accepts and carries connections until dropped; never returns (also
@@ -137,7 +172,10 @@ async fn serve_listener(sid: Sid, tunnel: BoundTunnel, slot: MuxSlot, wait: Dura
                 connections.spawn(carry(
                     sid.clone(),
                     tunnel.tag.clone(),
-                    socket,
+                    Counted {
+                        socket,
+                        stats: tunnel.stats.clone(),
+                    },
                     slot.clone(),
                     wait,
                 ));
@@ -146,7 +184,10 @@ async fn serve_listener(sid: Sid, tunnel: BoundTunnel, slot: MuxSlot, wait: Dura
                 connections.spawn(carry(
                     sid.clone(),
                     tunnel.tag.clone(),
-                    socket,
+                    Counted {
+                        socket,
+                        stats: tunnel.stats.clone(),
+                    },
                     slot.clone(),
                     wait,
                 ));
@@ -181,7 +222,7 @@ async fn accept(listener: &Listener) -> std::io::Result<Accepted> {
 }
 
 /// Waits for an allowed connection, opens the stream and copies both ways.
-async fn carry<S>(sid: Sid, tag: Tag, socket: S, mut slot: MuxSlot, wait: Duration)
+async fn carry<S>(sid: Sid, tag: Tag, socket: Counted<S>, mut slot: MuxSlot, wait: Duration)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -206,6 +247,7 @@ where
     let Some(active) = active else { return };
     match active.handle.open(tag.name()).await {
         Ok(stream) => {
+            let _open = socket.stats.open_stream();
             tracing::info!(
                 "pp {sid}: tunnel {} opened (stream {})",
                 tag.name(),
