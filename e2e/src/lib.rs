@@ -6,6 +6,7 @@
 //! build them first with `cargo build --workspace --bins`.
 #![forbid(unsafe_code)]
 
+pub mod daemon;
 pub mod flood;
 pub mod openssh;
 pub mod pp;
