@@ -161,6 +161,7 @@ trustee_url = "http://127.0.0.1:$KBS_PORT"
 admin_key = "admin"
 key_dir = "keys"
 state_dir = "state"
+control_socket = "control.sock"
 
 [[pp]]
 sid = "$SID"

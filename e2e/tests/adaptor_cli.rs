@@ -24,7 +24,7 @@ struct PpEntry<'a> {
 
 fn write_config(world: &World, dir: &Path, pps: &[PpEntry]) -> PathBuf {
     let mut text = format!(
-        "trustee_url = \"http://127.0.0.1:{}\"\nadmin_key = \"{}\"\nkey_dir = \"keys\"\nstate_dir = \"state\"\n\n\
+        "trustee_url = \"http://127.0.0.1:{}\"\nadmin_key = \"{}\"\nkey_dir = \"keys\"\nstate_dir = \"state\"\ncontrol_socket = \"control.sock\"\n\n\
          [timing]\nbackoff_initial_ms = 100\nbackoff_max_secs = 1\n",
         world.kbs_port,
         world.admin_key_path().display()
