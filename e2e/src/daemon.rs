@@ -183,19 +183,29 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
-/// The KBS double's resource paths (its test listing).
-pub async fn kbs_resources(kbs_port: u16) -> Vec<String> {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", kbs_port))
+/// `GET path` on a loopback TCP port, with `Connection: close`; the
+/// status line and the body.
+pub async fn http_get(port: u16, path: &str) -> (String, String) {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
-        .expect("the KBS double listens");
+        .expect("the server listens");
     stream
-        .write_all(b"GET /kbs-double/resources HTTP/1.1\r\nHost: kbs\r\nConnection: close\r\n\r\n")
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
         .await
         .expect("write");
     let mut text = String::new();
     stream.read_to_string(&mut text).await.expect("read");
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
-    let listing: serde_json::Value = serde_json::from_str(body).expect("JSON listing");
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.lines().next().unwrap_or_default().to_owned();
+    (status, body.to_owned())
+}
+
+/// The KBS double's resource paths (its test listing).
+pub async fn kbs_resources(kbs_port: u16) -> Vec<String> {
+    let (_, body) = http_get(kbs_port, "/kbs-double/resources").await;
+    let listing: serde_json::Value = serde_json::from_str(&body).expect("JSON listing");
     listing["resources"]
         .as_array()
         .map(|entries| {

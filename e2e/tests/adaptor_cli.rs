@@ -12,7 +12,6 @@ use pp_e2e::process::Process;
 use pp_e2e::world::World;
 use pp_e2e::{bin, free_port};
 use pp_ssh_key::PublicKey;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -59,14 +58,7 @@ fn adaptor_cli(config: &Path, args: &[&str]) -> String {
 }
 
 async fn echo(port: u16, payload: &[u8]) -> Vec<u8> {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("local tunnel listens");
-    stream.write_all(payload).await.expect("write");
-    stream.shutdown().await.expect("half-close");
-    let mut back = Vec::new();
-    stream.read_to_end(&mut back).await.expect("read");
-    back
+    pp_e2e::daemon::echo(&format!("127.0.0.1:{port}"), payload).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use pp_e2e::daemon::{Daemon, echo, metric};
+use pp_e2e::daemon::{Daemon, echo, http_get, metric};
 use pp_e2e::free_port;
 use pp_e2e::pp::{Pp, PpOptions};
 use pp_e2e::world::World;
@@ -141,15 +141,7 @@ async fn adding_deleting_and_failing_pods_leaves_the_others_alone() {
 
 /// `GET /metrics` on the loopback metrics listener; the body.
 async fn http_get_metrics(port: u16) -> String {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("metrics listener");
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("write");
-    let mut text = String::new();
-    stream.read_to_string(&mut text).await.expect("read");
-    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned()
+    let (status, body) = http_get(port, "/metrics").await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    body
 }

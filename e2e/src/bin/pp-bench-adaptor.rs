@@ -43,7 +43,12 @@ fn cpu_secs(pid: u32) -> f64 {
         .rsplit_once(')')
         .map(|(_, rest)| rest.split_whitespace().collect())
         .unwrap_or_default();
-    let ticks = |index: usize| fields.get(index).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |index: usize| {
+        fields
+            .get(index)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (ticks(11) + ticks(12)) / 100.0
 }
 
@@ -97,7 +102,11 @@ async fn main() {
         let listed = daemon.call(hyper::Method::GET, "/v1/pods", None).await;
         listed["pods"]
             .as_array()
-            .map(|pods| pods.iter().filter_map(|pod| pod["reconnects"].as_u64()).sum())
+            .map(|pods| {
+                pods.iter()
+                    .filter_map(|pod| pod["reconnects"].as_u64())
+                    .sum()
+            })
             .unwrap_or(0)
     };
     latencies_ms.sort_unstable();
