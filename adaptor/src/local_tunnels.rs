@@ -8,7 +8,9 @@
 //! `wait` for a current connection whose phase the tag allows (published in
 //! the [`MuxSlot`] by the PP's driver), then is carried to the PP; if none
 //! comes it is closed with a log line. Dropping [`LocalTunnels`] (or the
-//! task running it) closes the listeners and every carried connection.
+//! task running it) closes the listeners and every carried connection. A
+//! unix socket file nobody listens on (left by a killed adaptor) is
+//! replaced; a live one is not.
 
 use crate::sid::Sid;
 use crate::tunnel_stats::{Counted, TunnelStats};
@@ -102,7 +104,10 @@ impl LocalTunnels {
                     (Listener::Tcp(listener), LocalAddress::Tcp(address))
                 }
                 Target::Unix { path } => (
-                    Listener::Unix(UnixListener::bind(path).map_err(bind_error)?),
+                    Listener::Unix({
+                        remove_stale_socket(path);
+                        UnixListener::bind(path).map_err(bind_error)?
+                    }),
                     LocalAddress::Unix(path.clone()),
                 ),
                 Target::NetnsTcp { .. } => {
@@ -203,6 +208,18 @@ async fn serve_listener(sid: Sid, tunnel: BoundTunnel, slot: MuxSlot, wait: Dura
     }
 }
 
+/// Removes a socket file at `path` that nobody listens on any more (left
+/// by a killed adaptor), so the listener can come back on the same path.
+/// Anything else (a live socket, a regular file) is left for bind to fail on.
+fn remove_stale_socket(path: &str) {
+    use std::os::unix::fs::FileTypeExt as _;
+    let is_socket =
+        std::fs::symlink_metadata(path).is_ok_and(|metadata| metadata.file_type().is_socket());
+    if is_socket && std::os::unix::net::UnixStream::connect(path).is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 enum Accepted {
     Tcp(tokio::net::TcpStream),
     Unix(tokio::net::UnixStream),
@@ -261,5 +278,31 @@ where
             "pp {sid}: tunnel {}: cannot open a stream: {error}",
             tag.name()
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_local_tunnels;
+
+    #[tokio::test]
+    async fn a_unix_socket_left_by_a_killed_adaptor_is_replaced_a_live_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.sock");
+        let tags = parse_local_tunnels(&[format!(
+            "KUBERNETES_PHASE:KATAAGENT:unix:{}",
+            path.display()
+        )])
+        .unwrap();
+        let sid = Sid::parse("s").unwrap();
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        assert!(path.exists(), "the dead listener's file stays behind");
+        let tunnels = LocalTunnels::bind(&sid, &tags).await.unwrap();
+        assert!(
+            LocalTunnels::bind(&sid, &tags).await.is_err(),
+            "a live socket is kept"
+        );
+        drop(tunnels);
     }
 }
