@@ -337,3 +337,26 @@ fn closing(error: ApiError) -> Response<Full<Bytes>> {
         .insert(CONNECTION, HeaderValue::from_static("close"));
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn metrics_listen_on_loopback_only_unless_told() {
+        let refused = bind_metrics("0.0.0.0:0".parse().unwrap(), false)
+            .await
+            .unwrap_err();
+        assert!(refused.contains("not a loopback address"), "{refused}");
+        assert!(
+            bind_metrics("127.0.0.1:0".parse().unwrap(), false)
+                .await
+                .is_ok()
+        );
+        assert!(
+            bind_metrics("0.0.0.0:0".parse().unwrap(), true)
+                .await
+                .is_ok()
+        );
+    }
+}
