@@ -60,6 +60,7 @@ trustee_url = "http://$kbs_addr"
 admin_key = "admin"
 key_dir = "keys"
 state_dir = "state"
+control_socket = "control.sock"
 
 [timing]
 backoff_initial_ms = 200

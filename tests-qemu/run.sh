@@ -163,6 +163,7 @@ trustee_url = "http://127.0.0.1:$KBS_PORT"
 admin_key = "admin"
 key_dir = "keys"
 state_dir = "state"
+control_socket = "control.sock"
 
 [egress]
 allow = ["localhost:$REGISTRY_PORT"]

@@ -16,10 +16,10 @@ use crate::config::{AdaptorConfig, PpConfig, Timing};
 use crate::egress_proxy::EgressProxy;
 use crate::kbs_proxy::KbsProxy;
 use crate::keystore::{KeyStore, KeyStoreError, public_line};
-use crate::local_tunnels::{BindError, LocalAddress, LocalTunnels};
+use crate::local_tunnels::{BindError, LocalAddress, LocalTunnels, TunnelInfo};
 use crate::pp_driver::PpDriver;
 use crate::pp_record::{RecordError, RecordStore};
-use crate::pp_status::PpStatus;
+use crate::pp_status::{PpActivity, PpStatus};
 use crate::sid::Sid;
 use crate::ssh_connect::AuthPlan;
 use crate::teardown::Teardown;
@@ -82,12 +82,27 @@ pub struct BoundPp {
     tunnels: LocalTunnels,
 }
 
+impl BoundPp {
+    /// The PP's tunnel tags with the local addresses actually bound (port 0
+    /// replaced by the port it got), so binding them again gives the same
+    /// addresses.
+    pub fn resolved_tags(&self) -> Vec<String> {
+        self.pp
+            .tunnels
+            .iter()
+            .zip(self.tunnels.addresses())
+            .map(|(tag, (_, address))| format!("{}:{}:{address}", tag.phase().as_str(), tag.name()))
+            .collect()
+    }
+}
+
 /// Follows one served PP.
 #[derive(Clone, Debug)]
 pub struct PpHandle {
     sid: Sid,
     status: watch::Receiver<PpStatus>,
-    tunnels: Vec<(String, LocalAddress)>,
+    tunnels: Vec<TunnelInfo>,
+    activity: Arc<PpActivity>,
 }
 
 impl PpHandle {
@@ -134,8 +149,18 @@ impl PpHandle {
     pub fn tunnel_address(&self, name: &str) -> Option<&LocalAddress> {
         self.tunnels
             .iter()
-            .find(|(tunnel, _)| tunnel == name)
-            .map(|(_, address)| address)
+            .find(|tunnel| tunnel.name == name)
+            .map(|tunnel| &tunnel.address)
+    }
+
+    /// Every local tunnel listener with its counters.
+    pub fn tunnels(&self) -> &[TunnelInfo] {
+        &self.tunnels
+    }
+
+    /// Lost connections and the last error of the PP's task.
+    pub fn activity(&self) -> &PpActivity {
+        &self.activity
     }
 }
 
@@ -186,6 +211,16 @@ impl Adaptor {
     /// it goes into init-data and to Trustee.
     pub fn wn_public_key_line(&self) -> String {
         public_line(&self.inner.wn_key).trim_end().to_owned()
+    }
+
+    /// How many Trustee admin calls failed since start.
+    pub fn trustee_errors(&self) -> u64 {
+        self.inner.teardown.trustee.errors()
+    }
+
+    /// Whether PP `sid` has a key pair (made by [`Adaptor::create_pp`]).
+    pub fn has_pp_keys(&self, sid: &Sid) -> bool {
+        self.inner.keys.pp_public_key(sid).is_ok()
     }
 
     /// Stores the WN public key at Trustee (`default/sshclient/publicKey`).
@@ -262,7 +297,8 @@ impl Adaptor {
         {
             return Err(AdaptorError::AlreadyServed { sid });
         }
-        let addresses = tunnels.addresses().to_vec();
+        let infos = tunnels.infos();
+        let activity = Arc::new(PpActivity::default());
         let (status_tx, status_rx) = watch::channel(PpStatus::Connecting);
         let (slot_tx, slot_rx) = watch::channel(None);
         let driver = PpDriver {
@@ -274,6 +310,7 @@ impl Adaptor {
             timing: self.inner.timing.clone(),
             status: status_tx.clone(),
             slot: slot_tx,
+            activity: activity.clone(),
             pp_key,
             pp,
         };
@@ -298,7 +335,8 @@ impl Adaptor {
         Ok(PpHandle {
             sid,
             status: status_rx,
-            tunnels: addresses,
+            tunnels: infos,
+            activity,
         })
     }
 

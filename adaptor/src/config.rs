@@ -15,6 +15,7 @@
 //! admin_key = "admin.pem"          # PKCS#8 PEM or OpenSSH Ed25519
 //! key_dir = "keys"
 //! state_dir = "state"
+//! control_socket = "/run/pp-adaptor/control.sock"   # the default
 //!
 //! [admin_token]                    # optional
 //! role = "admin"
@@ -48,6 +49,9 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Where `serve` listens for the control API unless told otherwise.
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/pp-adaptor/control.sock";
+
 /// The forwarder's port when the address names none.
 pub const DEFAULT_FORWARDER_PORT: u16 = 2222;
 
@@ -62,6 +66,8 @@ pub struct AdaptorConfig {
     pub admin_claims: AdminClaims,
     pub key_dir: PathBuf,
     pub state_dir: PathBuf,
+    /// The control API's unix socket (`serve --socket` overrides it).
+    pub control_socket: PathBuf,
     pub timing: Timing,
     /// Where the PPs' `EGRESS` tunnel may lead (default: nowhere).
     pub egress: EgressPolicy,
@@ -154,6 +160,7 @@ struct FileConfig {
     admin_key: PathBuf,
     key_dir: PathBuf,
     state_dir: PathBuf,
+    control_socket: Option<PathBuf>,
     #[serde(default)]
     admin_token: FileAdminToken,
     #[serde(default)]
@@ -285,6 +292,10 @@ impl AdaptorConfig {
             admin_claims,
             key_dir: base.join(file.key_dir),
             state_dir: base.join(file.state_dir),
+            control_socket: file.control_socket.map_or_else(
+                || PathBuf::from(DEFAULT_CONTROL_SOCKET),
+                |path| base.join(path),
+            ),
             timing,
             egress,
             pps,
@@ -388,6 +399,7 @@ mod tests {
         assert_eq!(config.admin_key_path, Path::new("/etc/pp/admin.pem"));
         assert_eq!(config.key_dir, Path::new("/var/lib/pp-adaptor/keys"));
         assert_eq!(config.state_dir, Path::new("/etc/pp/state"));
+        assert_eq!(config.control_socket, Path::new(DEFAULT_CONTROL_SOCKET));
         assert_eq!(config.admin_claims.role, "admin");
         assert_eq!(config.admin_claims.audience.as_deref(), Some("kbs"));
         assert_eq!(config.timing.attestation_deadline, Duration::from_secs(60));

@@ -8,12 +8,16 @@
 //! `wait` for a current connection whose phase the tag allows (published in
 //! the [`MuxSlot`] by the PP's driver), then is carried to the PP; if none
 //! comes it is closed with a log line. Dropping [`LocalTunnels`] (or the
-//! task running it) closes the listeners and every carried connection.
+//! task running it) closes the listeners and every carried connection. A
+//! unix socket file nobody listens on (left by a killed adaptor) is
+//! replaced; a live one is not.
 
 use crate::sid::Sid;
+use crate::tunnel_stats::{Counted, TunnelStats};
 use pp_tag::{ConnectionPhase, Tag, Target, TunnelSet};
 use pp_tunnel::MuxHandle;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
@@ -37,6 +41,16 @@ pub enum LocalAddress {
     Unix(String),
 }
 
+impl std::fmt::Display for LocalAddress {
+    /// `IP:PORT`, or `unix:PATH` (the forms tunnel tags use).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Tcp(address) => write!(f, "{address}"),
+            Self::Unix(path) => write!(f, "unix:{path}"),
+        }
+    }
+}
+
 enum Listener {
     Tcp(TcpListener),
     Unix(UnixListener),
@@ -45,6 +59,7 @@ enum Listener {
 struct BoundTunnel {
     tag: Tag,
     listener: Listener,
+    stats: Arc<TunnelStats>,
 }
 
 /// The bound listeners of one PP.
@@ -52,6 +67,14 @@ pub struct LocalTunnels {
     sid: Sid,
     bound: Vec<BoundTunnel>,
     addresses: Vec<(String, LocalAddress)>,
+}
+
+/// One bound tunnel as callers see it: name, address, live counters.
+#[derive(Clone, Debug)]
+pub struct TunnelInfo {
+    pub name: String,
+    pub address: LocalAddress,
+    pub stats: Arc<TunnelStats>,
 }
 
 /// A listener could not be bound.
@@ -81,7 +104,10 @@ impl LocalTunnels {
                     (Listener::Tcp(listener), LocalAddress::Tcp(address))
                 }
                 Target::Unix { path } => (
-                    Listener::Unix(UnixListener::bind(path).map_err(bind_error)?),
+                    Listener::Unix({
+                        remove_stale_socket(path);
+                        UnixListener::bind(path).map_err(bind_error)?
+                    }),
                     LocalAddress::Unix(path.clone()),
                 ),
                 Target::NetnsTcp { .. } => {
@@ -99,6 +125,7 @@ impl LocalTunnels {
             bound.push(BoundTunnel {
                 tag: tag.clone(),
                 listener,
+                stats: Arc::default(),
             });
         }
         Ok(Self {
@@ -111,6 +138,19 @@ impl LocalTunnels {
     /// Tunnel name → where its listener is bound.
     pub fn addresses(&self) -> &[(String, LocalAddress)] {
         &self.addresses
+    }
+
+    /// Every bound tunnel with its counters.
+    pub fn infos(&self) -> Vec<TunnelInfo> {
+        self.bound
+            .iter()
+            .zip(&self.addresses)
+            .map(|(tunnel, (name, address))| TunnelInfo {
+                name: name.clone(),
+                address: address.clone(),
+                stats: tunnel.stats.clone(),
+            })
+            .collect()
     }
 
     /// Accepts and carries connections until dropped; never returns (also
@@ -137,7 +177,10 @@ async fn serve_listener(sid: Sid, tunnel: BoundTunnel, slot: MuxSlot, wait: Dura
                 connections.spawn(carry(
                     sid.clone(),
                     tunnel.tag.clone(),
-                    socket,
+                    Counted {
+                        socket,
+                        stats: tunnel.stats.clone(),
+                    },
                     slot.clone(),
                     wait,
                 ));
@@ -146,7 +189,10 @@ async fn serve_listener(sid: Sid, tunnel: BoundTunnel, slot: MuxSlot, wait: Dura
                 connections.spawn(carry(
                     sid.clone(),
                     tunnel.tag.clone(),
-                    socket,
+                    Counted {
+                        socket,
+                        stats: tunnel.stats.clone(),
+                    },
                     slot.clone(),
                     wait,
                 ));
@@ -159,6 +205,18 @@ async fn serve_listener(sid: Sid, tunnel: BoundTunnel, slot: MuxSlot, wait: Dura
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
+    }
+}
+
+/// Removes a socket file at `path` that nobody listens on any more (left
+/// by a killed adaptor), so the listener can come back on the same path.
+/// Anything else (a live socket, a regular file) is left for bind to fail on.
+fn remove_stale_socket(path: &str) {
+    use std::os::unix::fs::FileTypeExt as _;
+    let is_socket =
+        std::fs::symlink_metadata(path).is_ok_and(|metadata| metadata.file_type().is_socket());
+    if is_socket && std::os::unix::net::UnixStream::connect(path).is_err() {
+        let _ = std::fs::remove_file(path);
     }
 }
 
@@ -181,7 +239,7 @@ async fn accept(listener: &Listener) -> std::io::Result<Accepted> {
 }
 
 /// Waits for an allowed connection, opens the stream and copies both ways.
-async fn carry<S>(sid: Sid, tag: Tag, socket: S, mut slot: MuxSlot, wait: Duration)
+async fn carry<S>(sid: Sid, tag: Tag, socket: Counted<S>, mut slot: MuxSlot, wait: Duration)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -206,6 +264,7 @@ where
     let Some(active) = active else { return };
     match active.handle.open(tag.name()).await {
         Ok(stream) => {
+            let _open = socket.stats.open_stream();
             tracing::info!(
                 "pp {sid}: tunnel {} opened (stream {})",
                 tag.name(),
@@ -219,5 +278,31 @@ where
             "pp {sid}: tunnel {}: cannot open a stream: {error}",
             tag.name()
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_local_tunnels;
+
+    #[tokio::test]
+    async fn a_unix_socket_left_by_a_killed_adaptor_is_replaced_a_live_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.sock");
+        let tags = parse_local_tunnels(&[format!(
+            "KUBERNETES_PHASE:KATAAGENT:unix:{}",
+            path.display()
+        )])
+        .unwrap();
+        let sid = Sid::parse("s").unwrap();
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        assert!(path.exists(), "the dead listener's file stays behind");
+        let tunnels = LocalTunnels::bind(&sid, &tags).await.unwrap();
+        assert!(
+            LocalTunnels::bind(&sid, &tags).await.is_err(),
+            "a live socket is kept"
+        );
+        drop(tunnels);
     }
 }

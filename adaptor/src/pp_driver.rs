@@ -22,7 +22,7 @@ use crate::kbs_proxy::KbsProxy;
 use crate::local_tunnels::ActiveMux;
 use crate::mux_connection::{ConnectionContext, ConnectionEnd, serve_connection};
 use crate::pp_record::{AttestationSighting, PpRecord, RecordStore};
-use crate::pp_status::PpStatus;
+use crate::pp_status::{PpActivity, PpStatus};
 use crate::ssh_connect::{AuthPlan, connect_mux};
 use crate::teardown::Teardown;
 use pp_ssh_key::PublicKey;
@@ -46,6 +46,7 @@ pub struct PpDriver {
     pub timing: Timing,
     pub status: watch::Sender<PpStatus>,
     pub slot: watch::Sender<Option<ActiveMux>>,
+    pub activity: Arc<PpActivity>,
 }
 
 impl PpDriver {
@@ -53,6 +54,7 @@ impl PpDriver {
     pub async fn run(self) {
         let Err(reason) = self.serve().await;
         tracing::error!("pp {}: giving up: {reason}", self.pp.sid);
+        self.activity.set_last_error(&reason);
         self.slot.send_replace(None);
         self.status.send_replace(PpStatus::Failed { reason });
     }
@@ -87,6 +89,7 @@ impl PpDriver {
                     // The connection worked: start the backoff over.
                     backoff.reset();
                     tracing::info!("pp {sid}: connection lost: {reason}");
+                    self.activity.connection_lost(&reason);
                 }
                 Ok(ConnectionEnd::Stop { reason }) => return Err(reason),
                 Ok(ConnectionEnd::Relayed { reason }) => {
@@ -98,7 +101,10 @@ impl PpDriver {
                     };
                     return Err(format!("{reason} ({outcome})"));
                 }
-                Err(reason) => tracing::info!("pp {sid}: {reason}"),
+                Err(reason) => {
+                    tracing::info!("pp {sid}: {reason}");
+                    self.activity.set_last_error(&reason);
+                }
             }
             let delay = backoff.next_delay();
             tracing::info!("pp {sid}: reconnecting in {} ms", delay.as_millis());

@@ -99,40 +99,49 @@ impl RecordStore {
 
     /// Replaces the record of `sid`.
     pub fn save(&self, sid: &Sid, record: &PpRecord) -> Result<(), RecordError> {
-        let path = self.path(sid);
-        let temporary = path.with_extension("json.tmp");
-        let io_error = |action, source| RecordError::Io {
-            action,
-            path: path.clone(),
-            source,
-        };
         // A record of plain strings, bools and addresses always serializes.
         let bytes = serde_json::to_vec_pretty(record).unwrap_or_default();
-        let _ = std::fs::remove_file(&temporary);
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temporary)
-            .map_err(|source| io_error("create", source))?;
-        file.write_all(&bytes)
-            .and_then(|()| file.sync_all())
-            .map_err(|source| io_error("write", source))?;
-        std::fs::rename(&temporary, &path).map_err(|source| io_error("rename into place", source))
+        write_whole(&self.path(sid), &bytes)
     }
 
     /// Forgets `sid` (PP teardown); a missing record is not an error.
     pub fn remove(&self, sid: &Sid) -> Result<(), RecordError> {
-        let path = self.path(sid);
-        match std::fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(RecordError::Io {
-                action: "remove",
-                path,
-                source,
-            }),
-        }
+        remove_if_present(&self.path(sid))
+    }
+}
+
+/// Writes `bytes` to `path` with mode 0600 through a temporary file and a
+/// rename, so a crash leaves the old or the new content, never a mix.
+pub(crate) fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), RecordError> {
+    let temporary = path.with_extension("json.tmp");
+    let io_error = |action, source| RecordError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    };
+    let _ = std::fs::remove_file(&temporary);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&temporary)
+        .map_err(|source| io_error("create", source))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|source| io_error("write", source))?;
+    std::fs::rename(&temporary, path).map_err(|source| io_error("rename into place", source))
+}
+
+/// Removes `path`; a missing file is not an error.
+pub(crate) fn remove_if_present(path: &Path) -> Result<(), RecordError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(RecordError::Io {
+            action: "remove",
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
 

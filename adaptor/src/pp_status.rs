@@ -1,7 +1,46 @@
 //! [`PpStatus`]: where the adaptor is with one PP, published on a watch
-//! channel for callers (tests, the CLI) to follow.
+//! channel for callers (tests, the CLI) to follow; [`PpActivity`]: what the
+//! PP's task saw besides its status (lost connections, the last error).
 
 use std::fmt;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Written by the PP's task, read by the control API and the metrics.
+#[derive(Debug, Default)]
+pub struct PpActivity {
+    connections_lost: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+impl PpActivity {
+    /// An established connection went away (each one is followed by a
+    /// reconnect).
+    pub fn connection_lost(&self, reason: &str) {
+        self.connections_lost.fetch_add(1, Ordering::Relaxed);
+        self.set_last_error(reason);
+    }
+
+    /// Something failed (a connection attempt, the PP's task).
+    pub fn set_last_error(&self, reason: &str) {
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(reason.to_owned());
+    }
+
+    /// How many established connections were lost.
+    pub fn connections_lost(&self) -> u64 {
+        self.connections_lost.load(Ordering::Relaxed)
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+}
 
 /// The adaptor's view of one PP.
 #[derive(Clone, Debug, PartialEq, Eq)]

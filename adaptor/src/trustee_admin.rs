@@ -18,6 +18,7 @@ use crate::upstream::{Upstream, UpstreamBody};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::{Method, StatusCode, header};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// The resource repository the adaptor writes to.
@@ -73,11 +74,22 @@ pub enum TrusteeError {
 pub struct TrusteeAdmin {
     upstream: Upstream,
     signer: AdminTokenSigner,
+    errors: AtomicU64,
 }
 
 impl TrusteeAdmin {
     pub fn new(upstream: Upstream, signer: AdminTokenSigner) -> Self {
-        Self { upstream, signer }
+        Self {
+            upstream,
+            signer,
+            errors: AtomicU64::new(0),
+        }
+    }
+
+    /// How many admin calls failed (unreachable, timed out or refused) since
+    /// start; an already-missing key on delete is not a failure.
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
     }
 
     /// Stores the WN public key (one authorized_keys line) as
@@ -131,6 +143,16 @@ impl TrusteeAdmin {
     }
 
     async fn call(&self, method: Method, path: &str, body: Bytes) -> Result<(), TrusteeError> {
+        let outcome = self.exchange(method, path, body).await;
+        if outcome.as_ref().is_err_and(|error| {
+            !matches!(error, TrusteeError::Refused { status, message, .. } if is_missing_resource(*status, message))
+        }) {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        outcome
+    }
+
+    async fn exchange(&self, method: Method, path: &str, body: Bytes) -> Result<(), TrusteeError> {
         let unreachable = |reason: String| TrusteeError::Unreachable {
             url: self.upstream.url().to_string(),
             method: method.clone(),

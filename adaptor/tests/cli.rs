@@ -31,7 +31,7 @@ fn write_config(workspace: &Workspace, trustee: &Trustee) -> PathBuf {
     workspace.write_admin_key(&trustee.admin_key);
     let path = workspace.path("adaptor.toml");
     let text = format!(
-        "trustee_url = \"{}\"\nadmin_key = \"admin.pem\"\nkey_dir = \"keys\"\nstate_dir = \"state\"\n",
+        "trustee_url = \"{}\"\nadmin_key = \"admin.pem\"\nkey_dir = \"keys\"\nstate_dir = \"state\"\ncontrol_socket = \"control.sock\"\n",
         trustee.url()
     );
     std::fs::write(&path, text).unwrap();

@@ -6,6 +6,7 @@
 //! build them first with `cargo build --workspace --bins`.
 #![forbid(unsafe_code)]
 
+pub mod daemon;
 pub mod flood;
 pub mod openssh;
 pub mod pp;
@@ -50,6 +51,20 @@ pub fn free_port() -> u16 {
         })
         .inspect(|port| handed_out.push(*port))
         .expect("a free loopback port between 20000 and 32000")
+}
+
+/// Raises this process's open-file limit (soft) to `wanted`, or to the hard
+/// limit when that is lower; children inherit it. Returns the new limit.
+pub fn raise_fd_limit(wanted: u64) -> u64 {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    let hard = limit.maximum.unwrap_or(u64::MAX);
+    let current = limit.current.unwrap_or(u64::MAX);
+    if current < wanted {
+        limit.current = Some(wanted.min(hard));
+        let _ = setrlimit(Resource::Nofile, limit);
+    }
+    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
 }
 
 /// A scratch directory on tmpfs when the machine has one (like the PP's

@@ -102,6 +102,7 @@ impl World {
             admin_claims: AdminClaims::default(),
             key_dir: dir.join("keys"),
             state_dir: dir.join("state"),
+            control_socket: dir.join("control.sock"),
             timing,
             egress,
             pps: Vec::new(),

@@ -12,7 +12,6 @@ use pp_e2e::process::Process;
 use pp_e2e::world::World;
 use pp_e2e::{bin, free_port};
 use pp_ssh_key::PublicKey;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -24,7 +23,7 @@ struct PpEntry<'a> {
 
 fn write_config(world: &World, dir: &Path, pps: &[PpEntry]) -> PathBuf {
     let mut text = format!(
-        "trustee_url = \"http://127.0.0.1:{}\"\nadmin_key = \"{}\"\nkey_dir = \"keys\"\nstate_dir = \"state\"\n\n\
+        "trustee_url = \"http://127.0.0.1:{}\"\nadmin_key = \"{}\"\nkey_dir = \"keys\"\nstate_dir = \"state\"\ncontrol_socket = \"control.sock\"\n\n\
          [timing]\nbackoff_initial_ms = 100\nbackoff_max_secs = 1\n",
         world.kbs_port,
         world.admin_key_path().display()
@@ -59,14 +58,7 @@ fn adaptor_cli(config: &Path, args: &[&str]) -> String {
 }
 
 async fn echo(port: u16, payload: &[u8]) -> Vec<u8> {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("local tunnel listens");
-    stream.write_all(payload).await.expect("write");
-    stream.shutdown().await.expect("half-close");
-    let mut back = Vec::new();
-    stream.read_to_end(&mut back).await.expect("read");
-    back
+    pp_e2e::daemon::echo(&format!("127.0.0.1:{port}"), payload).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

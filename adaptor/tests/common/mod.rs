@@ -215,6 +215,7 @@ impl Workspace {
             admin_claims: AdminClaims::default(),
             key_dir: self.path("keys"),
             state_dir: self.path("state"),
+            control_socket: self.path("control.sock"),
             timing: Timing::default(),
             egress: EgressPolicy::default(),
             pps: Vec::new(),
