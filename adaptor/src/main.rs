@@ -22,6 +22,11 @@ Configuration (TOML; relative paths are relative to the file):
                                           # certificate (default: the host's CA store)
   admin_key = \"admin.pem\"                 # Ed25519: PKCS#8 PEM or OpenSSH
   key_dir = \"keys\"                        # wn, wn.pub, pp-<SID>, pp-<SID>.pub (0600)
+  # or, instead of key_dir, Kubernetes Secrets (pp-adaptor-wn, pp-adaptor-pp-<SID>):
+  # [kubernetes_secrets]
+  # namespace = \"peerpod\"                 # in-cluster service account, or
+  # kubeconfig = \"/etc/pp-adaptor/kubeconfig\"
+  # relay_check = \"host-key-only\"         # top level or per [[pp]]: behind a NAT (see docs)
   state_dir = \"state\"                     # pp-<SID>.json: phase record per PP
 
   [admin_token]                           # claims of the admin JWT (optional table)
@@ -139,26 +144,33 @@ async fn run(cli: Cli) -> Result<(), String> {
     let config = AdaptorConfig::load(&cli.config).map_err(|error| error.to_string())?;
     match cli.command {
         Command::Keys(KeysCommand::Init) => {
-            let keys = KeyStore::open(&config.key_dir).map_err(|error| error.to_string())?;
+            let keys = KeyStore::open(&config.key_store)
+                .await
+                .map_err(|error| error.to_string())?;
             let wn_key = keys
                 .load_or_create_wn()
+                .await
                 .map_err(|error| error.to_string())?;
             eprintln!(
                 "WN key pair in {} ({})",
-                keys.dir().display(),
+                keys.location(),
                 wn_key.public().fingerprint()
             );
             print!("{}", public_line(&wn_key));
         }
         Command::Keys(KeysCommand::Register) => {
-            let adaptor = Adaptor::new(&config).map_err(|error| error.to_string())?;
+            let adaptor = Adaptor::open(&config)
+                .await
+                .map_err(|error| error.to_string())?;
             adaptor
                 .register_wn_key()
                 .await
                 .map_err(|error| error.to_string())?;
         }
         Command::Pp(PpCommand::Create { sid }) => {
-            let adaptor = Adaptor::new(&config).map_err(|error| error.to_string())?;
+            let adaptor = Adaptor::open(&config)
+                .await
+                .map_err(|error| error.to_string())?;
             let pp_key = adaptor
                 .create_pp(&sid)
                 .await
@@ -171,7 +183,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("{}", adaptor.wn_public_key_line());
         }
         Command::Pp(PpCommand::Delete { sid }) => {
-            let adaptor = Adaptor::new(&config).map_err(|error| error.to_string())?;
+            let adaptor = Adaptor::open(&config)
+                .await
+                .map_err(|error| error.to_string())?;
             adaptor
                 .teardown(&sid)
                 .await
@@ -196,7 +210,9 @@ async fn print_status_changes(handle: PpHandle) {
 }
 
 async fn serve(config: &AdaptorConfig) -> Result<(), String> {
-    let adaptor = Adaptor::new(config).map_err(|error| error.to_string())?;
+    let adaptor = Adaptor::open(config)
+        .await
+        .map_err(|error| error.to_string())?;
     if config.pps.is_empty() {
         tracing::warn!("the configuration lists no peer pods ([[pp]] tables); nothing to serve");
     }

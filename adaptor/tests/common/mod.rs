@@ -10,6 +10,8 @@ use ed25519_dalek::pkcs8::EncodePrivateKey as _;
 use pp_adaptor::admin_jwt::{AdminClaims, AdminTokenSigner};
 use pp_adaptor::config::{AdaptorConfig, Timing};
 use pp_adaptor::kbs_proxy::KbsProxy;
+use pp_adaptor::keystore::KeyStoreConfig;
+use pp_adaptor::relay_check::RelayCheck;
 use pp_adaptor::sid::Sid;
 use pp_adaptor::trustee_admin::TrusteeAdmin;
 use pp_adaptor::upstream::{TrusteeUrl, Upstream};
@@ -202,6 +204,9 @@ impl Workspace {
             key.to_pkcs8_pem(Default::default()).unwrap().as_bytes(),
         )
         .unwrap();
+        // The adaptor refuses private keys that others can read.
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
         path
     }
 
@@ -212,9 +217,10 @@ impl Workspace {
             trustee_ca: None,
             admin_key_path,
             admin_claims: AdminClaims::default(),
-            key_dir: self.path("keys"),
+            key_store: KeyStoreConfig::Directory(self.path("keys")),
             state_dir: self.path("state"),
             timing: Timing::default(),
+            relay_check: RelayCheck::default(),
             pps: Vec::new(),
         }
     }
