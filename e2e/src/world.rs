@@ -100,7 +100,6 @@ impl World {
             state_dir: dir.join("state"),
             timing,
             relay_check: RelayCheck::default(),
-            relay_check: RelayCheck::default(),
             pps: Vec::new(),
         };
         Adaptor::new(&config).expect("the adaptor starts")
