@@ -69,31 +69,23 @@ pub enum SecretsError {
         "cannot set up the Kubernetes client for the key store ({source_of}): {reason}; run inside a pod with a service account, or set kubeconfig in [kubernetes_secrets]"
     )]
     Client { source_of: String, reason: String },
-    #[error("{verb} Secret {namespace}/{name}: {code} {reason}: {message}{hint}")]
+    /// `secret` is `NAMESPACE/NAME`, `status` the API's `REASON: MESSAGE`.
+    #[error("{verb} Secret {secret}: {code} {status}{hint}")]
     Api {
         verb: &'static str,
-        namespace: String,
-        name: String,
+        secret: String,
         code: u16,
-        reason: String,
-        message: String,
-        hint: String,
+        status: String,
+        hint: &'static str,
     },
-    #[error("{verb} Secret {namespace}/{name}: the Kubernetes API could not be reached: {reason}")]
+    #[error("{verb} Secret {secret}: the Kubernetes API could not be reached: {reason}")]
     Transport {
         verb: &'static str,
-        namespace: String,
-        name: String,
+        secret: String,
         reason: String,
     },
-    #[error(
-        "Secret {namespace}/{name} has no {key} (or it is not UTF-8): restore it or delete the Secret"
-    )]
-    MissingData {
-        namespace: String,
-        name: String,
-        key: &'static str,
-    },
+    #[error("Secret {secret} has no {key} (or it is not UTF-8): restore it or delete the Secret")]
+    MissingData { secret: String, key: &'static str },
     #[error("no WN key Secret {namespace}/{WN_SECRET}: run `pp-adaptor keys init` first")]
     MissingWn { namespace: String },
     #[error(
@@ -315,8 +307,7 @@ impl SecretKeys {
             .and_then(|bytes| String::from_utf8(bytes.0.clone()).ok())
             .map(Zeroizing::new)
             .ok_or_else(|| SecretsError::MissingData {
-                namespace: self.namespace.clone(),
-                name: name.to_owned(),
+                secret: format!("{}/{name}", self.namespace),
                 key,
             })
     }
@@ -347,18 +338,15 @@ impl SecretKeys {
                 };
                 SecretsError::Api {
                     verb,
-                    namespace: self.namespace.clone(),
-                    name: name.to_owned(),
+                    secret: format!("{}/{name}", self.namespace),
                     code: status.code,
-                    reason: status.reason.clone(),
-                    message: status.message.clone(),
-                    hint: hint.to_owned(),
+                    status: format!("{}: {}", status.reason, status.message),
+                    hint,
                 }
             }
             other => SecretsError::Transport {
                 verb,
-                namespace: self.namespace.clone(),
-                name: name.to_owned(),
+                secret: format!("{}/{name}", self.namespace),
                 reason: other.to_string(),
             },
         }

@@ -56,8 +56,15 @@ pub enum KeyStoreError {
     MissingPpKey { sid: Sid, location: String },
     #[error(transparent)]
     Unprotected(#[from] private_file::UnprotectedFile),
+    /// Boxed: the API server's messages make it the largest variant.
     #[error(transparent)]
-    Kubernetes(#[from] kubernetes::SecretsError),
+    Kubernetes(Box<kubernetes::SecretsError>),
+}
+
+impl From<kubernetes::SecretsError> for KeyStoreError {
+    fn from(error: kubernetes::SecretsError) -> Self {
+        Self::Kubernetes(Box::new(error))
+    }
 }
 
 /// The key store of one adaptor: cheap to clone.
@@ -67,7 +74,7 @@ pub struct KeyStore(Backend);
 #[derive(Clone)]
 enum Backend {
     Directory(DirectoryKeys),
-    Kubernetes(SecretKeys),
+    Kubernetes(Box<SecretKeys>),
 }
 
 impl From<DirectoryKeys> for KeyStore {
@@ -82,9 +89,9 @@ impl KeyStore {
     pub async fn open(config: &KeyStoreConfig) -> Result<Self, KeyStoreError> {
         Ok(match config {
             KeyStoreConfig::Directory(dir) => DirectoryKeys::open(dir)?.into(),
-            KeyStoreConfig::Kubernetes(secrets) => {
-                Self(Backend::Kubernetes(SecretKeys::connect(secrets).await?))
-            }
+            KeyStoreConfig::Kubernetes(secrets) => Self(Backend::Kubernetes(Box::new(
+                SecretKeys::connect(secrets).await?,
+            ))),
         })
     }
 
