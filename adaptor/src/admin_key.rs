@@ -190,50 +190,9 @@ mod tests {
         assert_eq!(&parsed.to_bytes(), key.seed());
     }
 
-    /// Lays out `dir` as kubelet does for a Secret volume: the file is a
-    /// symlink through `..data` into a timestamped directory, and an update
-    /// swaps `..data` atomically.
-    fn kubelet_publish(dir: &Path, generation: u32, text: &str, mode: u32) {
-        use std::os::unix::fs::PermissionsExt as _;
-        let versioned = dir.join(format!("..2026_12_06_{generation:02}"));
-        std::fs::create_dir(&versioned).unwrap();
-        std::fs::write(versioned.join("admin.pem"), text).unwrap();
-        std::fs::set_permissions(
-            versioned.join("admin.pem"),
-            std::fs::Permissions::from_mode(mode),
-        )
-        .unwrap();
-        let staged = dir.join("..data_tmp");
-        std::os::unix::fs::symlink(versioned.file_name().unwrap(), &staged).unwrap();
-        std::fs::rename(&staged, dir.join("..data")).unwrap();
-        if !dir.join("admin.pem").exists() {
-            std::os::unix::fs::symlink("..data/admin.pem", dir.join("admin.pem")).unwrap();
-        }
-    }
-
-    fn pem(seed: u8) -> (SigningKey, String) {
+    fn pem(seed: u8) -> String {
         let key = SigningKey::from_bytes(&[seed; 32]);
-        let pem = key.to_pkcs8_pem(Default::default()).unwrap().to_string();
-        (key, pem)
-    }
-
-    #[test]
-    fn a_rotated_secret_volume_key_is_used_from_the_next_call_on() {
-        let dir = tempfile::tempdir().unwrap();
-        let (first, first_pem) = pem(1);
-        let (second, second_pem) = pem(2);
-        kubelet_publish(dir.path(), 1, &first_pem, 0o400);
-        let admin = AdminKey::watch_file(&dir.path().join("admin.pem")).unwrap();
-        assert_eq!(admin.current().to_bytes(), first.to_bytes());
-        kubelet_publish(dir.path(), 2, &second_pem, 0o400);
-        assert_eq!(admin.current().to_bytes(), second.to_bytes());
-        // A broken or exposed update keeps the last good key.
-        kubelet_publish(dir.path(), 3, "garbage", 0o400);
-        assert_eq!(admin.current().to_bytes(), second.to_bytes());
-        kubelet_publish(dir.path(), 4, &first_pem, 0o644);
-        assert_eq!(admin.current().to_bytes(), second.to_bytes());
-        kubelet_publish(dir.path(), 5, &first_pem, 0o400);
-        assert_eq!(admin.current().to_bytes(), first.to_bytes());
+        key.to_pkcs8_pem(Default::default()).unwrap().to_string()
     }
 
     #[test]
@@ -241,7 +200,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt as _;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("admin.pem");
-        std::fs::write(&path, pem(3).1).unwrap();
+        std::fs::write(&path, pem(3)).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let error = AdminKey::watch_file(&path).err().unwrap().to_string();
         assert!(

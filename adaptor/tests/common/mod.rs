@@ -225,3 +225,20 @@ impl Workspace {
         }
     }
 }
+
+/// Publishes `text` as `dir/NAME` the way kubelet updates a Secret volume:
+/// `NAME` is a symlink through `..data` into a timestamped directory, and
+/// an update swaps `..data` atomically (rename of a new symlink over it).
+pub fn kubelet_publish(dir: &std::path::Path, name: &str, generation: u32, text: &str, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let versioned = dir.join(format!("..2026_12_06_{generation:02}"));
+    std::fs::create_dir(&versioned).unwrap();
+    std::fs::write(versioned.join(name), text).unwrap();
+    std::fs::set_permissions(versioned.join(name), std::fs::Permissions::from_mode(mode)).unwrap();
+    let staged = dir.join("..data_tmp");
+    std::os::unix::fs::symlink(versioned.file_name().unwrap(), &staged).unwrap();
+    std::fs::rename(&staged, dir.join("..data")).unwrap();
+    if std::fs::symlink_metadata(dir.join(name)).is_err() {
+        std::os::unix::fs::symlink(format!("..data/{name}"), dir.join(name)).unwrap();
+    }
+}
