@@ -7,9 +7,9 @@
 //! (one log line naming both addresses and the setting); with
 //! `relay_check = "host-key-only"` it reaches the Kubernetes phase.
 //!
-//! Needs root, `ip` (iproute2) and `nft`; skips with a message when a
-//! namespace cannot be made. The namespaces are deleted when the test
-//! ends, also when it fails.
+//! Needs root, `ip` (iproute2) and `nft`; skips with a message when `nft`
+//! is missing or a namespace cannot be made. The namespaces are deleted
+//! when the test ends, also when it fails.
 
 use std::path::Path;
 use std::process::Command;
@@ -78,6 +78,10 @@ impl NattedNamespaces {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
+        if let Err(error) = run("nft", &["--version"], None) {
+            eprintln!("SKIP nat_relay_check: no nftables ({error}); apt-get install -y nftables");
+            return None;
+        }
         let wn = format!("ppnat-wn-{suffix}");
         if let Err(error) = ip(&["netns", "add", &wn]) {
             eprintln!(
@@ -292,7 +296,10 @@ fn behind_a_nat_the_default_relay_check_refuses_the_pod_as_relayed() {
         &format!("pp {SID}: failed: attestation phase relayed"),
         Duration::from_secs(10),
     );
-    serve.wait_for("PP key deleted at Trustee and locally", Duration::from_secs(10));
+    serve.wait_for(
+        "PP key deleted at Trustee and locally",
+        Duration::from_secs(10),
+    );
 }
 
 #[test]
