@@ -14,6 +14,7 @@
 //!                                  # the host's CA store)
 //! admin_key = "admin.pem"          # PKCS#8 PEM or OpenSSH Ed25519
 //! key_dir = "keys"                 # the key store: a local directory, or
+//!                                  # [kubernetes_secrets] below (docs/keys.md)
 //! state_dir = "state"
 //! relay_check = "host-key-and-peer"  # default; "host-key-only" behind a NAT
 //!                                  # (per [[pp]] too; docs/threat-model.md)

@@ -22,12 +22,12 @@ Configuration (TOML; relative paths are relative to the file):
                                           # certificate (default: the host's CA store)
   admin_key = \"admin.pem\"                 # Ed25519: PKCS#8 PEM or OpenSSH
   key_dir = \"keys\"                        # wn, wn.pub, pp-<SID>, pp-<SID>.pub (0600)
-  # or, instead of key_dir, Kubernetes Secrets (pp-adaptor-wn, pp-adaptor-pp-<SID>):
-  # [kubernetes_secrets]
-  # namespace = \"peerpod\"                 # in-cluster service account, or
-  # kubeconfig = \"/etc/pp-adaptor/kubeconfig\"
-  # relay_check = \"host-key-only\"         # top level or per [[pp]]: behind a NAT (see docs)
   state_dir = \"state\"                     # pp-<SID>.json: phase record per PP
+  relay_check = \"host-key-and-peer\"       # default; \"host-key-only\" behind a NAT (also per [[pp]])
+
+  # [kubernetes_secrets]                  # instead of key_dir: Secrets pp-adaptor-wn and
+  # namespace = \"peerpod\"                 # pp-adaptor-pp-<SID>; in-cluster service account,
+  # kubeconfig = \"/etc/pp-adaptor/kubeconfig\"   # or this kubeconfig
 
   [admin_token]                           # claims of the admin JWT (optional table)
   issuer = \"pp-adaptor\"                   # iss: the `issuer` of Trustee's identity provider
