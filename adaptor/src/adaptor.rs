@@ -1,9 +1,11 @@
 //! [`Adaptor`]: one process serving many PPs, each in its own task with its
 //! own state; the library API the CLI and the end-to-end tests drive.
 //!
-//! Contract: [`Adaptor::new`] opens the key and state directories, makes
-//! or loads the WN key pair and loads the Trustee admin key, failing with a
-//! message naming what to fix. [`Adaptor::create_pp`] makes (or reuses) a
+//! Contract: [`Adaptor::open`] opens the key store (a directory or
+//! Kubernetes Secrets) and the state directory, makes or loads the WN key
+//! pair and loads the Trustee admin key (followed for rotation), failing
+//! with a message naming what to fix; [`Adaptor::new`] does the same
+//! without `async` for a key directory. [`Adaptor::create_pp`] makes (or reuses) a
 //! PP's key pair and registers it and the WN public key at Trustee.
 //! [`Adaptor::serve_pp`] binds the PP's local tunnel listeners and starts
 //! its task, returning a [`PpHandle`] to follow its [`PpStatus`]. A PP's
@@ -11,15 +13,17 @@
 //! deletes the PP's key at Trustee and locally.
 
 use crate::admin_jwt::AdminTokenSigner;
-use crate::admin_key::{AdminKeyError, load_admin_key};
+use crate::admin_key::{AdminKey, AdminKeyError};
 use crate::config::{AdaptorConfig, PpConfig, Timing};
 use crate::egress_proxy::EgressProxy;
 use crate::kbs_proxy::KbsProxy;
-use crate::keystore::{KeyStore, KeyStoreError, public_line};
+use crate::keystore::directory::DirectoryKeys;
+use crate::keystore::{KeyStore, KeyStoreConfig, KeyStoreError, public_line};
 use crate::local_tunnels::{BindError, LocalAddress, LocalTunnels, TunnelInfo};
 use crate::pp_driver::PpDriver;
 use crate::pp_record::{RecordError, RecordStore};
 use crate::pp_status::{PpActivity, PpStatus};
+use crate::relay_check::RelayCheck;
 use crate::sid::Sid;
 use crate::ssh_connect::AuthPlan;
 use crate::teardown::Teardown;
@@ -47,6 +51,8 @@ pub enum AdaptorError {
     TrusteeTls(#[from] TrustError),
     #[error(transparent)]
     Bind(#[from] BindError),
+    #[error("the Kubernetes key store is opened with Adaptor::open (async), not Adaptor::new")]
+    NeedsOpen,
     #[error("pp {sid} is already being served")]
     AlreadyServed { sid: Sid },
     #[error("teardown of pp {sid} failed: {reason}")]
@@ -64,6 +70,7 @@ struct Inner {
     wn_key: PrivateKey,
     upstream: Upstream,
     egress: EgressProxy,
+    relay_check: RelayCheck,
     teardown: Arc<Teardown>,
     timing: Timing,
     running: Mutex<HashMap<Sid, Running>>,
@@ -165,15 +172,34 @@ impl PpHandle {
 }
 
 impl Adaptor {
-    /// Opens the directories, the WN key pair (made when missing) and the
-    /// admin key of `config`; `config.pps` is not used here (see
-    /// [`Adaptor::serve_pp`]).
+    /// Opens the key store, the state directory, the WN key pair (made
+    /// when missing) and the admin key of `config`; `config.pps` is not
+    /// used here (see [`Adaptor::serve_pp`]).
+    pub async fn open(config: &AdaptorConfig) -> Result<Self, AdaptorError> {
+        let keys = KeyStore::open(&config.key_store).await?;
+        let wn_key = keys.load_or_create_wn().await?;
+        Self::with_keys(config, keys, wn_key)
+    }
+
+    /// [`Adaptor::open`] for a key directory (`key_dir`), without `async`;
+    /// Kubernetes Secrets need [`Adaptor::open`].
     pub fn new(config: &AdaptorConfig) -> Result<Self, AdaptorError> {
-        let keys = KeyStore::open(&config.key_dir)?;
+        let KeyStoreConfig::Directory(dir) = &config.key_store else {
+            return Err(AdaptorError::NeedsOpen);
+        };
+        let keys = DirectoryKeys::open(dir)?;
         let wn_key = keys.load_or_create_wn()?;
+        Self::with_keys(config, keys.into(), wn_key)
+    }
+
+    fn with_keys(
+        config: &AdaptorConfig,
+        keys: KeyStore,
+        wn_key: PrivateKey,
+    ) -> Result<Self, AdaptorError> {
         let records = RecordStore::open(&config.state_dir)?;
         let signer = AdminTokenSigner::new(
-            load_admin_key(&config.admin_key_path)?,
+            AdminKey::watch_file(&config.admin_key_path)?,
             config.admin_claims.clone(),
         );
         if !config.trustee_url.is_https() && !config.trustee_url.is_loopback() {
@@ -195,6 +221,7 @@ impl Adaptor {
                 wn_key,
                 upstream,
                 egress: EgressProxy::new(config.egress.clone()),
+                relay_check: config.relay_check,
                 teardown,
                 timing: config.timing.clone(),
                 running: Mutex::new(HashMap::new()),
@@ -219,8 +246,14 @@ impl Adaptor {
     }
 
     /// Whether PP `sid` has a key pair (made by [`Adaptor::create_pp`]).
-    pub fn has_pp_keys(&self, sid: &Sid) -> bool {
-        self.inner.keys.pp_public_key(sid).is_ok()
+    pub async fn has_pp_keys(&self, sid: &Sid) -> bool {
+        self.inner.keys.pp_public_key(sid).await.is_ok()
+    }
+
+    /// The relay check of pods attached without one of their own (the
+    /// configuration's top-level `relay_check`).
+    pub fn relay_check(&self) -> RelayCheck {
+        self.inner.relay_check
     }
 
     /// Stores the WN public key at Trustee (`default/sshclient/publicKey`).
@@ -240,9 +273,9 @@ impl Adaptor {
     /// Makes (or reuses) PP `sid`'s key pair and registers its private key
     /// and the WN public key at Trustee; returns the PP's public key.
     pub async fn create_pp(&self, sid: &Sid) -> Result<PublicKey, AdaptorError> {
-        let key = self.inner.keys.load_or_create_pp(sid)?;
+        let key = self.inner.keys.load_or_create_pp(sid).await?;
         self.register_wn_key().await?;
-        let key_file = self.inner.keys.pp_private_key_file(sid)?;
+        let key_file = self.inner.keys.pp_private_key_file(sid).await?;
         self.inner
             .teardown
             .trustee
@@ -269,7 +302,7 @@ impl Adaptor {
         if self.is_running(&pp.sid) {
             return Err(AdaptorError::AlreadyServed { sid: pp.sid });
         }
-        let pp_key = self.inner.keys.pp_public_key(&pp.sid)?;
+        let pp_key = self.inner.keys.pp_public_key(&pp.sid).await?;
         let tunnels = LocalTunnels::bind(&pp.sid, &pp.tunnels).await?;
         Ok(BoundPp {
             pp,

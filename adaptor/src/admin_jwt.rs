@@ -8,7 +8,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ed25519_dalek::{Signer as _, SigningKey};
+use ed25519_dalek::Signer as _;
 use serde::Serialize;
 use std::time::Duration;
 
@@ -40,9 +40,12 @@ impl Default for AdminClaims {
     }
 }
 
-/// Signs admin tokens with one key and one set of claims.
+use crate::admin_key::AdminKey;
+
+/// Signs admin tokens with the admin key (re-read when it is rotated, see
+/// [`AdminKey`]) and one set of claims.
 pub struct AdminTokenSigner {
-    key: SigningKey,
+    key: AdminKey,
     claims: AdminClaims,
 }
 
@@ -58,8 +61,11 @@ struct ClaimsJson<'a> {
 }
 
 impl AdminTokenSigner {
-    pub fn new(key: SigningKey, claims: AdminClaims) -> Self {
-        Self { key, claims }
+    pub fn new(key: impl Into<AdminKey>, claims: AdminClaims) -> Self {
+        Self {
+            key: key.into(),
+            claims,
+        }
     }
 
     /// A token issued at `now_unix` (seconds since the Unix epoch).
@@ -78,7 +84,7 @@ impl AdminTokenSigner {
             URL_SAFE_NO_PAD.encode(HEADER_JSON),
             URL_SAFE_NO_PAD.encode(claims_json)
         );
-        let signature = self.key.sign(signing_input.as_bytes());
+        let signature = self.key.current().sign(signing_input.as_bytes());
         format!(
             "{signing_input}.{}",
             URL_SAFE_NO_PAD.encode(signature.to_bytes())
@@ -98,7 +104,7 @@ impl AdminTokenSigner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ed25519_dalek::{Signature, Verifier as _};
+    use ed25519_dalek::{Signature, SigningKey, Verifier as _};
 
     fn decode_json(part: &str) -> serde_json::Value {
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()

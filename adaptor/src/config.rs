@@ -13,9 +13,16 @@
 //!                                  # signed Trustee's certificate (default:
 //!                                  # the host's CA store)
 //! admin_key = "admin.pem"          # PKCS#8 PEM or OpenSSH Ed25519
-//! key_dir = "keys"
+//! key_dir = "keys"                 # the key store: a local directory, or
+//!                                  # [kubernetes_secrets] below (docs/keys.md)
 //! state_dir = "state"
 //! control_socket = "/run/pp-adaptor/control.sock"   # the default
+//! relay_check = "host-key-and-peer"  # default; "host-key-only" behind a NAT
+//!                                  # (per [[pp]] too; docs/threat-model.md)
+//!
+//! # [kubernetes_secrets]           # instead of key_dir: Secrets in one
+//! # namespace = "peerpod"          # namespace (in-cluster service account,
+//! # kubeconfig = "/path"           # or this kubeconfig)
 //!
 //! [admin_token]                    # optional
 //! role = "admin"
@@ -40,6 +47,9 @@
 
 use crate::admin_jwt::AdminClaims;
 use crate::egress_policy::{AllowPattern, EgressPolicy};
+use crate::keystore::KeyStoreConfig;
+use crate::keystore::kubernetes::SecretsConfig;
+use crate::relay_check::RelayCheck;
 use crate::sid::Sid;
 use crate::ssh_connect::SshSettings;
 use crate::upstream::TrusteeUrl;
@@ -64,13 +74,15 @@ pub struct AdaptorConfig {
     pub trustee_ca: Option<PathBuf>,
     pub admin_key_path: PathBuf,
     pub admin_claims: AdminClaims,
-    pub key_dir: PathBuf,
+    pub key_store: KeyStoreConfig,
     pub state_dir: PathBuf,
     /// The control API's unix socket (`serve --socket` overrides it).
     pub control_socket: PathBuf,
     pub timing: Timing,
     /// Where the PPs' `EGRESS` tunnel may lead (default: nowhere).
     pub egress: EgressPolicy,
+    /// The relay check of PPs that do not set their own.
+    pub relay_check: RelayCheck,
     pub pps: Vec<PpConfig>,
 }
 
@@ -119,6 +131,8 @@ pub struct PpConfig {
     pub init_data_has_wn_key: bool,
     /// Local listeners on the WN whose connections become streams to the PP.
     pub tunnels: TunnelSet,
+    /// What the relay check compares for this PP.
+    pub relay_check: RelayCheck,
 }
 
 impl PpConfig {
@@ -129,6 +143,7 @@ impl PpConfig {
             forwarder: with_default_port(forwarder),
             init_data_has_wn_key,
             tunnels: TunnelSet::default(),
+            relay_check: RelayCheck::default(),
         }
     }
 
@@ -158,9 +173,12 @@ struct FileConfig {
     trustee_url: TrusteeUrl,
     trustee_ca: Option<PathBuf>,
     admin_key: PathBuf,
-    key_dir: PathBuf,
+    key_dir: Option<PathBuf>,
+    kubernetes_secrets: Option<FileSecrets>,
     state_dir: PathBuf,
     control_socket: Option<PathBuf>,
+    #[serde(default)]
+    relay_check: RelayCheck,
     #[serde(default)]
     admin_token: FileAdminToken,
     #[serde(default)]
@@ -169,6 +187,13 @@ struct FileConfig {
     egress: FileEgress,
     #[serde(default)]
     pp: Vec<FilePp>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSecrets {
+    namespace: String,
+    kubeconfig: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -235,6 +260,7 @@ struct FilePp {
     init_data_has_wn_key: bool,
     #[serde(default)]
     tunnels: Vec<String>,
+    relay_check: Option<RelayCheck>,
 }
 
 impl AdaptorConfig {
@@ -272,6 +298,26 @@ impl AdaptorConfig {
                 file.trustee_url
             )));
         }
+        let key_store = match (file.key_dir, file.kubernetes_secrets) {
+            (Some(dir), None) => KeyStoreConfig::Directory(base.join(dir)),
+            (None, Some(secrets)) if is_dns_label(&secrets.namespace) => {
+                KeyStoreConfig::Kubernetes(SecretsConfig {
+                    namespace: secrets.namespace,
+                    kubeconfig: secrets.kubeconfig.map(|path| base.join(path)),
+                })
+            }
+            (None, Some(secrets)) => {
+                return Err(invalid(format!(
+                    "kubernetes_secrets.namespace {:?} is not a Kubernetes namespace name (lowercase letters, digits, '-')",
+                    secrets.namespace
+                )));
+            }
+            (Some(_), Some(_)) | (None, None) => {
+                return Err(invalid(
+                    "set exactly one key store: key_dir (a local directory) or [kubernetes_secrets] (namespace = ...)".into(),
+                ));
+            }
+        };
         let timing = file.timing.into_timing();
         let egress = file.egress.into_policy().map_err(invalid)?;
         let mut pps: Vec<PpConfig> = Vec::with_capacity(file.pp.len());
@@ -283,6 +329,7 @@ impl AdaptorConfig {
                 .map_err(|reason| invalid(format!("pp {}: {reason}", pp.sid)))?;
             let mut config = PpConfig::new(pp.sid, &pp.forwarder, pp.init_data_has_wn_key);
             config.tunnels = tunnels;
+            config.relay_check = pp.relay_check.unwrap_or(file.relay_check);
             pps.push(config);
         }
         Ok(Self {
@@ -290,7 +337,7 @@ impl AdaptorConfig {
             trustee_ca: file.trustee_ca.map(|path| base.join(path)),
             admin_key_path: base.join(file.admin_key),
             admin_claims,
-            key_dir: base.join(file.key_dir),
+            key_store,
             state_dir: base.join(file.state_dir),
             control_socket: file.control_socket.map_or_else(
                 || PathBuf::from(DEFAULT_CONTROL_SOCKET),
@@ -298,6 +345,7 @@ impl AdaptorConfig {
             ),
             timing,
             egress,
+            relay_check: file.relay_check,
             pps,
         })
     }
@@ -355,6 +403,16 @@ pub fn parse_local_tunnels<S: AsRef<str>>(texts: &[S]) -> Result<TunnelSet, Stri
     Ok(set)
 }
 
+/// RFC 1123 label, as namespace names are.
+fn is_dns_label(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
 /// `HOST` → `HOST:2222`; `HOST:PORT` and `[V6]:PORT` stay as they are.
 fn with_default_port(address: &str) -> String {
     let address = address.trim();
@@ -397,7 +455,10 @@ mod tests {
     fn the_example_configuration_reads_with_defaults_and_relative_paths() {
         let config = AdaptorConfig::from_toml(EXAMPLE, Path::new("/etc/pp/adaptor.toml")).unwrap();
         assert_eq!(config.admin_key_path, Path::new("/etc/pp/admin.pem"));
-        assert_eq!(config.key_dir, Path::new("/var/lib/pp-adaptor/keys"));
+        assert_eq!(
+            config.key_store,
+            KeyStoreConfig::Directory("/var/lib/pp-adaptor/keys".into())
+        );
         assert_eq!(config.state_dir, Path::new("/etc/pp/state"));
         assert_eq!(config.control_socket, Path::new(DEFAULT_CONTROL_SOCKET));
         assert_eq!(config.admin_claims.role, "admin");
@@ -479,6 +540,63 @@ mod tests {
                 .to_string();
             assert!(error.starts_with("/etc/pp/adaptor.toml: "), "{error}");
         }
+    }
+
+    #[test]
+    fn the_key_store_is_a_directory_or_kubernetes_secrets_never_both_nor_neither() {
+        let text =
+            "trustee_url = \"http://127.0.0.1:8080\"\nadmin_key = \"a\"\nstate_dir = \"s\"\n";
+        let path = Path::new("/etc/pp/adaptor.toml");
+        let config = AdaptorConfig::from_toml(
+            &format!(
+                "{text}[kubernetes_secrets]\nnamespace = \"peerpod\"\nkubeconfig = \"kube.conf\"\n"
+            ),
+            path,
+        )
+        .unwrap();
+        assert_eq!(
+            config.key_store,
+            KeyStoreConfig::Kubernetes(SecretsConfig {
+                namespace: "peerpod".into(),
+                kubeconfig: Some("/etc/pp/kube.conf".into()),
+            })
+        );
+        for bad in [
+            text.to_owned(),
+            format!("key_dir = \"k\"\n{text}[kubernetes_secrets]\nnamespace = \"peerpod\"\n"),
+            format!("{text}[kubernetes_secrets]\nnamespace = \"Peer_Pod\"\n"),
+        ] {
+            let error = AdaptorConfig::from_toml(&bad, path)
+                .unwrap_err()
+                .to_string();
+            assert!(error.starts_with("/etc/pp/adaptor.toml: "), "{error}");
+        }
+    }
+
+    #[test]
+    fn relay_check_is_global_with_a_per_pod_override_and_checks_the_peer_by_default() {
+        let config = AdaptorConfig::from_toml(EXAMPLE, Path::new("/etc/pp/adaptor.toml")).unwrap();
+        assert_eq!(config.relay_check, RelayCheck::HostKeyAndPeer);
+        assert_eq!(config.pps[0].relay_check, RelayCheck::HostKeyAndPeer);
+
+        let global = format!("relay_check = \"host-key-only\"\n{EXAMPLE}");
+        let config = AdaptorConfig::from_toml(&global, Path::new("/etc/pp/adaptor.toml")).unwrap();
+        assert_eq!(config.pps[0].relay_check, RelayCheck::HostKeyOnly);
+        assert_eq!(config.pps[1].relay_check, RelayCheck::HostKeyOnly);
+
+        let per_pod = EXAMPLE.replace(
+            "forwarder = \"192.0.2.8:2223\"",
+            "forwarder = \"192.0.2.8:2223\"\nrelay_check = \"host-key-only\"",
+        );
+        let config = AdaptorConfig::from_toml(&per_pod, Path::new("/etc/pp/adaptor.toml")).unwrap();
+        assert_eq!(config.pps[0].relay_check, RelayCheck::HostKeyAndPeer);
+        assert_eq!(config.pps[1].relay_check, RelayCheck::HostKeyOnly);
+
+        let typo = EXAMPLE.replace("[admin_token]", "relay_check = \"hostkey\"\n[admin_token]");
+        let error = AdaptorConfig::from_toml(&typo, Path::new("/etc/pp/adaptor.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("host-key-only"), "{error}");
     }
 
     #[test]

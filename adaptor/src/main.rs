@@ -33,6 +33,11 @@ Configuration (TOML; relative paths are relative to the file):
   key_dir = \"keys\"                        # wn, wn.pub, pp-<SID>, pp-<SID>.pub (0600)
   state_dir = \"state\"                     # pp-<SID>.json: phase record per PP; pod-<SID>.json: control API
   control_socket = \"/run/pp-adaptor/control.sock\"   # the control API (the default; --socket overrides)
+  relay_check = \"host-key-and-peer\"       # default; \"host-key-only\" behind a NAT (also per [[pp]])
+
+  # [kubernetes_secrets]                  # instead of key_dir: Secrets pp-adaptor-wn and
+  # namespace = \"peerpod\"                 # pp-adaptor-pp-<SID>; in-cluster service account,
+  # kubeconfig = \"/etc/pp-adaptor/kubeconfig\"   # or this kubeconfig
 
   [admin_token]                           # claims of the admin JWT (optional table)
   issuer = \"pp-adaptor\"                   # iss: the `issuer` of Trustee's identity provider
@@ -214,20 +219,25 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Pp(command) => pp_command(command, &ControlClient::new(&socket), config).await,
         Command::Keys(KeysCommand::Init) => {
             let config = config?;
-            let keys = KeyStore::open(&config.key_dir).map_err(|error| error.to_string())?;
+            let keys = KeyStore::open(&config.key_store)
+                .await
+                .map_err(|error| error.to_string())?;
             let wn_key = keys
                 .load_or_create_wn()
+                .await
                 .map_err(|error| error.to_string())?;
             eprintln!(
                 "WN key pair in {} ({})",
-                keys.dir().display(),
+                keys.location(),
                 wn_key.public().fingerprint()
             );
             print!("{}", public_line(&wn_key));
             Ok(())
         }
         Command::Keys(KeysCommand::Register) => {
-            let adaptor = Adaptor::new(&config?).map_err(|error| error.to_string())?;
+            let adaptor = Adaptor::open(&config?)
+                .await
+                .map_err(|error| error.to_string())?;
             adaptor
                 .register_wn_key()
                 .await
@@ -278,7 +288,8 @@ async fn pp_command(
                     eprintln!("pp {sid}: deleted by the running daemon");
                     Ok(())
                 }
-                Err(ClientError::NoDaemon { .. }) => Adaptor::new(&config?)
+                Err(ClientError::NoDaemon { .. }) => Adaptor::open(&config?)
+                    .await
                     .map_err(|error| error.to_string())?
                     .teardown(&sid)
                     .await
@@ -329,7 +340,9 @@ fn print_json(reply: Result<serde_json::Value, ClientError>) -> Result<(), Strin
 
 /// `pp create` without a daemon: keys made and registered by this process.
 async fn create_alone(config: &AdaptorConfig, sid: &Sid) -> Result<(), String> {
-    let adaptor = Adaptor::new(config).map_err(|error| error.to_string())?;
+    let adaptor = Adaptor::open(config)
+        .await
+        .map_err(|error| error.to_string())?;
     let pp_key = adaptor
         .create_pp(sid)
         .await
@@ -348,7 +361,9 @@ async fn serve(
     socket: &std::path::Path,
     metrics: Option<tokio::net::TcpListener>,
 ) -> Result<(), String> {
-    let adaptor = Adaptor::new(config).map_err(|error| error.to_string())?;
+    let adaptor = Adaptor::open(config)
+        .await
+        .map_err(|error| error.to_string())?;
     let control = bind_control_socket(socket).await?;
     let pods = Pods::new(adaptor, &config.state_dir, true);
     // Every pod of the configuration and of the state directory is bound

@@ -21,7 +21,7 @@ use crate::kbs_proxy::KbsProxy;
 use crate::local_tunnels::ActiveMux;
 use crate::pp_record::AttestationSighting;
 use crate::pp_status::PpStatus;
-use crate::relay_check::{RelayVerdict, check_info};
+use crate::relay_check::{RelayCheck, RelayVerdict, check_info};
 use crate::sid::Sid;
 use crate::ssh_connect::MuxConnection;
 use pp_ssh_key::PublicKey;
@@ -62,6 +62,8 @@ pub struct ConnectionContext<'a> {
     pub timing: &'a Timing,
     /// What the adaptor saw of its own attestation connection, if known.
     pub sighting: Option<&'a AttestationSighting>,
+    /// What the relay check compares.
+    pub relay_check: RelayCheck,
 }
 
 /// Serves `connection`, which is in `phase`, until it ends.
@@ -212,7 +214,13 @@ fn handle_event(
             tracing::warn!("pp {sid}: ignoring UPGRADE on a Kubernetes-phase connection")
         }
         MuxEvent::Info(text) => match (info_deadline.take(), context.sighting) {
-            (Some(_), Some(sighting)) => match check_info(&text, sighting) {
+            (Some(_), Some(sighting)) => match check_info(&text, sighting, context.relay_check) {
+                RelayVerdict::SameConnection if context.relay_check == RelayCheck::HostKeyOnly => {
+                    tracing::info!(
+                        "pp {sid}: Kubernetes phase: the PP confirms the adaptor's attestation host key {} (relay_check = host-key-only: peer address not compared)",
+                        sighting.hostkey_fingerprint
+                    )
+                }
                 RelayVerdict::SameConnection => tracing::info!(
                     "pp {sid}: Kubernetes phase: the PP confirms the adaptor's own attestation connection ({} from {})",
                     sighting.hostkey_fingerprint,

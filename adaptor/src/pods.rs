@@ -18,6 +18,7 @@ use crate::config::{DEFAULT_FORWARDER_PORT, PpConfig, parse_local_tunnels};
 use crate::metrics::{Histogram, MetricsSnapshot, PodMetrics};
 use crate::pod_spec::{AttachSpec, PodSpec, PodSpecStore};
 use crate::pp_status::PpStatus;
+use crate::relay_check::RelayCheck;
 use crate::sid::Sid;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -241,7 +242,7 @@ impl Pods {
                 None => {
                     lock(&self.inner.pods).insert(sid, Pod::new(PodPhase::Created));
                 }
-                Some(attach) => match pp_config(&sid, &attach) {
+                Some(attach) => match pp_config(&sid, &attach, self.inner.adaptor.relay_check()) {
                     Ok(pp) => to_bind.push(pp),
                     Err(error) => self.keep_failed(&sid, &error.to_string()),
                 },
@@ -301,7 +302,7 @@ impl Pods {
             Some(_) => true,
             None => false,
         };
-        if !known && !self.inner.adaptor.has_pp_keys(sid) {
+        if !known && !self.inner.adaptor.has_pp_keys(sid).await {
             return Err(PodsError::NotCreated { sid: sid.clone() });
         }
         let forwarder = parse_forwarder(&request.forwarder)?;
@@ -310,6 +311,7 @@ impl Pods {
             &forwarder.to_string(),
             request.init_data_has_wn_key,
         );
+        pp.relay_check = self.inner.adaptor.relay_check();
         pp.tunnels = parse_local_tunnels(&request.tunnels)
             .map_err(|reason| PodsError::BadTunnels { reason })?;
         let bound = self
@@ -502,9 +504,15 @@ fn parse_forwarder(text: &str) -> Result<SocketAddr, PodsError> {
         .map_err(|_| bad())
 }
 
-/// The PP configuration a saved attach spec describes.
-fn pp_config(sid: &Sid, attach: &AttachSpec) -> Result<PpConfig, PodsError> {
+/// The PP configuration a saved attach spec describes, with the adaptor's
+/// relay check.
+fn pp_config(
+    sid: &Sid,
+    attach: &AttachSpec,
+    relay_check: RelayCheck,
+) -> Result<PpConfig, PodsError> {
     let mut pp = PpConfig::new(sid.clone(), &attach.forwarder, attach.init_data_has_wn_key);
+    pp.relay_check = relay_check;
     pp.tunnels =
         parse_local_tunnels(&attach.tunnels).map_err(|reason| PodsError::BadTunnels { reason })?;
     Ok(pp)

@@ -182,6 +182,7 @@ impl PpDriver {
             status: &self.status,
             timing: &self.timing,
             sighting: record.attestation.as_ref(),
+            relay_check: self.pp.relay_check,
         };
         let serving = serve_connection(&context, connection, phase);
         let end = match phase {

@@ -26,12 +26,13 @@ impl Teardown {
             .map_err(|error| error.to_string())?;
         self.keys
             .remove_pp(sid)
+            .await
             .map_err(|error| error.to_string())?;
         self.records
             .remove(sid)
             .map_err(|error| error.to_string())?;
         tracing::info!(
-            "pp {sid}: torn down: private key deleted at Trustee, local key pair and record removed"
+            "pp {sid}: torn down: private key deleted at Trustee, key pair removed from the key store, record removed"
         );
         Ok(())
     }

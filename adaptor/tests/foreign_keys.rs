@@ -10,7 +10,7 @@ use common::{Trustee, Workspace};
 use ed25519_dalek::SigningKey;
 use pp_adaptor::adaptor::Adaptor;
 use pp_adaptor::admin_key::load_admin_key;
-use pp_adaptor::keystore::KeyStore;
+use pp_adaptor::keystore::directory::DirectoryKeys;
 use pp_adaptor::sid::Sid;
 use pp_ssh_key::PublicKey;
 use std::path::Path;
@@ -46,7 +46,7 @@ fn ssh_keygen(path: &Path) {
 #[test]
 fn ssh_keygen_key_pairs_serve_as_wn_and_pp_keys() {
     let workspace = Workspace::new();
-    let keys = KeyStore::open(&workspace.path("keys")).unwrap();
+    let keys = DirectoryKeys::open(&workspace.path("keys")).unwrap();
     ssh_keygen(&workspace.path("keys/wn"));
     ssh_keygen(&workspace.path("keys/pp-abc"));
 

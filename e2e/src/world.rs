@@ -9,7 +9,9 @@ use pp_adaptor::adaptor::{Adaptor, PpHandle};
 use pp_adaptor::admin_jwt::AdminClaims;
 use pp_adaptor::config::{AdaptorConfig, PpConfig, Timing, parse_local_tunnels};
 use pp_adaptor::egress_policy::EgressPolicy;
+use pp_adaptor::keystore::KeyStoreConfig;
 use pp_adaptor::pp_status::PpStatus;
+use pp_adaptor::relay_check::RelayCheck;
 use pp_adaptor::sid::Sid;
 use pp_adaptor::upstream::TrusteeUrl;
 use pp_ssh_key::PrivateKey;
@@ -55,6 +57,11 @@ impl World {
         let admin_private = dir.path().join("admin-key");
         let admin_public = dir.path().join("admin-key.pub");
         std::fs::write(&admin_private, admin.emit(7).as_bytes()).expect("write admin key");
+        std::fs::set_permissions(
+            &admin_private,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .expect("the adaptor refuses an admin key others can read");
         std::fs::write(&admin_public, admin.public().emit(None)).expect("write admin public key");
         let kbs_port = free_port();
         let kbs = Process::spawn(
@@ -100,11 +107,12 @@ impl World {
             trustee_ca: None,
             admin_key_path: admin_key.to_owned(),
             admin_claims: AdminClaims::default(),
-            key_dir: dir.join("keys"),
+            key_store: KeyStoreConfig::Directory(dir.join("keys")),
             state_dir: dir.join("state"),
             control_socket: dir.join("control.sock"),
             timing,
             egress,
+            relay_check: RelayCheck::default(),
             pps: Vec::new(),
         };
         Adaptor::new(&config).expect("the adaptor starts")

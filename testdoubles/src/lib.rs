@@ -14,6 +14,9 @@
 //!   production image's service files (`aa_double`, `cdh_process_double`,
 //!   `api_server_double`).
 //! - `agent-echo`: a stand-in for the kata-agent that echoes bytes.
+//! - `secrets_api_double`: the Secrets part of kube-apiserver's REST API
+//!   (versions, 409 AlreadyExists/Conflict, 404 Status objects), in
+//!   process, for the adaptor's Kubernetes key store.
 //!
 //! The wire formats (HTTP/1.1 framing, canonical JSON, sample evidence,
 //! JWK/JWE/JWS) live in one module each and are shared by the server and
@@ -44,5 +47,6 @@ pub mod kbs_token;
 pub mod kbs_url;
 pub mod random;
 pub mod resource_path;
+pub mod secrets_api_double;
 pub mod tee_key;
 pub mod unix_socket;

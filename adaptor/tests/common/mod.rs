@@ -11,6 +11,8 @@ use pp_adaptor::admin_jwt::{AdminClaims, AdminTokenSigner};
 use pp_adaptor::config::{AdaptorConfig, Timing};
 use pp_adaptor::egress_policy::EgressPolicy;
 use pp_adaptor::kbs_proxy::KbsProxy;
+use pp_adaptor::keystore::KeyStoreConfig;
+use pp_adaptor::relay_check::RelayCheck;
 use pp_adaptor::sid::Sid;
 use pp_adaptor::trustee_admin::TrusteeAdmin;
 use pp_adaptor::upstream::{TrusteeUrl, Upstream};
@@ -203,6 +205,9 @@ impl Workspace {
             key.to_pkcs8_pem(Default::default()).unwrap().as_bytes(),
         )
         .unwrap();
+        // The adaptor refuses private keys that others can read.
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
         path
     }
 
@@ -213,12 +218,30 @@ impl Workspace {
             trustee_ca: None,
             admin_key_path,
             admin_claims: AdminClaims::default(),
-            key_dir: self.path("keys"),
+            key_store: KeyStoreConfig::Directory(self.path("keys")),
             state_dir: self.path("state"),
             control_socket: self.path("control.sock"),
             timing: Timing::default(),
             egress: EgressPolicy::default(),
+            relay_check: RelayCheck::default(),
             pps: Vec::new(),
         }
+    }
+}
+
+/// Publishes `text` as `dir/NAME` the way kubelet updates a Secret volume:
+/// `NAME` is a symlink through `..data` into a timestamped directory, and
+/// an update swaps `..data` atomically (rename of a new symlink over it).
+pub fn kubelet_publish(dir: &std::path::Path, name: &str, generation: u32, text: &str, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let versioned = dir.join(format!("..2026_12_06_{generation:02}"));
+    std::fs::create_dir(&versioned).unwrap();
+    std::fs::write(versioned.join(name), text).unwrap();
+    std::fs::set_permissions(versioned.join(name), std::fs::Permissions::from_mode(mode)).unwrap();
+    let staged = dir.join("..data_tmp");
+    std::os::unix::fs::symlink(versioned.file_name().unwrap(), &staged).unwrap();
+    std::fs::rename(&staged, dir.join("..data")).unwrap();
+    if std::fs::symlink_metadata(dir.join(name)).is_err() {
+        std::os::unix::fs::symlink(format!("..data/{name}"), dir.join(name)).unwrap();
     }
 }

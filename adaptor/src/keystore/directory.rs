@@ -1,56 +1,33 @@
-//! The adaptor's key directory: the WN key pair shared by all PPs (`wn`,
-//! `wn.pub`) and one key pair per PP (`pp-<SID>`, `pp-<SID>.pub`), all in
-//! the OpenSSH formats of `pp_ssh_key`.
+//! The local-directory backend of the key store: the WN key pair (`wn`,
+//! `wn.pub`) and one key pair per PP (`pp-<SID>`, `pp-<SID>.pub`).
 //!
 //! Contract: the directory is created with mode 0700 and every file this
 //! module writes has mode 0600 and is written whole (temporary file, then
-//! rename), so a crash never leaves half a key. Keys made by
-//! `ssh-keygen -t ed25519` (unencrypted) are accepted as they are. New keys
-//! come from the OS RNG. The private key file is the source of truth: a
-//! public key is always derived from it, and a `.pub` file that disagrees
-//! is an error.
+//! rename or link), so a crash never leaves half a key; two processes
+//! making the same missing key end with one (the second loads the first's).
+//! A private key file that group or others can read is refused (chmod 600
+//! it). A missing `.pub` file is written from the private key.
 
-use pp_ssh_key::{KeyError, PrivateKey, PublicKey};
+use pp_ssh_key::{PrivateKey, PublicKey};
 use std::fs;
-use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
 
+use super::private_file::{ReadPrivateError, WritePrivateError, read_private, write_private};
+use super::{KeyStoreError, WN_KEY_COMMENT, new_pair, parse_pair, public_line};
 use crate::sid::Sid;
 
 /// File name of the WN private key (its public half is `wn.pub`).
 pub const WN_KEY_NAME: &str = "wn";
-/// Comment written into the WN public key line.
-const WN_KEY_COMMENT: &str = "peerpod-wn";
-
-/// What went wrong with a key file.
-#[derive(Debug, thiserror::Error)]
-pub enum KeyStoreError {
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path} is not a usable key: {source}")]
-    BadKey { path: PathBuf, source: KeyError },
-    #[error(
-        "{public} does not belong to the private key {private}: remove the stale .pub file or restore the pair"
-    )]
-    PairMismatch { private: PathBuf, public: PathBuf },
-    #[error("the OS random number generator failed: {reason}")]
-    Random { reason: String },
-    #[error("no key pair for pp {sid} in {dir}: run `pp-adaptor pp create --sid {sid}` first")]
-    MissingPpKey { sid: Sid, dir: PathBuf },
-}
 
 /// The key directory.
 #[derive(Clone, Debug)]
-pub struct KeyStore {
+pub struct DirectoryKeys {
     dir: PathBuf,
 }
 
-impl KeyStore {
+impl DirectoryKeys {
     /// Opens `dir`, creating it (mode 0700) when missing.
     pub fn open(dir: &Path) -> Result<Self, KeyStoreError> {
         fs::DirBuilder::new()
@@ -81,8 +58,7 @@ impl KeyStore {
         self.load_pair(WN_KEY_NAME)
     }
 
-    /// The key pair of PP `sid`, made on first use (so `pp create` can be
-    /// repeated and re-registers the same key).
+    /// The key pair of PP `sid`, made on first use.
     pub fn load_or_create_pp(&self, sid: &Sid) -> Result<PrivateKey, KeyStoreError> {
         let name = sid.pp_name();
         self.load_or_create(&name, &name)
@@ -94,18 +70,15 @@ impl KeyStore {
         if !self.path(&name).exists() {
             return Err(KeyStoreError::MissingPpKey {
                 sid: sid.clone(),
-                dir: self.dir.clone(),
+                location: self.dir.display().to_string(),
             });
         }
         Ok(self.load_pair(&name)?.public())
     }
 
     /// The text of PP `sid`'s private key file, as it goes to Trustee.
-    pub fn pp_private_key_file(
-        &self,
-        sid: &Sid,
-    ) -> Result<zeroize::Zeroizing<String>, KeyStoreError> {
-        read(&self.path(&sid.pp_name())).map(zeroize::Zeroizing::new)
+    pub fn pp_private_key_file(&self, sid: &Sid) -> Result<Zeroizing<String>, KeyStoreError> {
+        read_key_file(&self.path(&sid.pp_name())).map(Zeroizing::new)
     }
 
     /// Removes PP `sid`'s key pair; missing files are not an error.
@@ -139,100 +112,83 @@ impl KeyStore {
         if self.path(name).exists() {
             return self.load_pair(name);
         }
-        let key = generate(comment)?;
-        let checkint = getrandom::u32().map_err(|error| KeyStoreError::Random {
-            reason: error.to_string(),
-        })?;
-        write_private_file(&self.path(name), key.emit(checkint).as_bytes())?;
-        write_private_file(&self.public_path(name), public_line(&key).as_bytes())?;
-        Ok(key)
+        let pair = new_pair(comment)?;
+        match write_private(&self.path(name), pair.private_text.as_bytes(), false) {
+            Ok(()) => {}
+            // Another process made it meanwhile: its key wins.
+            Err(WritePrivateError::Exists { .. }) => return self.load_pair(name),
+            Err(error) => return Err(write_error(error)),
+        }
+        write_private(&self.public_path(name), pair.public_line.as_bytes(), true)
+            .map_err(write_error)?;
+        Ok(pair.key)
     }
 
     /// Reads `name`, checks `name.pub` against it when present and writes
     /// `name.pub` when missing.
     fn load_pair(&self, name: &str) -> Result<PrivateKey, KeyStoreError> {
         let private_path = self.path(name);
-        let text = read(&private_path)?;
-        let key = PrivateKey::parse(&text).map_err(|source| KeyStoreError::BadKey {
-            path: private_path.clone(),
-            source,
-        })?;
-        warn_when_readable_by_others(&private_path);
         let public_path = self.public_path(name);
-        if public_path.exists() {
-            let line = read(&public_path)?;
-            let public = PublicKey::parse(&line).map_err(|source| KeyStoreError::BadKey {
-                path: public_path.clone(),
-                source,
-            })?;
-            if public != key.public() {
-                return Err(KeyStoreError::PairMismatch {
-                    private: private_path,
-                    public: public_path,
+        let text = read_key_file(&private_path)?;
+        let public_text = match fs::read_to_string(&public_path) {
+            Ok(line) => Some(line),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(KeyStoreError::Io {
+                    action: "read",
+                    path: public_path,
+                    source,
                 });
             }
-        } else {
-            write_private_file(&public_path, public_line(&key).as_bytes())?;
+        };
+        let key = parse_pair(
+            &text,
+            public_text.as_deref(),
+            &private_path.display().to_string(),
+            &public_path.display().to_string(),
+        )?;
+        if public_text.is_none() {
+            write_private(&public_path, public_line(&key).as_bytes(), true).map_err(write_error)?;
         }
         Ok(key)
     }
 }
 
-/// The authorized_keys line of `key`'s public half, with a trailing newline.
-pub fn public_line(key: &PrivateKey) -> String {
-    let comment = Some(key.comment()).filter(|comment| !comment.is_empty());
-    format!("{}\n", key.public().emit(comment))
-}
-
-fn generate(comment: &str) -> Result<PrivateKey, KeyStoreError> {
-    let mut seed = zeroize::Zeroizing::new([0u8; 32]);
-    getrandom::fill(seed.as_mut()).map_err(|error| KeyStoreError::Random {
-        reason: error.to_string(),
-    })?;
-    Ok(PrivateKey::from_seed(*seed).with_comment(comment))
-}
-
-fn read(path: &Path) -> Result<String, KeyStoreError> {
-    fs::read_to_string(path).map_err(|source| KeyStoreError::Io {
-        action: "read",
-        path: path.to_owned(),
-        source,
+fn read_key_file(path: &Path) -> Result<String, KeyStoreError> {
+    read_private(path).map_err(|error| match error {
+        ReadPrivateError::Io { path, source } => KeyStoreError::Io {
+            action: "read",
+            path,
+            source,
+        },
+        ReadPrivateError::Unprotected(unprotected) => unprotected.into(),
     })
 }
 
-fn warn_when_readable_by_others(path: &Path) {
-    if let Ok(metadata) = fs::metadata(path)
-        && metadata.permissions().mode() & 0o077 != 0
-    {
-        tracing::warn!(path = %path.display(), "private key file is readable by group or others; chmod 600 it");
+fn write_error(error: WritePrivateError) -> KeyStoreError {
+    match error {
+        WritePrivateError::Io {
+            action,
+            path,
+            source,
+        } => KeyStoreError::Io {
+            action,
+            path,
+            source,
+        },
+        WritePrivateError::Exists { path } => KeyStoreError::Io {
+            action: "create",
+            path,
+            source: std::io::ErrorKind::AlreadyExists.into(),
+        },
     }
-}
-
-/// Writes `bytes` to `path` with mode 0600, through a temporary file and a
-/// rename so that readers never see a partial file.
-fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), KeyStoreError> {
-    let temporary = path.with_extension("tmp");
-    let io_error = |action, source| KeyStoreError::Io {
-        action,
-        path: path.to_owned(),
-        source,
-    };
-    let _ = fs::remove_file(&temporary);
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&temporary)
-        .map_err(|source| io_error("create", source))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(|source| io_error("write", source))?;
-    fs::rename(&temporary, path).map_err(|source| io_error("rename into place", source))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::os::unix::fs::PermissionsExt as _;
 
     fn mode(path: &Path) -> u32 {
         fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -241,7 +197,7 @@ mod tests {
     #[test]
     fn the_wn_key_pair_is_made_once_with_0600_files_and_then_reused() {
         let dir = tempfile::tempdir().unwrap();
-        let store = KeyStore::open(&dir.path().join("keys")).unwrap();
+        let store = DirectoryKeys::open(&dir.path().join("keys")).unwrap();
         let first = store.load_or_create_wn().unwrap();
         assert_eq!(mode(&store.path("wn")), 0o600);
         assert_eq!(mode(&store.path("wn.pub")), 0o600);
@@ -255,7 +211,7 @@ mod tests {
     #[test]
     fn each_pp_gets_its_own_key_pair_named_after_its_sid_and_removal_deletes_it() {
         let dir = tempfile::tempdir().unwrap();
-        let store = KeyStore::open(dir.path()).unwrap();
+        let store = DirectoryKeys::open(dir.path()).unwrap();
         let (a, b) = (Sid::parse("a").unwrap(), Sid::parse("b").unwrap());
         let key_a = store.load_or_create_pp(&a).unwrap();
         let key_b = store.load_or_create_pp(&b).unwrap();
@@ -272,9 +228,45 @@ mod tests {
     }
 
     #[test]
+    fn a_private_key_file_others_can_read_is_refused_with_the_fix_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirectoryKeys::open(dir.path()).unwrap();
+        store.load_or_create_wn().unwrap();
+        fs::set_permissions(store.path("wn"), fs::Permissions::from_mode(0o644)).unwrap();
+        let error = store.load_wn().unwrap_err().to_string();
+        assert!(
+            error.contains("0644") && error.contains("chmod 600"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn two_stores_racing_to_make_the_wn_key_end_with_one_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys: Vec<_> = (0..8)
+            .map(|_| {
+                let dir = dir.path().to_owned();
+                std::thread::spawn(move || {
+                    DirectoryKeys::open(&dir)
+                        .unwrap()
+                        .load_or_create_wn()
+                        .unwrap()
+                        .public()
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|thread| thread.join().unwrap())
+            .collect();
+        assert!(keys.iter().all(|key| *key == keys[0]));
+        let stored = DirectoryKeys::open(dir.path()).unwrap().load_wn().unwrap();
+        assert_eq!(stored.public(), keys[0]);
+    }
+
+    #[test]
     fn a_public_key_file_that_does_not_match_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let store = KeyStore::open(dir.path()).unwrap();
+        let store = DirectoryKeys::open(dir.path()).unwrap();
         store.load_or_create_wn().unwrap();
         let other = PrivateKey::from_seed([1; 32]);
         fs::write(store.public_path("wn"), public_line(&other)).unwrap();
