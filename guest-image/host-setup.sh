@@ -135,7 +135,12 @@ write_package_manager_tree() {
 # same package set, so that feature unification (and so the bytes of each
 # binary) is the same whichever script builds them, and the target directory
 # stays warm between scripts.
-PROJECT_PACKAGES=(-p pp-init -p pp-forwarder -p pp-provision -p pp-testdoubles -p pp-adaptor)
+# The guest's binaries, and the host's adaptor (for tests and the demo),
+# built in two cargo runs so that the adaptor's dependencies (kube) cannot
+# switch on features in what the guest runs: cargo unifies features over
+# the packages of one run.
+GUEST_PACKAGES=(-p pp-init -p pp-forwarder -p pp-provision -p pp-testdoubles)
+HOST_PACKAGES=(-p pp-adaptor)
 
 # Prints the Rust target the static binaries are built for, installing it
 # first: x86_64-unknown-linux-musl (static by default; the forwarder is
@@ -170,8 +175,12 @@ build_project_binaries() {
     target=$(static_target)
     [[ "$target" == *-gnu ]] && rustflags="-C target-feature=+crt-static"
     log "building the project's binaries (static, release, $target) into $target_dir"
-    (cd "$repo" && RUSTFLAGS="$rustflags" CC_x86_64_unknown_linux_musl=musl-gcc CARGO_TARGET_DIR="$target_dir" \
-        cargo build --release --target "$target" "${PROJECT_PACKAGES[@]}" >&2) ||
-        return 1
+    local packages
+    for packages in "${GUEST_PACKAGES[*]}" "${HOST_PACKAGES[*]}"; do
+        # shellcheck disable=SC2086 # the -p NAME words
+        (cd "$repo" && RUSTFLAGS="$rustflags" CC_x86_64_unknown_linux_musl=musl-gcc CARGO_TARGET_DIR="$target_dir" \
+            cargo build --release --target "$target" $packages >&2) ||
+            return 1
+    done
     printf '%s\n' "$target_dir/$target/release"
 }
