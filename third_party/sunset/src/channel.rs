@@ -362,6 +362,25 @@ impl Channels {
         }
     }
 
+    /// Sets the receive window and maximum data packet that channel `c`
+    /// will announce when its open is accepted. Only valid before
+    /// `resume_open()`.
+    pub fn set_recv_window(
+        &mut self,
+        c: ChanNum,
+        window: usize,
+        max_packet: usize,
+    ) -> Result<()> {
+        let ch = self.get_any_mut(c)?;
+        if !matches!(ch.state, ChanState::InOpen) {
+            return Error::bug();
+        }
+        ch.recv.window = window;
+        ch.recv.max_packet = max_packet;
+        ch.full_window = window;
+        Ok(())
+    }
+
     pub fn resume_open(
         &mut self,
         c: ChanNum,
