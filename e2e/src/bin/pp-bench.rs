@@ -95,12 +95,7 @@ async fn main() {
         next_profile_phase();
         let down = download(path.source).await;
         next_profile_phase();
-        rows.push(Row {
-            p50,
-            p99,
-            up,
-            down,
-        });
+        rows.push(Row { p50, p99, up, down });
     }
     // The forwarder's high-water mark now covers the bulk transfers.
     let rss = peak_rss_kib(pp.forwarder().pid());
@@ -166,7 +161,11 @@ async fn main() {
     let rss_goal_kib = 6 * 1024;
     println!(
         "| forwarder peak RSS (VmHWM) after the bulk transfers | {rss} KiB | | | ≤ {rss_goal_kib} KiB | {} |",
-        if rss > 0 && rss <= rss_goal_kib { "met" } else { "missed" }
+        if rss > 0 && rss <= rss_goal_kib {
+            "met"
+        } else {
+            "missed"
+        }
     );
 }
 
