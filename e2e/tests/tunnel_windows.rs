@@ -20,6 +20,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use pp_adaptor::adaptor::PpHandle;
 use pp_adaptor::local_tunnels::LocalAddress;
 use pp_e2e::pp::{Pp, PpOptions};
 use pp_e2e::world::World;
@@ -44,17 +45,22 @@ fn pattern(offset: usize, out: &mut [u8]) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sixty_four_mib_each_way_at_once_arrive_byte_exact() {
+/// A PP with the WN key in init-data, taken to the Kubernetes phase by the
+/// adaptor, which serves a local KATAAGENT tunnel to the echo agent.
+async fn kubernetes_phase(sid: &str) -> (World, Pp, PpHandle) {
     let world = World::start();
     let pp = Pp::start(PpOptions {
         wn_key: Some(world.adaptor.wn_public_key()),
         ..PpOptions::default()
     });
     pp.wait_listening();
-    let handle = world
-        .serve_until_kubernetes("e2e-bulk", &pp, &["KATAAGENT"])
-        .await;
+    let handle = world.serve_until_kubernetes(sid, &pp, &["KATAAGENT"]).await;
+    (world, pp, handle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_mib_each_way_at_once_arrive_byte_exact() {
+    let (_world, pp, handle) = kubernetes_phase("e2e-bulk").await;
     let Some(LocalAddress::Tcp(addr)) = handle.tunnel_address("KATAAGENT") else {
         panic!("KATAAGENT listens on TCP");
     };
@@ -168,15 +174,7 @@ async fn echo_with_window(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_with_a_tiny_window_still_gets_every_byte() {
-    let world = World::start();
-    let pp = Pp::start(PpOptions {
-        wn_key: Some(world.adaptor.wn_public_key()),
-        ..PpOptions::default()
-    });
-    pp.wait_listening();
-    let handle = world
-        .serve_until_kubernetes("e2e-tiny-window", &pp, &["KATAAGENT"])
-        .await;
+    let (world, pp, handle) = kubernetes_phase("e2e-tiny-window").await;
     // A newer WN connection supersedes the adaptor's; let it go first.
     world.adaptor.stop_pp(handle.sid()).await;
     let key_file = world.dir.path().join("adaptor").join("keys").join("wn");
