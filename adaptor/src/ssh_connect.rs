@@ -190,6 +190,11 @@ pub async fn connect_mux(
             key: std::borrow::Cow::Borrowed(&[russh::keys::Algorithm::Ed25519]),
             ..russh::Preferred::DEFAULT
         },
+        // What the PP may send before it waits for a window adjustment, and
+        // its largest data packet: as OpenSSH (russh's defaults, stated so
+        // they cannot shrink unnoticed; docs/decisions/tunnel-speed.md).
+        window_size: 2 * 1024 * 1024,
+        maximum_packet_size: 32 * 1024,
         ..Default::default()
     });
     let handshake = async {

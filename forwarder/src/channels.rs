@@ -2,9 +2,8 @@
 //! channel (the multiplexer, see docs/protocol.md section 2) and raw
 //! `tunnel NAME` channels.
 //!
-//! sunset channels speak embedded-io-async; the mux driver speaks tokio IO.
-//! `bridge` copies between a sunset channel and one end of an in-memory
-//! pipe whose other end the mux driver owns.
+//! sunset channels speak embedded-io-async; the mux driver and the raw
+//! copy speak tokio IO through [`ChanIo`], straight on the channel.
 
 use std::rc::Rc;
 
@@ -14,18 +13,16 @@ use log::{info, warn};
 use pp_tag::Target;
 use pp_tunnel::{MuxEvent, MuxStream, Side};
 use sunset::ChanHandle;
-use sunset_async::embedded_io_async::{Read, Write};
 use sunset_async::{ChanInOut, SSHServer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 use tokio::sync::mpsc;
 
+use crate::chan_io::ChanIo;
 use crate::controller::{ConnId, Controller};
 use crate::targets;
 
-/// Size of the in-memory pipe between a sunset channel and the mux driver.
-const PIPE_BYTES: usize = 64 * 1024;
-/// Copy buffer; sunset's channel window is 1000 bytes anyway.
-const COPY_BYTES: usize = 4096;
+/// Copy buffer of a raw tunnel, each way: one full SSH data packet.
+const COPY_BYTES: usize = 32 * 1024;
 
 /// An accepted channel and what it was accepted for.
 pub enum ChannelJob {
@@ -65,8 +62,8 @@ pub async fn run(
 }
 
 async fn serve_mux(chan: ChanInOut<'_>, conn: ConnId, ctrl: &Rc<Controller>) -> String {
-    let (ssh_end, mux_end) = tokio::io::duplex(PIPE_BYTES);
-    let (mux, mut events, driver) = pp_tunnel::start(mux_end, Side::Pp(ctrl.mux_phase(conn)));
+    let (mux, mut events, driver) =
+        pp_tunnel::start(ChanIo::new(&chan), Side::Pp(ctrl.mux_phase(conn)));
     ctrl.register_mux(conn, mux.clone());
     let handle_events = async {
         while let Some(event) = events.recv().await {
@@ -102,7 +99,6 @@ async fn serve_mux(chan: ChanInOut<'_>, conn: ConnId, ctrl: &Rc<Controller>) -> 
         "the mux ended".into()
     };
     tokio::select! {
-        reason = bridge(chan, ssh_end) => reason,
         result = driver.run() => match result {
             Ok(()) => "the WN closed the mux channel".into(),
             Err(e) => format!("mux: {e}"),
@@ -150,47 +146,24 @@ async fn serve_raw(chan: ChanInOut<'_>, conn: ConnId, target: Target) -> String 
     }
 }
 
-/// Joins a sunset channel to a tokio pipe end until either side ends.
-async fn bridge(chan: ChanInOut<'_>, local: DuplexStream) -> String {
-    let (local_r, local_w) = tokio::io::split(local);
-    let reason = copy_both_ways(chan, local_r, local_w).await;
-    format!("mux channel ended ({reason})")
-}
-
+/// Copies between a sunset channel and a local socket until either
+/// direction ends (EOF or error); says which.
 async fn copy_both_ways(
     chan: ChanInOut<'_>,
-    mut local_r: impl tokio::io::AsyncRead + Unpin,
-    mut local_w: impl tokio::io::AsyncWrite + Unpin,
+    local_r: impl AsyncRead + Unpin,
+    mut local_w: impl AsyncWrite + Unpin,
 ) -> String {
-    let (mut chan_in, mut chan_out) = chan.split();
-    let from_wn = async {
-        let mut buf = [0u8; COPY_BYTES];
-        loop {
-            let n = match chan_in.read(&mut buf).await {
-                Ok(0) | Err(sunset::Error::ChannelEOF) => return "the WN sent EOF".to_string(),
-                Ok(n) => n,
-                Err(e) => return format!("channel read: {e}"),
-            };
-            if let Err(e) = local_w.write_all(&buf[..n]).await {
-                return format!("local write: {e}");
-            }
-        }
-    };
-    let to_wn = async {
-        let mut buf = [0u8; COPY_BYTES];
-        loop {
-            let n = match local_r.read(&mut buf).await {
-                Ok(0) => return "the local side closed".to_string(),
-                Ok(n) => n,
-                Err(e) => return format!("local read: {e}"),
-            };
-            if let Err(e) = chan_out.write_all(&buf[..n]).await {
-                return format!("channel write: {e}");
-            }
-        }
-    };
+    let (chan_r, mut chan_w) = tokio::io::split(ChanIo::new(&chan));
+    let mut chan_r = BufReader::with_capacity(COPY_BYTES, chan_r);
+    let mut local_r = BufReader::with_capacity(COPY_BYTES, local_r);
     tokio::select! {
-        reason = from_wn => reason,
-        reason = to_wn => reason,
+        r = tokio::io::copy_buf(&mut chan_r, &mut local_w) => match r {
+            Ok(_) => "the WN sent EOF".to_string(),
+            Err(e) => format!("from the WN: {e}"),
+        },
+        r = tokio::io::copy_buf(&mut local_r, &mut chan_w) => match r {
+            Ok(_) => "the local side closed".to_string(),
+            Err(e) => format!("to the WN: {e}"),
+        },
     }
 }

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod cdh;
+mod chan_io;
 mod channels;
 mod controller;
 mod end_reason;

@@ -21,6 +21,7 @@ use pp_forwarder_core::phase::AuthMethod;
 use pp_ssh_key::PublicKey;
 use sunset::{ChanHandle, PubKey, ServEvent};
 use sunset_async::{ProgressHolder, SSHServer};
+use tokio::io::BufReader;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -34,6 +35,16 @@ use crate::refusal::Refusal;
 pub const MUX_SUBSYSTEM: &str = "pp-mux-v1";
 /// The exec command prefix of a raw tunnel channel (docs/protocol.md 1.2).
 const RAW_TUNNEL_EXEC: &str = "tunnel ";
+/// Receive window each accepted channel announces: the WN may send this
+/// much before it waits for a window adjustment (sunset's default of 1000
+/// bytes stalls it after every packet). It costs no memory here: sunset
+/// reads one packet at a time, the rest waits in the kernel's socket buffer.
+const CHANNEL_WINDOW: u32 = 2 * 1024 * 1024;
+/// Largest data packet each accepted channel accepts (OpenSSH's default).
+const CHANNEL_MAX_PACKET: u32 = 32 * 1024;
+/// sunset-async reads the socket 1024 bytes at a time; a buffer in front
+/// of it turns that into one system call per half packet or so.
+const SOCKET_READ_BYTES: usize = 16 * 1024;
 
 /// The time limits of a connection before it is admitted, both counted
 /// from the TCP accept.
@@ -63,7 +74,8 @@ pub async fn serve(
     admitted: impl FnOnce(),
 ) -> EndReason {
     let _ = stream.set_nodelay(true);
-    let (mut rsock, wsock) = stream.into_split();
+    let (rsock, wsock) = stream.into_split();
+    let mut rsock = BufReader::with_capacity(SOCKET_READ_BYTES, rsock);
     let gate = Rc::new(Gate::default());
     let mut wsock = GatedWriter::new(wsock, gate.clone());
     let server = SSHServer::new_owned();
@@ -207,7 +219,10 @@ async fn handle_events(
                 // The gate is still held: the success message never leaves.
                 Err(reason) => return EndReason::Refused(reason),
             },
-            ServEvent::OpenSession(a) => match a.accept() {
+            ServEvent::OpenSession(mut a) => match a
+                .set_recv_window(CHANNEL_WINDOW, CHANNEL_MAX_PACKET)
+                .and_then(|()| a.accept())
+            {
                 Ok(handle) => {
                     opened.insert(handle.num().0, handle);
                     Ok(())

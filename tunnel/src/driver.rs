@@ -177,7 +177,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> MuxDriver<IO> {
                 if !self.session.wants_transmit() {
                     break;
                 }
-                self.outgoing = self.session.take_transmit();
+                self.session.take_transmit_into(&mut self.outgoing);
                 self.outgoing_written = 0;
             }
             let pending = self

@@ -6,7 +6,8 @@
 //! through Debian's `sshd` on a loopback port); the forwarder's peak RSS;
 //! time from TCP connect to the first tunnel byte in the Kubernetes phase
 //! (stock `ssh` client in both cases: `exec tunnel ECHO` on the forwarder,
-//! `-W` on sshd). Run it through `scripts/bench.sh`, which builds release
+//! `-W` on sshd). Each row has the ratio ours/OpenSSH, its goal (issue 12)
+//! and whether it was met. Run it through `scripts/bench.sh`, which builds release
 //! binaries first.
 
 use std::net::SocketAddr;
@@ -87,38 +88,150 @@ async fn main() {
     };
 
     let mut rows = Vec::new();
-    for (label, path) in [("pp-forwarder", &ours), ("OpenSSH", &openssh)] {
+    for path in [&ours, &openssh] {
         let (p50, p99) = echo_latency(path.echo).await;
+        next_profile_phase();
         let up = upload(path.sink).await;
+        next_profile_phase();
         let down = download(path.source).await;
-        rows.push((label, p50, p99, up, down));
+        next_profile_phase();
+        rows.push(Row { p50, p99, up, down });
     }
+    // The forwarder's high-water mark now covers the bulk transfers.
+    let rss = peak_rss_kib(pp.forwarder().pid());
     // A newer authenticated connection supersedes the older one: stop the
     // adaptor so that the stock `ssh` clients below keep theirs.
     world.adaptor.stop_pp(handle.sid()).await;
     let ours_connect = median_connect(|| ssh_first_byte_forwarder(&pp, &wn_key_file));
     let openssh_connect = median_connect(|| ssh_first_byte_sshd(&sshd, &wn_key_file, echo_port));
-    let rss = peak_rss_kib(pp.forwarder().pid());
 
-    println!(
-        "| path | echo 64 B p50 | echo 64 B p99 | WN→PP MB/s | PP→WN MB/s | connect → first tunnel byte |"
-    );
+    let (ours, theirs) = (&rows[0], &rows[1]);
+    let micros = |d: Duration| format!("{} µs", d.as_micros());
+    let ratio = |a: f64, b: f64| a / b;
+    let metrics = [
+        Metric::new(
+            "echo 64 B p50",
+            micros(ours.p50),
+            micros(theirs.p50),
+            ratio(ours.p50.as_secs_f64(), theirs.p50.as_secs_f64()),
+            Goal::AtMost(1.1),
+        ),
+        Metric::new(
+            "echo 64 B p99",
+            micros(ours.p99),
+            micros(theirs.p99),
+            ratio(ours.p99.as_secs_f64(), theirs.p99.as_secs_f64()),
+            Goal::AtMost(1.0),
+        ),
+        Metric::new(
+            "throughput WN→PP",
+            format!("{:.0} MB/s", ours.up),
+            format!("{:.0} MB/s", theirs.up),
+            ratio(ours.up, theirs.up),
+            Goal::AtLeast(0.7),
+        ),
+        Metric::new(
+            "throughput PP→WN",
+            format!("{:.0} MB/s", ours.down),
+            format!("{:.0} MB/s", theirs.down),
+            ratio(ours.down, theirs.down),
+            Goal::AtLeast(0.7),
+        ),
+        Metric::new(
+            "connect → first tunnel byte (stock ssh)",
+            format!("{:.1} ms", ours_connect.as_secs_f64() * 1e3),
+            format!("{:.1} ms", openssh_connect.as_secs_f64() * 1e3),
+            ratio(ours_connect.as_secs_f64(), openssh_connect.as_secs_f64()),
+            Goal::None,
+        ),
+    ];
+    println!("| metric | pp-forwarder | OpenSSH | ratio ours/OpenSSH | goal | met |");
     println!("|---|---|---|---|---|---|");
-    let connects = [ours_connect, openssh_connect];
-    for ((label, p50, p99, up, down), connect) in rows.iter().zip(connects) {
-        println!("| {label} | {p50:?} | {p99:?} | {up:.0} | {down:.0} | {connect:?} |");
+    for m in &metrics {
+        println!(
+            "| {} | {} | {} | {:.2} | {} | {} |",
+            m.name,
+            m.ours,
+            m.openssh,
+            m.ratio,
+            m.goal.text(),
+            m.goal.verdict(m.ratio)
+        );
     }
-    let (ours_row, ssh_row) = (&rows[0], &rows[1]);
+    let rss_goal_kib = 6 * 1024;
     println!(
-        "| ratio ours/OpenSSH | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
-        ours_row.1.as_secs_f64() / ssh_row.1.as_secs_f64(),
-        ours_row.2.as_secs_f64() / ssh_row.2.as_secs_f64(),
-        ours_row.3 / ssh_row.3,
-        ours_row.4 / ssh_row.4,
-        ours_connect.as_secs_f64() / openssh_connect.as_secs_f64(),
+        "| forwarder peak RSS (VmHWM) after the bulk transfers | {rss} KiB | | | ≤ {rss_goal_kib} KiB | {} |",
+        if rss > 0 && rss <= rss_goal_kib {
+            "met"
+        } else {
+            "missed"
+        }
     );
-    println!();
-    println!("forwarder peak RSS (VmHWM): {rss} KiB");
+}
+
+/// With `PP_BENCH_PERF_PID` set (scripts/bench.sh --profile), tells that
+/// `perf record --switch-output` to start a new file: one per phase (echo,
+/// upload, download; ours, then OpenSSH).
+fn next_profile_phase() {
+    if let Some(pid) = std::env::var_os("PP_BENCH_PERF_PID") {
+        let _ = Command::new("kill").arg("-USR2").arg(pid).status();
+        // perf writes the file before it takes new samples.
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// One path's measurements.
+struct Row {
+    p50: Duration,
+    p99: Duration,
+    up: f64,
+    down: f64,
+}
+
+/// What the ratio ours/OpenSSH must be (docs/benchmarks.md, issue 12).
+enum Goal {
+    AtMost(f64),
+    AtLeast(f64),
+    None,
+}
+
+impl Goal {
+    fn text(&self) -> String {
+        match self {
+            Goal::AtMost(x) => format!("≤ {x}×"),
+            Goal::AtLeast(x) => format!("≥ {x}×"),
+            Goal::None => "—".into(),
+        }
+    }
+
+    fn verdict(&self, ratio: f64) -> &'static str {
+        match self {
+            Goal::AtMost(x) if ratio <= *x => "met",
+            Goal::AtLeast(x) if ratio >= *x => "met",
+            Goal::None => "—",
+            _ => "missed",
+        }
+    }
+}
+
+struct Metric {
+    name: &'static str,
+    ours: String,
+    openssh: String,
+    ratio: f64,
+    goal: Goal,
+}
+
+impl Metric {
+    fn new(name: &'static str, ours: String, openssh: String, ratio: f64, goal: Goal) -> Metric {
+        Metric {
+            name,
+            ours,
+            openssh,
+            ratio,
+            goal,
+        }
+    }
 }
 
 /// agent-echo on TCP, the stand-in kata-agent; killed when dropped.

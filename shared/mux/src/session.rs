@@ -707,6 +707,14 @@ impl MuxSession {
         core::mem::take(&mut self.transmit)
     }
 
+    /// Like [`MuxSession::take_transmit`], into `buf` (cleared first): the
+    /// session keeps `buf`'s old allocation for the next frames, so a busy
+    /// driver does not allocate and grow a new buffer every round.
+    pub fn take_transmit_into(&mut self, buf: &mut Vec<u8>) {
+        buf.clear();
+        core::mem::swap(buf, &mut self.transmit);
+    }
+
     /// Whether [`MuxSession::take_transmit`] would return anything.
     pub fn wants_transmit(&self) -> bool {
         !self.transmit.is_empty()

@@ -681,3 +681,26 @@ fn info_requests_from_a_peer_that_never_reads_end_the_connection() {
         "{err:?}"
     );
 }
+
+#[test]
+fn take_transmit_into_hands_over_the_frames_and_keeps_nothing_stale() {
+    let (mut pp, mut wn) = connected();
+    let stream = wn.open("KATAAGENT").unwrap();
+    deliver(&mut wn, &mut pp).unwrap();
+    // A buffer with old bytes in it, then reused: each round hands over
+    // exactly the new frame.
+    let mut buf = vec![0xee; 64];
+    for payload in [&b"first"[..], b"second"] {
+        wn.send(stream, payload).unwrap();
+        wn.take_transmit_into(&mut buf);
+        assert!(!wn.wants_transmit());
+        pp.receive(&buf);
+        assert_eq!(
+            drain(&mut pp).unwrap(),
+            [Event::Data {
+                stream,
+                bytes: payload.to_vec()
+            }]
+        );
+    }
+}

@@ -362,6 +362,25 @@ impl Channels {
         }
     }
 
+    /// Sets the receive window and maximum data packet that channel `c`
+    /// will announce when its open is accepted. Only valid before
+    /// `resume_open()`.
+    pub fn set_recv_window(
+        &mut self,
+        c: ChanNum,
+        window: usize,
+        max_packet: usize,
+    ) -> Result<()> {
+        let ch = self.get_any_mut(c)?;
+        if !matches!(ch.state, ChanState::InOpen) {
+            return Error::bug();
+        }
+        ch.recv.window = window;
+        ch.recv.max_packet = max_packet;
+        ch.full_window = window;
+        Ok(())
+    }
+
     pub fn resume_open(
         &mut self,
         c: ChanNum,
@@ -1228,5 +1247,48 @@ impl<'g> CliSessionExit<'g> {
             }) => Ok(Self::Signal(e.clone())),
             _ => Error::bug(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packets::{ChannelOpen, ChannelOpenType, Packet};
+
+    /// A peer's session open announcing a 1-byte window and packets.
+    fn tiny_open() -> ChannelOpen<'static> {
+        ChannelOpen {
+            sender_num: 7,
+            initial_window: 1,
+            max_packet: 1,
+            ty: ChannelOpenType::Session,
+        }
+    }
+
+    fn announced(chans: &mut Channels, num: ChanNum) -> (u32, u32) {
+        match chans.get_any_mut(num).unwrap().open_done().unwrap() {
+            Packet::ChannelOpenConfirmation(c) => (c.initial_window, c.max_packet),
+            p => panic!("not a confirmation: {p:?}"),
+        }
+    }
+
+    #[test]
+    fn accepted_channel_announces_the_window_set() {
+        let mut chans = Channels::new(false);
+        let num = chans.reserve_chan(&tiny_open()).unwrap().num();
+        chans.set_recv_window(num, 2 * 1024 * 1024, 32768).unwrap();
+        assert_eq!(announced(&mut chans, num), (2 * 1024 * 1024, 32768));
+        // Adjustments go out after half of the new window, not of 1000.
+        assert_eq!(chans.get(num).unwrap().full_window, 2 * 1024 * 1024);
+        // The peer's 1-byte window still bounds what we send.
+        assert_eq!(chans.send_allowed(num), Some(1));
+    }
+
+    #[test]
+    fn defaults_stay_without_a_setting() {
+        let mut chans = Channels::new(false);
+        let num = chans.reserve_chan(&tiny_open()).unwrap().num();
+        let default = (config::DEFAULT_WINDOW as u32, config::DEFAULT_MAX_PACKET as u32);
+        assert_eq!(announced(&mut chans, num), default);
     }
 }

@@ -1,6 +1,14 @@
 // TODO
+/// Receive window a channel announces unless the application sets another
+/// one when it accepts the channel (`ServOpenSession::set_recv_window`).
 pub const DEFAULT_WINDOW: usize = 1000;
+/// Maximum data packet a channel announces unless the application sets
+/// another one when it accepts the channel.
 pub const DEFAULT_MAX_PACKET: usize = 1000;
+
+/// Room a packet needs in the receive buffer besides its channel data:
+/// RFC 4253 6.1 sizes a 35000-byte packet for 32768 bytes of payload.
+pub(crate) const RECV_PACKET_OVERHEAD: usize = 35000 - 32768;
 
 /// Maximum SSH packet size, from RFC4253.
 ///

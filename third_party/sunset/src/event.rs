@@ -656,6 +656,18 @@ impl<'g, 'a> ServOpenSession<'g, 'a> {
     fn new(runner: &'g mut ServRunner<'a>, num: ChanNum) -> Self {
         Self { runner, done: false, num }
     }
+    /// Sets the receive window and maximum data packet size announced for
+    /// this channel when it is accepted, instead of
+    /// [`DEFAULT_WINDOW`](crate::config::DEFAULT_WINDOW) and
+    /// [`DEFAULT_MAX_PACKET`](crate::config::DEFAULT_MAX_PACKET). A larger
+    /// window lets the peer send more before waiting for a window
+    /// adjustment; it does not make sunset buffer more, since input is
+    /// read one packet at a time. `max_packet` is lowered to what the
+    /// receive buffer can hold (32768 with the owned buffers).
+    pub fn set_recv_window(&mut self, window: u32, max_packet: u32) -> Result<()> {
+        self.runner.set_chanopen_recv_window(self.num, window, max_packet)
+    }
+
     pub fn accept(mut self) -> Result<ChanHandle> {
         self.done = true;
         self.runner.resume_chanopen(self.num, None)?;

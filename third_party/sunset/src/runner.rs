@@ -815,6 +815,20 @@ impl<'a, CS: CliServ> Runner<'a, CS> {
         self.check_resume_inner(expect, &self.resume_event)
     }
 
+    /// Sets the receive window and maximum data packet an incoming channel
+    /// announces once accepted. `max_packet` is lowered to what the
+    /// receive buffer can hold.
+    pub(crate) fn set_chanopen_recv_window(
+        &mut self,
+        num: ChanNum,
+        window: u32,
+        max_packet: u32,
+    ) -> Result<()> {
+        let fits = self.traf_in.buf_len().saturating_sub(config::RECV_PACKET_OVERHEAD);
+        let max_packet = (max_packet as usize).min(fits);
+        self.conn.channels.set_recv_window(num, window as usize, max_packet)
+    }
+
     pub(crate) fn resume_chanopen(
         &mut self,
         num: ChanNum,

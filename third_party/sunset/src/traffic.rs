@@ -121,6 +121,11 @@ impl<'a> TrafIn<'a> {
         Self { buf: SliceOrVec::Borrowed(buf), state: RxState::Idle }
     }
 
+    /// Size of the receive buffer: the largest packet that can be received.
+    pub fn buf_len(&self) -> usize {
+        self.buf.len()
+    }
+
     pub fn is_input_ready(&self) -> bool {
         match self.state {
             RxState::Idle | RxState::ReadInitial { .. } | RxState::Read { .. } => {
