@@ -157,7 +157,12 @@ async fn echo_with_window(
             .expect("the channel stays open");
         match message {
             ChannelMsg::Success if !written => {
-                channel.data(&sent[..]).await.expect("send");
+                // Sent from another task while this one reads: the echo
+                // comes back through the client's own small window, which
+                // only reopens as it is read.
+                let mut writer = channel.make_writer();
+                let bytes = sent.clone();
+                tokio::spawn(async move { writer.write_all(&bytes).await });
                 written = true;
             }
             ChannelMsg::Data { data } => got.extend_from_slice(&data),
