@@ -8,11 +8,11 @@
 //! A damaged file is an error (the adaptor refuses to guess, since guessing
 //! "not upgraded" would re-open the attestation phase).
 
+use crate::keystore::private_file::{WritePrivateError, write_private};
 use crate::sid::Sid;
 use serde::{Deserialize, Serialize};
-use std::io::Write as _;
 use std::net::SocketAddr;
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 
 /// What the adaptor saw on the attestation connection.
@@ -113,23 +113,23 @@ impl RecordStore {
 /// Writes `bytes` to `path` with mode 0600 through a temporary file and a
 /// rename, so a crash leaves the old or the new content, never a mix.
 pub(crate) fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), RecordError> {
-    let temporary = path.with_extension("json.tmp");
-    let io_error = |action, source| RecordError::Io {
-        action,
-        path: path.to_owned(),
-        source,
-    };
-    let _ = std::fs::remove_file(&temporary);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&temporary)
-        .map_err(|source| io_error("create", source))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(|source| io_error("write", source))?;
-    std::fs::rename(&temporary, path).map_err(|source| io_error("rename into place", source))
+    write_private(path, bytes, true).map_err(|error| match error {
+        WritePrivateError::Io {
+            action,
+            path,
+            source,
+        } => RecordError::Io {
+            action,
+            path,
+            source,
+        },
+        // Only a write that must not replace reports an existing file.
+        WritePrivateError::Exists { path } => RecordError::Io {
+            action: "create",
+            path,
+            source: std::io::ErrorKind::AlreadyExists.into(),
+        },
+    })
 }
 
 /// Removes `path`; a missing file is not an error.
