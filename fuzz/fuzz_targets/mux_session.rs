@@ -21,6 +21,7 @@ fuzz_target!(|data: &[u8]| {
     // 0 to 3 peer streams at once, so refusals over the limit come early.
     let limits = MuxLimits {
         max_peer_streams: usize::from(selector >> 6),
+        ..MuxLimits::default()
     };
     let mut session = MuxSession::with_limits(side, limits);
     for chunk in peer_bytes.chunks(chunk_len) {

@@ -9,12 +9,14 @@
 //! never spawns and never needs `Send` from the pipe, so it can run on a
 //! current-thread runtime or a `LocalSet`; handles and streams are `Send`.
 //! Each [`MuxStream`] is an `AsyncRead + AsyncWrite` with its own flow
-//! control: at most one window (64 KiB) is buffered per stream and CREDIT
-//! goes out only as the stream's reader drains it, so a stalled consumer
-//! never blocks other streams. The peer may have at most
+//! control: at most one window is buffered per stream (1 MiB while the
+//! connection's [`MuxLimits::window_budget`] of 4 MiB lasts, else 64 KiB)
+//! and CREDIT goes out only as the stream's reader drains it, so a stalled
+//! consumer never blocks other streams. The peer may have at most
 //! [`MuxLimits::max_peer_streams`] streams open at once (default 256), so
-//! what it can make this side buffer is bounded by that times 64 KiB
-//! (docs/protocol.md 2.5). [`pump`] joins a stream to a TCP or unix socket.
+//! what it can make this side buffer is bounded by that times 64 KiB plus
+//! the budget (docs/protocol.md 2.5). [`pump`] joins a stream to a TCP or
+//! unix socket.
 #![forbid(unsafe_code)]
 
 mod driver;

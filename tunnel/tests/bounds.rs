@@ -23,6 +23,7 @@ async fn an_open_over_the_limit_is_refused_with_the_reason_and_the_connection_go
     let (pp_io, wn_io) = tokio::io::duplex(64 * 1024);
     let limits = MuxLimits {
         max_peer_streams: 4,
+        ..MuxLimits::default()
     };
     let (_pp, mut pp_events, pp_driver) =
         start_with_limits(pp_io, Side::Pp(Phase::Kubernetes), limits);

@@ -75,7 +75,8 @@ async fn a_stalled_stream_does_not_block_the_others() {
         }
     });
 
-    let data = payload(7, MIB);
+    // Twice the stream's raised window (1 MiB), so the writer must wait.
+    let data = payload(7, 2 * MIB);
     let expected = checksum(&data);
     let mut stalled_writer = wn.handle.open("STALL").await.unwrap();
     let writer = tokio::spawn(async move {

@@ -15,6 +15,7 @@ mod session_tests;
 
 pub use frame::{Frame, FrameError, Phase, Role, Side, StreamId};
 pub use session::{
-    CommandError, DEFAULT_MAX_PEER_STREAMS, Event, INITIAL_WINDOW, MAX_UNREAD_ANSWERS, MAX_WINDOW,
-    MuxLimits, MuxSession, ProtocolError, STREAM_LIMIT_REASON,
+    CommandError, DEFAULT_MAX_PEER_STREAMS, DEFAULT_STREAM_WINDOW, DEFAULT_WINDOW_BUDGET, Event,
+    INITIAL_WINDOW, MAX_UNREAD_ANSWERS, MAX_WINDOW, MuxLimits, MuxSession, ProtocolError,
+    STREAM_LIMIT_REASON,
 };

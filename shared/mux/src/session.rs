@@ -25,6 +25,12 @@ pub const MAX_WINDOW: u32 = (1 << 31) - 1;
 const CREDIT_THRESHOLD: u32 = INITIAL_WINDOW / 2;
 /// Streams the peer may have open at once unless [`MuxLimits`] says otherwise.
 pub const DEFAULT_MAX_PEER_STREAMS: usize = 256;
+/// Receive window a new stream gets unless [`MuxLimits`] says otherwise
+/// (64 KiB stalls a fast sender on every round trip of CREDIT).
+pub const DEFAULT_STREAM_WINDOW: u32 = 1 << 20;
+/// Total receive window of the streams that got more than
+/// [`INITIAL_WINDOW`], unless [`MuxLimits`] says otherwise.
+pub const DEFAULT_WINDOW_BUDGET: u32 = 4 << 20;
 /// Our frames not yet taken for the wire, above which a peer's frame that
 /// asks for an answer (an `OPEN` to refuse, an `INFO_REQUEST`) is a protocol
 /// error: the peer keeps asking without reading the answers.
@@ -39,12 +45,23 @@ pub struct MuxLimits {
     /// Streams opened by the peer that may be live at once; an `OPEN` over
     /// it is refused with `RESET` and never becomes an [`Event::Opened`].
     pub max_peer_streams: usize,
+    /// Receive window this side gives each new stream, whoever opened it:
+    /// [`INITIAL_WINDOW`] plus a CREDIT for the rest sent right after the
+    /// `OPEN` (capped at [`MAX_WINDOW`]; at most `INITIAL_WINDOW` sends none).
+    pub stream_window: u32,
+    /// Bytes of receive window, summed over the live streams that got more
+    /// than [`INITIAL_WINDOW`], above which a new stream gets only
+    /// `INITIAL_WINDOW`: what the peer can make this side buffer stays
+    /// within this plus `INITIAL_WINDOW` per other stream.
+    pub window_budget: u32,
 }
 
 impl Default for MuxLimits {
     fn default() -> Self {
         MuxLimits {
             max_peer_streams: DEFAULT_MAX_PEER_STREAMS,
+            stream_window: DEFAULT_STREAM_WINDOW,
+            window_budget: DEFAULT_WINDOW_BUDGET,
         }
     }
 }
@@ -283,6 +300,9 @@ struct Stream {
     unconsumed: u32,
     /// Consumed but not yet returned to the peer as CREDIT.
     uncredited: u32,
+    /// The receive window this side granted in all (counts against
+    /// [`MuxLimits::window_budget`] when above [`INITIAL_WINDOW`]).
+    granted_window: u32,
     local_ended: bool,
     peer_ended: bool,
 }
@@ -292,6 +312,7 @@ impl Stream {
         Stream {
             send_window: INITIAL_WINDOW,
             receive_window: INITIAL_WINDOW,
+            granted_window: INITIAL_WINDOW,
             unconsumed: 0,
             uncredited: 0,
             local_ended: false,
@@ -312,6 +333,9 @@ pub struct MuxSession {
     /// Live streams in `streams` that the peer opened.
     peer_streams: usize,
     limits: MuxLimits,
+    /// Sum of `granted_window` over live streams granted more than
+    /// [`INITIAL_WINDOW`].
+    window_budget_used: u32,
     /// The id this side opens next (0 once exhausted).
     next_local_id: u32,
     /// The id the peer must open next (0 once exhausted).
@@ -341,6 +365,7 @@ impl MuxSession {
             streams: BTreeMap::new(),
             peer_streams: 0,
             limits,
+            window_budget_used: 0,
             next_local_id,
             next_peer_id,
             failed: None,
@@ -471,7 +496,35 @@ impl MuxSession {
         }
         self.streams.insert(stream, Stream::new());
         self.peer_streams = self.peer_streams.saturating_add(1);
+        // The extra CREDIT is an answer too: a peer that does not read gets
+        // only the base window instead.
+        if self.transmit.len() <= MAX_UNREAD_ANSWERS {
+            self.grant_stream_window(stream);
+        }
         Ok(Some(Event::Opened { stream, name }))
+    }
+
+    /// Raises a new stream's receive window to [`MuxLimits::stream_window`]
+    /// with one CREDIT while [`MuxLimits::window_budget`] allows.
+    fn grant_stream_window(&mut self, stream: StreamId) {
+        let window = self.limits.stream_window.min(MAX_WINDOW);
+        let Some(extra) = window.checked_sub(INITIAL_WINDOW).filter(|n| *n > 0) else {
+            return;
+        };
+        let Some(used) = self
+            .window_budget_used
+            .checked_add(window)
+            .filter(|used| *used <= self.limits.window_budget)
+        else {
+            return;
+        };
+        let Some(state) = self.streams.get_mut(&stream) else {
+            return;
+        };
+        state.receive_window = window;
+        state.granted_window = window;
+        self.window_budget_used = used;
+        self.queue(&Frame::Credit { stream, n: extra });
     }
 
     /// A frame that makes us answer is refused while the peer leaves more
@@ -489,6 +542,9 @@ impl MuxSession {
         let state = self.streams.remove(&stream)?;
         if stream.opener() != self.side.role() {
             self.peer_streams = self.peer_streams.saturating_sub(1);
+        }
+        if state.granted_window > INITIAL_WINDOW {
+            self.window_budget_used = self.window_budget_used.saturating_sub(state.granted_window);
         }
         Some(state)
     }
@@ -593,6 +649,7 @@ impl MuxSession {
             stream,
             name: name.into(),
         });
+        self.grant_stream_window(stream);
         Ok(stream)
     }
 

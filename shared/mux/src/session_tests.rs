@@ -30,10 +30,24 @@ fn drain(to: &mut MuxSession) -> Result<Vec<Event>, ProtocolError> {
     Ok(events)
 }
 
-/// A PP and a WN session that have exchanged HELLO.
+/// Limits under which every stream keeps [`INITIAL_WINDOW`] (no CREDIT
+/// after OPEN), so a test sees only the frames it causes.
+fn base_window_limits() -> MuxLimits {
+    MuxLimits {
+        stream_window: INITIAL_WINDOW,
+        ..MuxLimits::default()
+    }
+}
+
+/// A PP and a WN session with base windows that have exchanged HELLO.
 fn connected() -> (MuxSession, MuxSession) {
-    let mut pp = MuxSession::new(Side::Pp(Phase::Attestation));
-    let mut wn = MuxSession::new(Side::Wn);
+    connected_with(base_window_limits())
+}
+
+/// A PP and a WN session, both with `limits`, that have exchanged HELLO.
+fn connected_with(limits: MuxLimits) -> (MuxSession, MuxSession) {
+    let mut pp = MuxSession::with_limits(Side::Pp(Phase::Attestation), limits);
+    let mut wn = MuxSession::with_limits(Side::Wn, limits);
     assert_eq!(
         deliver(&mut pp, &mut wn).unwrap(),
         [Event::Hello {
@@ -544,9 +558,10 @@ fn a_stalled_stream_does_not_hold_back_sixteen_others() {
 fn connected_with_limit(max: usize) -> (MuxSession, MuxSession) {
     let limits = MuxLimits {
         max_peer_streams: max,
+        ..base_window_limits()
     };
     let mut pp = MuxSession::with_limits(Side::Pp(Phase::Attestation), limits);
-    let mut wn = MuxSession::new(Side::Wn);
+    let mut wn = MuxSession::with_limits(Side::Wn, base_window_limits());
     deliver(&mut pp, &mut wn).unwrap();
     deliver(&mut wn, &mut pp).unwrap();
     (pp, wn)
@@ -703,4 +718,113 @@ fn take_transmit_into_hands_over_the_frames_and_keeps_nothing_stale() {
             }]
         );
     }
+}
+
+/// Sends `n` bytes on `stream` from `from` as far as its window allows and
+/// delivers them; returns how many went out.
+fn send_all(from: &mut MuxSession, to: &mut MuxSession, stream: StreamId, n: usize) -> usize {
+    let sent = from.send(stream, &vec![7u8; n]).unwrap();
+    deliver(from, to).unwrap();
+    sent
+}
+
+#[test]
+fn both_ends_raise_a_new_streams_window_with_credit_right_after_open() {
+    let window = 300_000;
+    let limits = MuxLimits {
+        stream_window: window,
+        ..MuxLimits::default()
+    };
+    let (mut pp, mut wn) = connected_with(limits);
+    let s = wn.open("A").unwrap();
+    let extra = window - INITIAL_WINDOW;
+    let at_pp = deliver(&mut wn, &mut pp).unwrap();
+    assert_eq!(
+        at_pp,
+        [
+            Event::Opened {
+                stream: s,
+                name: "A".into()
+            },
+            Event::Credited {
+                stream: s,
+                n: extra
+            }
+        ]
+    );
+    let at_wn = deliver(&mut pp, &mut wn).unwrap();
+    assert_eq!(
+        at_wn,
+        [Event::Credited {
+            stream: s,
+            n: extra
+        }]
+    );
+    assert_eq!(wn.send_window(s), Some(window));
+    assert_eq!(pp.send_window(s), Some(window));
+    // The whole window arrives; a byte more is an overrun at the receiver.
+    let whole = usize::try_from(window).unwrap();
+    assert_eq!(send_all(&mut wn, &mut pp, s, whole + 1), whole);
+    assert_eq!(send_all(&mut pp, &mut wn, s, whole + 1), whole);
+    let overrun = inject(
+        &mut pp,
+        &Frame::Data {
+            stream: s,
+            bytes: vec![1],
+        },
+    );
+    assert!(
+        matches!(overrun, Err(ProtocolError::WindowOverrun { window: 0, .. })),
+        "{overrun:?}"
+    );
+}
+
+#[test]
+fn streams_beyond_the_window_budget_get_the_base_window_until_one_finishes() {
+    let window = 200_000;
+    let limits = MuxLimits {
+        stream_window: window,
+        window_budget: 2 * window + 1,
+        ..MuxLimits::default()
+    };
+    let (mut pp, mut wn) = connected_with(limits);
+    let streams: Vec<StreamId> = (0..4).map(|_| wn.open("A").unwrap()).collect();
+    deliver(&mut wn, &mut pp).unwrap();
+    deliver(&mut pp, &mut wn).unwrap();
+    let windows = |side: &MuxSession| -> Vec<Option<u32>> {
+        streams.iter().map(|s| side.send_window(*s)).collect()
+    };
+    let expected = [
+        Some(window),
+        Some(window),
+        Some(INITIAL_WINDOW),
+        Some(INITIAL_WINDOW),
+    ];
+    assert_eq!(windows(&wn), expected);
+    assert_eq!(windows(&pp), expected);
+    // A stream with the larger window finishes: its budget is free again.
+    wn.reset(streams[0], "done").unwrap();
+    deliver(&mut wn, &mut pp).unwrap();
+    let next = wn.open("A").unwrap();
+    deliver(&mut wn, &mut pp).unwrap();
+    deliver(&mut pp, &mut wn).unwrap();
+    assert_eq!(wn.send_window(next), Some(window));
+    assert_eq!(pp.send_window(next), Some(window));
+}
+
+#[test]
+fn a_peer_that_opens_without_reading_gets_no_more_credit_than_the_answer_limit() {
+    let limits = MuxLimits {
+        window_budget: u32::MAX,
+        ..MuxLimits::default()
+    };
+    let (mut pp, mut wn) = connected_with(limits);
+    // Each OPEN would earn an 11-byte CREDIT; the RESET after it frees the
+    // place, so only the unread-answer limit stops the CREDITs piling up.
+    for _ in 0..MAX_UNREAD_ANSWERS / 11 + 100 {
+        let s = wn.open("A").unwrap();
+        wn.reset(s, "x").unwrap();
+        deliver(&mut wn, &mut pp).unwrap();
+    }
+    assert!(pp.take_transmit().len() <= MAX_UNREAD_ANSWERS + 11);
 }
