@@ -34,9 +34,9 @@ pub(crate) enum Command {
         name: String,
         reply: oneshot::Sender<Result<MuxStream, MuxError>>,
     },
+    /// The stream's writer left bytes in its shared buffer.
     Data {
         stream: StreamId,
-        bytes: Vec<u8>,
     },
     Consumed {
         stream: StreamId,
@@ -225,7 +225,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> MuxDriver<IO> {
                     incoming.stream.reset("this side is not accepting streams");
                 }
             }
-            Event::Data { stream, bytes } => self.with_stream(stream, |s| s.push_data(bytes)),
+            Event::Data { stream, bytes } => self.with_stream(stream, |s| s.push_data(&bytes)),
             Event::Credited { stream, n } => self.with_stream(stream, |s| s.add_credit(n)),
             Event::PeerEnded { stream } => self.with_stream(stream, Shared::mark_peer_ended),
             Event::PeerReset { stream, reason } => {
@@ -266,13 +266,22 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> MuxDriver<IO> {
                 let opened = self.session.open(&name).map_err(MuxError::Command);
                 let _ = reply.send(opened.map(|stream| self.new_stream(stream)));
             }
-            Command::Data { stream, bytes } => match self.session.send(stream, &bytes) {
-                Ok(n) if n == bytes.len() => {}
-                Ok(_) => return Err(MuxError::WindowAccounting { stream }),
-                // Reset by the peer meanwhile: the writer learns it from the stream.
-                Err(CommandError::StreamClosed(_)) => {}
-                Err(e) => return Err(MuxError::Command(e)),
-            },
+            Command::Data { stream } => {
+                // A stream already forgotten was finished: its bytes are moot.
+                let Some(shared) = self.streams.get(&stream) else {
+                    return Ok(());
+                };
+                let session = &mut self.session;
+                let sent = lock(shared)
+                    .take_unsent(|bytes| session.send(stream, bytes).map(|n| n == bytes.len()));
+                match sent {
+                    Ok(true) => {}
+                    Ok(false) => return Err(MuxError::WindowAccounting { stream }),
+                    // Reset by the peer meanwhile: the writer learns it from the stream.
+                    Err(CommandError::StreamClosed(_)) => {}
+                    Err(e) => return Err(MuxError::Command(e)),
+                }
+            }
             Command::Consumed { stream, n } => ignore_closed(self.session.consumed(stream, n))?,
             Command::End { stream } => {
                 ignore_closed(self.session.end(stream))?;

@@ -28,12 +28,20 @@ pub(crate) enum Closed {
     ConnectionEnded(String),
 }
 
-/// What the driver and the stream handle both see.
+/// Capacity of the write buffer kept once the driver has emptied it: a
+/// buffer a burst grew beyond this is given back.
+const UNSENT_KEEP: usize = 256 * 1024;
+
+/// What the driver and the stream handle both see. The two byte buffers are
+/// reused, not allocated per frame or per write (the static build's
+/// allocator maps and unmaps pages for every fresh buffer of that size).
 #[derive(Debug)]
 pub(crate) struct Shared {
-    received: VecDeque<Vec<u8>>,
-    /// Bytes of `received.front()` already read.
-    front_read: usize,
+    /// The peer's DATA not yet read, in order.
+    received: VecDeque<u8>,
+    /// Written and not yet taken by the driver, which holds one
+    /// `Command::Data` for them.
+    unsent: Vec<u8>,
     peer_ended: bool,
     local_ended: bool,
     /// Bytes the peer still accepts (mirrors the session, minus bytes
@@ -54,7 +62,7 @@ impl Shared {
     pub(crate) fn new_ref() -> SharedRef {
         Arc::new(Mutex::new(Shared {
             received: VecDeque::new(),
-            front_read: 0,
+            unsent: Vec::new(),
             peer_ended: false,
             local_ended: false,
             send_window: INITIAL_WINDOW,
@@ -64,9 +72,21 @@ impl Shared {
         }))
     }
 
-    pub(crate) fn push_data(&mut self, bytes: Vec<u8>) {
-        self.received.push_back(bytes);
+    pub(crate) fn push_data(&mut self, bytes: &[u8]) {
+        self.received.extend(bytes);
         wake(&mut self.reader);
+    }
+
+    /// Hands the written bytes to `send` (the driver's), then empties the
+    /// buffer.
+    pub(crate) fn take_unsent<T>(&mut self, send: impl FnOnce(&[u8]) -> T) -> T {
+        let sent = send(&self.unsent);
+        if self.unsent.capacity() > UNSENT_KEEP {
+            self.unsent = Vec::new();
+        } else {
+            self.unsent.clear();
+        }
+        sent
     }
 
     pub(crate) fn add_credit(&mut self, n: u32) {
@@ -106,22 +126,13 @@ impl Shared {
 
     /// Copies buffered bytes into `buf`; returns how many.
     fn read_into(&mut self, buf: &mut ReadBuf<'_>) -> usize {
-        let mut copied = 0;
-        while buf.remaining() > 0 {
-            let Some(front) = self.received.front() else {
-                break;
-            };
-            let unread = front.get(self.front_read..).unwrap_or_default();
-            let n = unread.len().min(buf.remaining());
-            buf.put_slice(unread.get(..n).unwrap_or_default());
-            copied += n;
-            self.front_read += n;
-            if self.front_read == front.len() {
-                self.received.pop_front();
-                self.front_read = 0;
-            }
-        }
-        copied
+        let n = self.received.len().min(buf.remaining());
+        let (front, back) = self.received.as_slices();
+        let from_front = n.min(front.len());
+        buf.put_slice(front.get(..from_front).unwrap_or_default());
+        buf.put_slice(back.get(..n - from_front).unwrap_or_default());
+        self.received.drain(..n);
+        n
     }
 }
 
@@ -234,13 +245,16 @@ impl AsyncWrite for MuxStream {
         }
         let window = usize::try_from(shared.send_window).unwrap_or(usize::MAX);
         let accepted = buf.get(..window).unwrap_or(buf);
-        let data = Command::Data {
-            stream: this.id,
-            bytes: accepted.to_vec(),
-        };
-        if this.commands.send(data).is_err() {
+        // One command for all bytes that wait: the driver takes them at once.
+        if shared.unsent.is_empty()
+            && this
+                .commands
+                .send(Command::Data { stream: this.id })
+                .is_err()
+        {
             return Poll::Ready(Err(MuxStream::driver_gone()));
         }
+        shared.unsent.extend_from_slice(accepted);
         shared.send_window -= u32::try_from(accepted.len()).unwrap_or(u32::MAX);
         Poll::Ready(Ok(accepted.len()))
     }
