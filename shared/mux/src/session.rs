@@ -21,8 +21,6 @@ use super::frame::{self, Frame, FrameError, MAX_PAYLOAD, PROTOCOL_VERSION, Role,
 pub const INITIAL_WINDOW: u32 = 65536;
 /// The largest window a CREDIT may produce.
 pub const MAX_WINDOW: u32 = (1 << 31) - 1;
-/// Undelivered-to-credit threshold: CREDIT goes out once this much was consumed.
-const CREDIT_THRESHOLD: u32 = INITIAL_WINDOW / 2;
 /// Streams the peer may have open at once unless [`MuxLimits`] says otherwise.
 pub const DEFAULT_MAX_PEER_STREAMS: usize = 256;
 /// Receive window a new stream gets unless [`MuxLimits`] says otherwise
@@ -706,7 +704,7 @@ impl MuxSession {
     }
 
     /// Reports that `n` received bytes of `stream` reached their consumer;
-    /// queues CREDIT once at least half a window was consumed.
+    /// queues CREDIT once at least half the stream's window was consumed.
     pub fn consumed(&mut self, stream: StreamId, n: u32) -> Result<(), CommandError> {
         self.check_alive()?;
         let was_opened = self.was_opened(stream);
@@ -723,7 +721,9 @@ impl MuxSession {
             .checked_sub(n)
             .ok_or(CommandError::OverConsumed(stream))?;
         state.uncredited = state.uncredited.saturating_add(n);
-        if state.uncredited >= CREDIT_THRESHOLD && !state.peer_ended {
+        // Half the stream's window: a raised window is credited in as few
+        // frames (each an SSH packet of its own) as a base window.
+        if state.uncredited >= state.granted_window / 2 && !state.peer_ended {
             let n = core::mem::take(&mut state.uncredited);
             state.receive_window = state.receive_window.saturating_add(n);
             self.queue(&Frame::Credit { stream, n });

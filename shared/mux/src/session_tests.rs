@@ -766,6 +766,15 @@ fn both_ends_raise_a_new_streams_window_with_credit_right_after_open() {
     let whole = usize::try_from(window).unwrap();
     assert_eq!(send_all(&mut wn, &mut pp, s, whole + 1), whole);
     assert_eq!(send_all(&mut pp, &mut wn, s, whole + 1), whole);
+    // CREDIT comes back after half the raised window, not half the base one.
+    let half = window / 2;
+    wn.consumed(s, half - 1).unwrap();
+    assert_eq!(deliver(&mut wn, &mut pp).unwrap(), []);
+    wn.consumed(s, 1).unwrap();
+    assert_eq!(
+        deliver(&mut wn, &mut pp).unwrap(),
+        [Event::Credited { stream: s, n: half }]
+    );
     let overrun = inject(
         &mut pp,
         &Frame::Data {
