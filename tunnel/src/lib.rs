@@ -1,4 +1,4 @@
-//! `pp-tunnel`: the tokio driver of the `pp-mux-v1` multiplexer
+//! `pp-tunnel`: the tokio driver of the pp-mux multiplexer
 //! (docs/protocol.md section 2) that both the forwarder (PP) and the adaptor
 //! (WN) run over their mux channel.
 //!
@@ -26,6 +26,8 @@
 mod driver;
 mod error;
 mod flow;
+#[cfg(test)]
+mod flow_tests;
 mod handle;
 mod pump;
 mod stream;
