@@ -8,8 +8,8 @@ use alloc::vec::Vec;
 use super::MuxVersion;
 use super::frame::{self, Frame, FrameError, MAX_DATAGRAM, Phase, Role, Side, StreamId};
 use super::session::{
-    CommandError, DEFAULT_MAX_PEER_FLOWS, Event, FLOW_LIMIT_REASON, MuxLimits, MuxSession,
-    ProtocolError,
+    CommandError, DEFAULT_MAX_PEER_FLOWS, Event, FLOW_LIMIT_REASON, MAX_UNREAD_ANSWERS, MuxLimits,
+    MuxSession, ProtocolError,
 };
 use super::session_tests::{deliver, drain, id, inject};
 
@@ -165,6 +165,28 @@ fn an_open_flow_over_the_flow_limit_is_refused_by_the_session_and_uses_up_its_id
         deliver(&mut wn, &mut pp).unwrap().as_slice(),
         [Event::FlowOpened { stream, .. }] if *stream == next
     ));
+}
+
+#[test]
+fn open_flows_over_the_cap_from_a_peer_that_never_reads_end_the_connection() {
+    let (mut pp, _wn) = connected_as(MuxVersion::V2, flow_limit(0));
+    let mut next = 1;
+    let err = loop {
+        let open = Frame::OpenFlow {
+            stream: id(next),
+            name: "DNS".into(),
+        };
+        match inject(&mut pp, &open) {
+            Ok(events) => assert_eq!(events, []),
+            Err(e) => break e,
+        }
+        next += 2;
+    };
+    let ProtocolError::AnswersUnread { frame, backlog } = err else {
+        panic!("expected AnswersUnread, got {err:?}");
+    };
+    assert_eq!(frame, "OPEN_FLOW");
+    assert!(backlog > MAX_UNREAD_ANSWERS);
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! [`MuxSession`]: one side of a pp-mux channel (`pp-mux-v1` or
 //! `pp-mux-v2`) as a state machine with no IO (docs/protocol.md section
-//! 2.3). Byte streams live here; datagram flows (v2) in [`flows`].
+//! 2.3). Byte streams live here; datagram flows (v2) in the `flows`
+//! submodule.
 //!
 //! Contract: the driver hands received bytes to [`MuxSession::receive`] and
 //! pulls [`Event`]s with [`MuxSession::next_event`]; local commands (open,
