@@ -346,9 +346,14 @@ impl FlowTable {
         shared.changed.notify_waiters();
     }
 
+    /// Whether `id` is a live flow of this table.
+    pub(crate) fn holds(&self, id: StreamId) -> bool {
+        self.flows.contains_key(&id)
+    }
+
     /// The flow `id` has queued datagrams (its first since it last drained).
     pub(crate) fn mark_ready(&mut self, id: StreamId) {
-        if self.flows.contains_key(&id) {
+        if self.holds(id) {
             self.ready.push_back(id);
         }
     }
