@@ -71,6 +71,12 @@ fn size_of(index: usize) -> usize {
     }
 }
 
+#[test]
+fn a_flow_can_be_shared_between_threads() {
+    fn shareable<T: Send + Sync + Clone>() {}
+    shareable::<MuxFlow>();
+}
+
 #[tokio::test]
 async fn datagrams_arrive_whole_and_in_order_both_ways() {
     let (mut pp, wn) = running();
