@@ -400,6 +400,13 @@ pub fn parse_local_tunnels<S: AsRef<str>>(texts: &[S]) -> Result<TunnelSet, Stri
             Tag::emit(tag)
         ));
     }
+    // Issue 16: the datagram relays are not wired into the adaptor yet.
+    if let Some(tag) = set.iter().find(|tag| tag.target().is_datagram()) {
+        return Err(format!(
+            "tunnel {}: UDP and unix datagram tunnels are not supported by this adaptor yet",
+            Tag::emit(tag)
+        ));
+    }
     Ok(set)
 }
 

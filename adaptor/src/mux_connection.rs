@@ -26,7 +26,7 @@ use crate::sid::Sid;
 use crate::ssh_connect::MuxConnection;
 use pp_ssh_key::PublicKey;
 use pp_tag::ConnectionPhase;
-use pp_tunnel::{MuxEvent, Side};
+use pp_tunnel::{MuxEvent, MuxLimits, MuxVersion, Side};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -77,7 +77,9 @@ pub async fn serve_connection(
         stream,
         ..
     } = connection;
-    let (mux, mut events, driver) = pp_tunnel::start(stream, Side::Wn);
+    // pp-mux-v1 until the adaptor asks for pp-mux-v2 (issue 16).
+    let (mux, mut events, driver) =
+        pp_tunnel::start_with(stream, Side::Wn, MuxVersion::V1, MuxLimits::default());
     let driver = driver.run();
     tokio::pin!(driver);
     let sid = context.sid;
@@ -191,6 +193,12 @@ fn handle_event(
                 incoming.name
             );
             incoming.stream.reset(reason);
+        }
+        // Issue 16: the adaptor runs pp-mux-v1, where flows cannot arrive.
+        MuxEvent::IncomingFlow(incoming) => {
+            incoming
+                .flow
+                .reset("no datagram tunnels on this worker node yet");
         }
         MuxEvent::Upgrade(line) if phase == ConnectionPhase::Attestation => {
             if let Err(error) = check_upgrade_key(&line, context.pp_key) {

@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use log::{info, warn};
 use pp_tag::Target;
-use pp_tunnel::{MuxEvent, MuxStream, Side};
+use pp_tunnel::{MuxEvent, MuxLimits, MuxStream, MuxVersion, Side};
 use sunset::ChanHandle;
 use sunset_async::{ChanInOut, SSHServer};
 use tokio::io::{AsyncRead, AsyncWrite, BufReader};
@@ -62,8 +62,13 @@ pub async fn run(
 }
 
 async fn serve_mux(chan: ChanInOut<'_>, conn: ConnId, ctrl: &Rc<Controller>) -> String {
-    let (mux, mut events, driver) =
-        pp_tunnel::start(ChanIo::new(&chan), Side::Pp(ctrl.mux_phase(conn)));
+    // pp-mux-v1 until the forwarder serves pp-mux-v2 (issue 16).
+    let (mux, mut events, driver) = pp_tunnel::start_with(
+        ChanIo::new(&chan),
+        Side::Pp(ctrl.mux_phase(conn)),
+        MuxVersion::V1,
+        MuxLimits::default(),
+    );
     ctrl.register_mux(conn, mux.clone());
     let handle_events = async {
         while let Some(event) = events.recv().await {
@@ -91,6 +96,12 @@ async fn serve_mux(chan: ChanInOut<'_>, conn: ConnId, ctrl: &Rc<Controller>) -> 
                     }
                 }
                 MuxEvent::Hello(side) => info!("conn {conn}: mux hello from {side:?}"),
+                // Issue 16: this forwarder runs pp-mux-v1, where flows cannot arrive.
+                MuxEvent::IncomingFlow(incoming) => {
+                    incoming
+                        .flow
+                        .reset("no datagram tunnels on this peer pod yet");
+                }
                 MuxEvent::Upgrade(_) | MuxEvent::Info(_) => {
                     return "protocol error: the WN sent a frame only a PP may send".into();
                 }
