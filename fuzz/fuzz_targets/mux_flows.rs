@@ -30,6 +30,7 @@ fuzz_target!(|data: &[u8]| {
     let limits = MuxLimits {
         max_peer_streams: 2,
         max_peer_flows: usize::from(selector >> 6),
+        ..MuxLimits::default()
     };
     let mut session = MuxSession::with_limits(side, MuxVersion::V2, limits);
     let mut flows: Vec<StreamId> = Vec::new();
