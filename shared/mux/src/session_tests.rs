@@ -9,8 +9,8 @@ use alloc::vec::Vec;
 use super::MuxVersion;
 use super::frame::{self, Frame, FrameError, Phase, Role, Side, StreamId};
 use super::session::{
-    CommandError, DEFAULT_MAX_PEER_STREAMS, Event, INITIAL_WINDOW, MAX_UNREAD_ANSWERS, MuxLimits,
-    MuxSession, ProtocolError, STREAM_LIMIT_REASON,
+    CommandError, DEFAULT_MAX_PEER_STREAMS, DEFAULT_STREAM_WINDOW, Event, INITIAL_WINDOW,
+    MAX_UNREAD_ANSWERS, MuxLimits, MuxSession, ProtocolError, STREAM_LIMIT_REASON,
 };
 
 pub(crate) fn id(n: u32) -> StreamId {
@@ -844,4 +844,31 @@ fn a_peer_that_opens_without_reading_gets_no_more_credit_than_the_answer_limit()
         deliver(&mut wn, &mut pp).unwrap();
     }
     assert!(pp.take_transmit().len() <= MAX_UNREAD_ANSWERS + 11);
+}
+
+#[test]
+fn a_peer_that_never_raises_windows_works_with_one_that_does() {
+    let mut pp = MuxSession::with_limits(
+        Side::Pp(Phase::Kubernetes),
+        MuxVersion::V2,
+        MuxLimits::default(),
+    );
+    let mut wn = MuxSession::with_limits(Side::Wn, MuxVersion::V2, base_window_limits());
+    deliver(&mut pp, &mut wn).unwrap();
+    deliver(&mut wn, &mut pp).unwrap();
+    let s = wn.open("A").unwrap();
+    deliver(&mut wn, &mut pp).unwrap();
+    deliver(&mut pp, &mut wn).unwrap();
+    // The PP raised what it receives; the WN's direction keeps the base.
+    assert_eq!(wn.send_window(s), Some(DEFAULT_STREAM_WINDOW));
+    assert_eq!(pp.send_window(s), Some(INITIAL_WINDOW));
+    let raised = usize::try_from(DEFAULT_STREAM_WINDOW).unwrap();
+    let base = usize::try_from(INITIAL_WINDOW).unwrap();
+    assert_eq!(send_all(&mut wn, &mut pp, s, raised + 1), raised);
+    assert_eq!(send_all(&mut pp, &mut wn, s, base + 1), base);
+    wn.end(s).unwrap();
+    pp.end(s).unwrap();
+    deliver(&mut wn, &mut pp).unwrap();
+    deliver(&mut pp, &mut wn).unwrap();
+    assert!(!pp.is_live(s) && !wn.is_live(s));
 }
