@@ -24,8 +24,9 @@ use crate::pp_status::PpStatus;
 use crate::relay_check::{RelayCheck, RelayVerdict, check_info};
 use crate::sid::Sid;
 use crate::ssh_connect::MuxConnection;
+use crate::wn_targets;
 use pp_ssh_key::PublicKey;
-use pp_tag::ConnectionPhase;
+use pp_tag::{ConnectionPhase, TunnelSet};
 use pp_tunnel::{MuxEvent, Side};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -57,6 +58,8 @@ pub struct ConnectionContext<'a> {
     pub pp_key: &'a PublicKey,
     pub proxy: &'a KbsProxy,
     pub egress: &'a EgressProxy,
+    /// The WN-side ends of the PP's inbound tunnels.
+    pub targets: &'a TunnelSet,
     pub slot: &'a watch::Sender<Option<ActiveMux>>,
     pub status: &'a watch::Sender<PpStatus>,
     pub timing: &'a Timing,
@@ -178,13 +181,32 @@ fn handle_event(
             let sid = sid.clone();
             incoming_streams.spawn(async move { egress.serve_stream(&sid, incoming.stream).await });
         }
+        MuxEvent::Incoming(incoming) if incoming.name != EGRESS_TUNNEL => {
+            match wn_targets::may_reach(context.targets, &incoming.name, phase) {
+                Ok(target) => {
+                    let (sid, target) = (sid.clone(), target.clone());
+                    incoming_streams.spawn(wn_targets::carry_stream(
+                        sid,
+                        incoming.name,
+                        incoming.stream,
+                        target,
+                    ));
+                }
+                Err(refusal) => {
+                    let reason = format!("{refusal} on the worker node");
+                    tracing::warn!(
+                        "pp {sid}: refused stream to WN tunnel {:?}: {reason}",
+                        incoming.name
+                    );
+                    incoming.stream.reset(&reason);
+                }
+            }
+        }
         MuxEvent::Incoming(incoming) => {
-            let reason = if incoming.name == EGRESS_TUNNEL && phase == ConnectionPhase::Kubernetes {
+            let reason = if phase == ConnectionPhase::Kubernetes {
                 "egress is not enabled on this worker node (no [egress] allow entries)"
-            } else if incoming.name == EGRESS_TUNNEL {
-                "egress is served in the Kubernetes phase only"
             } else {
-                "no such tunnel on the worker node (only KBS and EGRESS)"
+                "egress is served in the Kubernetes phase only"
             };
             tracing::warn!(
                 "pp {sid}: refused stream to WN tunnel {:?}: {reason}",

@@ -14,7 +14,7 @@
 //! request changes nothing.
 
 use crate::adaptor::{Adaptor, AdaptorError, BoundPp, PpHandle};
-use crate::config::{DEFAULT_FORWARDER_PORT, PpConfig, parse_local_tunnels};
+use crate::config::{DEFAULT_FORWARDER_PORT, PpConfig, parse_local_tunnels, parse_wn_targets};
 use crate::metrics::{Histogram, MetricsSnapshot, PodMetrics};
 use crate::pod_spec::{AttachSpec, PodSpec, PodSpecStore};
 use crate::pp_status::PpStatus;
@@ -101,6 +101,10 @@ pub struct AttachRequest {
     pub forwarder: String,
     /// Local tunnel tags, e.g. `KUBERNETES_PHASE:KATAAGENT:127.0.0.1:0`.
     pub tunnels: Vec<String>,
+    /// WN-side targets of the PP's inbound tunnels, e.g.
+    /// `KUBERNETES_PHASE:DNS:udp:10.96.0.10:53` (see
+    /// [`crate::config::parse_wn_targets`]).
+    pub targets: Vec<String>,
     /// Whether the PP's init-data carries the WN public key.
     pub init_data_has_wn_key: bool,
 }
@@ -314,6 +318,8 @@ impl Pods {
         pp.relay_check = self.inner.adaptor.relay_check();
         pp.tunnels = parse_local_tunnels(&request.tunnels)
             .map_err(|reason| PodsError::BadTunnels { reason })?;
+        pp.targets = parse_wn_targets(&request.targets)
+            .map_err(|reason| PodsError::BadTunnels { reason })?;
         let bound = self
             .inner
             .adaptor
@@ -325,6 +331,7 @@ impl Pods {
                 forwarder: pp.forwarder.clone(),
                 init_data_has_wn_key: pp.init_data_has_wn_key,
                 tunnels: bound.resolved_tags(),
+                targets: request.targets,
             }),
         };
         self.inner
@@ -515,6 +522,8 @@ fn pp_config(
     pp.relay_check = relay_check;
     pp.tunnels =
         parse_local_tunnels(&attach.tunnels).map_err(|reason| PodsError::BadTunnels { reason })?;
+    pp.targets =
+        parse_wn_targets(&attach.targets).map_err(|reason| PodsError::BadTunnels { reason })?;
     Ok(pp)
 }
 

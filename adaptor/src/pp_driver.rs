@@ -178,6 +178,7 @@ impl PpDriver {
             pp_key: &self.pp_key,
             proxy: &self.proxy,
             egress: &self.egress,
+            targets: &self.pp.targets,
             slot: &self.slot,
             status: &self.status,
             timing: &self.timing,
