@@ -447,6 +447,13 @@ fn parse_wn_tags<S: AsRef<str>>(texts: &[S], direction: Direction) -> Result<Tun
             Tag::emit(tag)
         ));
     }
+    // Issue 16: the datagram relays are not wired into the adaptor yet.
+    if let Some(tag) = set.iter().find(|tag| tag.target().is_datagram()) {
+        return Err(format!(
+            "tunnel {}: UDP and unix datagram tunnels are not supported by this adaptor yet",
+            Tag::emit(tag)
+        ));
+    }
     Ok(set)
 }
 

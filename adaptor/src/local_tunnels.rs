@@ -116,6 +116,13 @@ impl LocalTunnels {
                         "network namespaces are not supported on the worker node",
                     )));
                 }
+                // Refused by config::parse_local_tunnels (issue 16: not wired yet).
+                Target::Udp { .. } | Target::NetnsUdp { .. } | Target::UnixDatagram { .. } => {
+                    return Err(bind_error(std::io::Error::new(
+                        std::io::ErrorKind::Unsupported,
+                        "UDP and unix datagram tunnels are not supported by this adaptor yet",
+                    )));
+                }
             };
             tracing::info!(
                 "pp {sid}: listening on {address:?} for tunnel {}",

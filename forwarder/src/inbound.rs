@@ -39,6 +39,9 @@ impl Listener {
                 let _ = std::fs::remove_file(path);
                 Self::Unix(UnixListener::bind(path)?)
             }
+            Target::Udp { .. } | Target::NetnsUdp { .. } | Target::UnixDatagram { .. } => {
+                return Err(targets::datagram_unsupported());
+            }
         })
     }
 

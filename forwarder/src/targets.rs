@@ -24,6 +24,9 @@ pub async fn connect(target: &Target) -> io::Result<TargetStream> {
             TargetStream::Tcp(netns::connect_loopback(netns_path, *port).await?)
         }
         Target::Unix { path } => TargetStream::Unix(UnixStream::connect(path).await?),
+        Target::Udp { .. } | Target::NetnsUdp { .. } | Target::UnixDatagram { .. } => {
+            return Err(datagram_unsupported());
+        }
     })
 }
 
@@ -33,7 +36,19 @@ pub fn describe(target: &Target) -> String {
         Target::Tcp { ip, port } => std::net::SocketAddr::new(*ip, *port).to_string(),
         Target::NetnsTcp { netns_path, port } => format!("127.0.0.1:{port} in {netns_path}"),
         Target::Unix { path } => format!("unix:{path}"),
+        Target::Udp { ip, port } => format!("udp:{}", std::net::SocketAddr::new(*ip, *port)),
+        Target::NetnsUdp { netns_path, port } => format!("udp:127.0.0.1:{port} in {netns_path}"),
+        Target::UnixDatagram { path } => format!("unixgram:{path}"),
     }
+}
+
+/// Datagram tags are refused when init-data is loaded; this is the error
+/// should one reach a stream dialler or listener anyway.
+pub fn datagram_unsupported() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "UDP and unix datagram tunnels are not supported by this forwarder yet",
+    )
 }
 
 impl AsyncRead for TargetStream {

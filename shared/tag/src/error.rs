@@ -73,7 +73,8 @@ impl TagErrorKind {
     pub fn expected(&self) -> &'static str {
         match self {
             Self::Shape => {
-                "PHASE:NAME:PORT, PHASE:NAME:HOST:PORT, PHASE:NAME:NETNS:PORT or PHASE:NAME:unix:PATH"
+                "PHASE:NAME:PORT, PHASE:NAME:HOST:PORT, PHASE:NAME:NETNS:PORT or PHASE:NAME:unix:PATH \
+                 (UDP: udp: before PORT, HOST:PORT or NETNS:PORT; unix datagram: unixgram:PATH)"
             }
             Self::Phase { .. } => "ATTESTATION_PHASE, KUBERNETES_PHASE or BOTH_PHASES",
             Self::Name { .. } => "1 to 64 characters from A-Z a-z 0-9 _ -",

@@ -6,6 +6,9 @@
 //! PHASE:NAME:HOST:PORT          HOST an IPv4 literal or [IPv6] literal
 //! PHASE:NAME:NETNS:PORT         127.0.0.1:PORT inside network namespace NETNS
 //! PHASE:NAME:unix:PATH          a unix socket (absolute path)
+//! PHASE:NAME:udp:...            UDP: any of the three address forms above
+//!                               after `udp:` (PORT, HOST:PORT, NETNS:PORT)
+//! PHASE:NAME:unixgram:PATH      a unix datagram socket (absolute path)
 //! ```
 //!
 //! `NETNS` is a path (`/run/netns/podns`). In *inbound* tags a bare
@@ -123,6 +126,36 @@ pub enum Target {
         /// The socket path.
         path: String,
     },
+    /// A UDP address (bound for inbound, datagrams sent to it for outbound).
+    Udp {
+        /// The IP address.
+        ip: IpAddr,
+        /// The UDP port.
+        port: u16,
+    },
+    /// UDP on 127.0.0.1:`port` inside the network namespace at `netns_path`.
+    NetnsUdp {
+        /// The network namespace (a path).
+        netns_path: String,
+        /// The UDP port.
+        port: u16,
+    },
+    /// A unix datagram socket at the absolute `path`.
+    UnixDatagram {
+        /// The socket path.
+        path: String,
+    },
+}
+
+impl Target {
+    /// Whether the tunnel carries datagrams (a mux flow) rather than a
+    /// byte stream.
+    pub fn is_datagram(&self) -> bool {
+        match self {
+            Self::Tcp { .. } | Self::NetnsTcp { .. } | Self::Unix { .. } => false,
+            Self::Udp { .. } | Self::NetnsUdp { .. } | Self::UnixDatagram { .. } => true,
+        }
+    }
 }
 
 /// One validated tunnel tag.

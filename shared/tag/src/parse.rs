@@ -32,18 +32,22 @@ impl Tag {
     pub fn emit(&self) -> String {
         let head = format!("{}:{}", self.phase.as_str(), self.name);
         match &self.target {
-            Target::Tcp { ip, port } if *ip == LOCALHOST => format!("{head}:{port}"),
-            Target::Tcp {
-                ip: IpAddr::V4(ip),
-                port,
-            } => format!("{head}:{ip}:{port}"),
-            Target::Tcp {
-                ip: IpAddr::V6(ip),
-                port,
-            } => format!("{head}:[{ip}]:{port}"),
+            Target::Tcp { ip, port } => format!("{head}:{}", emit_ip_port(*ip, *port)),
             Target::NetnsTcp { netns_path, port } => format!("{head}:{netns_path}:{port}"),
             Target::Unix { path } => format!("{head}:unix:{path}"),
+            Target::Udp { ip, port } => format!("{head}:udp:{}", emit_ip_port(*ip, *port)),
+            Target::NetnsUdp { netns_path, port } => format!("{head}:udp:{netns_path}:{port}"),
+            Target::UnixDatagram { path } => format!("{head}:unixgram:{path}"),
         }
+    }
+}
+
+/// `PORT` for 127.0.0.1, `A.B.C.D:PORT`, `[v6]:PORT`.
+fn emit_ip_port(ip: IpAddr, port: u16) -> String {
+    match ip {
+        LOCALHOST => format!("{port}"),
+        IpAddr::V4(ip) => format!("{ip}:{port}"),
+        IpAddr::V6(ip) => format!("[{ip}]:{port}"),
     }
 }
 
@@ -76,8 +80,32 @@ fn parse_phase(text: &str) -> Result<Availability, TagErrorKind> {
 /// Parses what follows `PHASE:NAME:`.
 fn parse_target(rest: &str, direction: Direction) -> Result<Target, TagErrorKind> {
     if let Some(path) = rest.strip_prefix("unix:") {
-        return parse_unix_path(path);
+        return parse_unix_path(path).map(|path| Target::Unix { path });
     }
+    if let Some(path) = rest.strip_prefix("unixgram:") {
+        return parse_unix_path(path).map(|path| Target::UnixDatagram { path });
+    }
+    if let Some(address) = rest.strip_prefix("udp:") {
+        return Ok(match parse_address(address, direction)? {
+            Address::Ip { ip, port } => Target::Udp { ip, port },
+            Address::Netns { netns_path, port } => Target::NetnsUdp { netns_path, port },
+        });
+    }
+    Ok(match parse_address(rest, direction)? {
+        Address::Ip { ip, port } => Target::Tcp { ip, port },
+        Address::Netns { netns_path, port } => Target::NetnsTcp { netns_path, port },
+    })
+}
+
+/// The address forms TCP and UDP tags share.
+enum Address {
+    /// `PORT` (127.0.0.1), `A.B.C.D:PORT` or `[v6]:PORT`.
+    Ip { ip: IpAddr, port: u16 },
+    /// `NETNS:PORT`: 127.0.0.1:PORT inside a network namespace.
+    Netns { netns_path: String, port: u16 },
+}
+
+fn parse_address(rest: &str, direction: Direction) -> Result<Address, TagErrorKind> {
     if let Some(bracketed) = rest.strip_prefix('[') {
         let (ip, port) = bracketed
             .split_once("]:")
@@ -85,32 +113,32 @@ fn parse_target(rest: &str, direction: Direction) -> Result<Target, TagErrorKind
         let ip: Ipv6Addr = ip
             .parse()
             .map_err(|_| TagErrorKind::Host { found: ip.into() })?;
-        return Ok(Target::Tcp {
+        return Ok(Address::Ip {
             ip: IpAddr::V6(ip),
             port: parse_port(port, direction)?,
         });
     }
     let Some((place, port)) = rest.rsplit_once(':') else {
-        return Ok(Target::Tcp {
+        return Ok(Address::Ip {
             ip: LOCALHOST,
             port: parse_port(rest, direction)?,
         });
     };
     let port = parse_port(port, direction)?;
     if let Ok(ip) = place.parse::<Ipv4Addr>() {
-        return Ok(Target::Tcp {
+        return Ok(Address::Ip {
             ip: IpAddr::V4(ip),
             port,
         });
     }
     if place.starts_with('/') {
-        return Ok(Target::NetnsTcp {
+        return Ok(Address::Netns {
             netns_path: parse_netns_path(place)?,
             port,
         });
     }
     match direction {
-        Direction::Inbound if is_netns_name(place) => Ok(Target::NetnsTcp {
+        Direction::Inbound if is_netns_name(place) => Ok(Address::Netns {
             netns_path: format!("{NETNS_DIR}/{place}"),
             port,
         }),
@@ -143,9 +171,9 @@ fn is_clean_absolute_path(path: &str, max_len: usize) -> bool {
         && !path.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
-fn parse_unix_path(path: &str) -> Result<Target, TagErrorKind> {
+fn parse_unix_path(path: &str) -> Result<String, TagErrorKind> {
     if is_clean_absolute_path(path, MAX_UNIX_PATH_LEN) {
-        Ok(Target::Unix { path: path.into() })
+        Ok(path.into())
     } else {
         Err(TagErrorKind::UnixPath { found: path.into() })
     }
@@ -177,6 +205,13 @@ mod tests {
 
     fn tcp(ip: &str, port: u16) -> Target {
         Target::Tcp {
+            ip: ip.parse().unwrap(),
+            port,
+        }
+    }
+
+    fn udp(ip: &str, port: u16) -> Target {
+        Target::Udp {
             ip: ip.parse().unwrap(),
             port,
         }
@@ -216,6 +251,91 @@ mod tests {
             let tag = Tag::parse(text, direction).unwrap();
             assert_eq!(tag.target(), &target, "{text}");
             assert_eq!(tag.emit(), text);
+        }
+    }
+
+    #[test]
+    fn every_datagram_form_parses_to_its_target_and_back() {
+        let cases = [
+            ("BOTH_PHASES:DNS:udp:5353", Inbound, udp("127.0.0.1", 5353)),
+            (
+                "KUBERNETES_PHASE:DNS:udp:10.96.0.10:53",
+                Outbound,
+                udp("10.96.0.10", 53),
+            ),
+            (
+                "KUBERNETES_PHASE:v6:udp:[fd00::1]:53",
+                Outbound,
+                udp("fd00::1", 53),
+            ),
+            (
+                "KUBERNETES_PHASE:ns:udp:/run/netns/podns:6666",
+                Outbound,
+                Target::NetnsUdp {
+                    netns_path: "/run/netns/podns".into(),
+                    port: 6666,
+                },
+            ),
+            (
+                "ATTESTATION_PHASE:LOG:unixgram:/run/log.sock",
+                Outbound,
+                Target::UnixDatagram {
+                    path: "/run/log.sock".into(),
+                },
+            ),
+        ];
+        for (text, direction, target) in cases {
+            let tag = Tag::parse(text, direction).unwrap();
+            assert_eq!(tag.target(), &target, "{text}");
+            assert!(tag.target().is_datagram(), "{text}");
+            assert_eq!(tag.emit(), text);
+        }
+    }
+
+    #[test]
+    fn only_udp_and_unixgram_tags_are_datagram_tunnels() {
+        for text in [
+            "BOTH_PHASES:A:80",
+            "BOTH_PHASES:A:unix:/a",
+            "BOTH_PHASES:A:/n:1",
+        ] {
+            assert!(!Tag::parse(text, Outbound).unwrap().target().is_datagram());
+        }
+    }
+
+    #[test]
+    fn udp_tags_read_bare_words_and_port_zero_as_tcp_tags_do() {
+        let tag = Tag::parse("BOTH_PHASES:DNS:udp:podns:53", Inbound).unwrap();
+        assert_eq!(tag.emit(), "BOTH_PHASES:DNS:udp:/run/netns/podns:53");
+        assert_eq!(
+            Tag::parse("BOTH_PHASES:DNS:udp:0", Inbound)
+                .unwrap()
+                .target(),
+            &udp("127.0.0.1", 0)
+        );
+        assert_eq!(
+            Tag::parse("BOTH_PHASES:DNS:udp:127.0.0.1:53", Inbound)
+                .unwrap()
+                .emit(),
+            "BOTH_PHASES:DNS:udp:53"
+        );
+    }
+
+    #[test]
+    fn each_bad_field_of_a_datagram_tag_is_named_in_the_error() {
+        let cases: [(&str, Direction, &str); 7] = [
+            ("BOTH_PHASES:DNS:udp:", Inbound, "PORT"),
+            ("BOTH_PHASES:DNS:udp:0", Outbound, "PORT"),
+            ("BOTH_PHASES:DNS:udp:dns.local:53", Outbound, "HOST"),
+            ("BOTH_PHASES:DNS:udp:[::1:53", Outbound, "HOST"),
+            ("BOTH_PHASES:DNS:udp:bad/ns:53", Inbound, "NETNS"),
+            ("BOTH_PHASES:LOG:unixgram:log.sock", Outbound, "PATH"),
+            ("NO_PHASE:DNS:udp:53", Outbound, "PHASE"),
+        ];
+        for (text, direction, field) in cases {
+            let error = Tag::parse(text, direction).unwrap_err();
+            assert_eq!(error.kind.field(), field, "{text}: {error}");
+            assert_eq!(error.tag, text);
         }
     }
 
@@ -309,6 +429,10 @@ mod tests {
             "KUBERNETES_PHASE:c:/x:y:9",
             "KUBERNETES_PHASE:d:unix:/a:b",
             "BOTH_PHASES:e:ns.1:80",
+            "BOTH_PHASES:f:udp:[::ffff:1.2.3.4]:53",
+            "BOTH_PHASES:g:udp:ns.1:0",
+            "KUBERNETES_PHASE:h:unixgram:/a:b",
+            "KUBERNETES_PHASE:i:udp:/x:y:9",
         ];
         for text in texts {
             for direction in [Inbound, Outbound] {
@@ -321,8 +445,10 @@ mod tests {
 
     #[test]
     fn parse_never_panics_and_what_parses_round_trips() {
-        let seeds: [&[u8]; 4] = [
+        let seeds: [&[u8]; 6] = [
             b"BOTH_PHASES:KBS:8080",
+            b"BOTH_PHASES:DNS:udp:[fd00::1]:53",
+            b"KUBERNETES_PHASE:L:unixgram:/run/l.sock",
             b"KUBERNETES_PHASE:v6:[fd00::1]:22",
             b"KUBERNETES_PHASE:ns:/run/netns/podns:6666",
             b"ATTESTATION_PHASE:K:unix:/run/a.sock",

@@ -97,6 +97,25 @@ mod tests {
     }
 
     #[test]
+    fn stream_and_datagram_tags_share_one_name_space() {
+        let error = TunnelSet::parse(
+            ["BOTH_PHASES:DNS:53", "BOTH_PHASES:DNS:udp:53"],
+            Direction::Inbound,
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.kind,
+            TagErrorKind::DuplicateName { name: "DNS".into() }
+        );
+        let set = TunnelSet::parse(
+            ["BOTH_PHASES:DNS:udp:53", "BOTH_PHASES:WEB:80"],
+            Direction::Inbound,
+        )
+        .unwrap();
+        assert!(set.get("DNS").unwrap().target().is_datagram());
+    }
+
+    #[test]
     fn available_in_lists_the_tunnels_of_a_phase_in_order() {
         let set = outbounds();
         let names: Vec<&str> = set
