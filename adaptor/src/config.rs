@@ -458,7 +458,7 @@ fn parse_wn_tags<S: AsRef<str>>(texts: &[S], direction: Direction) -> Result<Tun
 }
 
 fn is_netns(target: &Target) -> bool {
-    matches!(target, Target::NetnsTcp { .. })
+    matches!(target, Target::NetnsTcp { .. } | Target::NetnsUdp { .. })
 }
 
 /// RFC 1123 label, as namespace names are.

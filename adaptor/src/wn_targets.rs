@@ -31,6 +31,9 @@ pub fn describe(target: &Target) -> String {
         Target::Tcp { ip, port } => std::net::SocketAddr::new(*ip, *port).to_string(),
         Target::Unix { path } => format!("unix:{path}"),
         Target::NetnsTcp { netns_path, port } => format!("127.0.0.1:{port} in {netns_path}"),
+        Target::Udp { ip, port } => format!("udp:{}", std::net::SocketAddr::new(*ip, *port)),
+        Target::NetnsUdp { netns_path, port } => format!("udp:127.0.0.1:{port} in {netns_path}"),
+        Target::UnixDatagram { path } => format!("unixgram:{path}"),
     }
 }
 
@@ -46,11 +49,18 @@ pub async fn carry_stream(sid: Sid, name: String, stream: MuxStream, target: Tar
             Ok(socket) => Ok(pp_tunnel::pump(stream, socket).await),
             Err(error) => Err((stream, error)),
         },
-        Target::NetnsTcp { .. } => Err((
+        Target::NetnsTcp { .. } | Target::NetnsUdp { .. } => Err((
             stream,
             std::io::Error::new(
                 std::io::ErrorKind::Unsupported,
                 "network namespaces are not supported on the worker node",
+            ),
+        )),
+        Target::Udp { .. } | Target::UnixDatagram { .. } => Err((
+            stream,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "this target takes datagram flows, not byte streams",
             ),
         )),
     };
