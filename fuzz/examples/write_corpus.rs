@@ -13,7 +13,7 @@ use std::path::Path;
 use pp_forwarder_core::record::{KeyBytes, PhaseRecord, RecordedPhase};
 use pp_measure::fixtures::firmware::FirmwareBuilder;
 use pp_mux::frame::{Frame, emit};
-use pp_mux::{MuxSession, Phase, Side, StreamId};
+use pp_mux::{MuxLimits, MuxSession, MuxVersion, Phase, Side, StreamId};
 
 /// The hand-written SSH client messages of the e2e key exchange test.
 #[path = "../../e2e/src/raw_ssh.rs"]
@@ -47,7 +47,7 @@ fn frames(list: &[Frame]) -> Vec<u8> {
 /// What the peer of a mux session sends in one typical exchange; the
 /// first byte is the mux_session target's selector (its side and chunking).
 fn mux_conversation(selector: u8, peer: Side) -> Vec<u8> {
-    let mut session = MuxSession::new(peer);
+    let mut session = MuxSession::with_limits(peer, MuxVersion::V1, MuxLimits::default());
     let id = session.open("KATAAGENT").expect("open");
     session.send(id, b"GET / HTTP/1.1\r\n\r\n").expect("send");
     session.end(id).expect("end");

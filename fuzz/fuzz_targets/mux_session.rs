@@ -1,11 +1,11 @@
-//! Fuzzes the pp-mux-v1 session with arbitrary peer bytes, split at
+//! Fuzzes the pp-mux-v1 session (byte streams; `mux_flows` fuzzes v2) with arbitrary peer bytes, split at
 //! arbitrary points: it must never panic, whatever the peer sends, and it
 //! answers the peer's streams (consume, echo, refuse) as a driver would,
 //! with a stream limit of 0 to 3 so OPENs over the limit are exercised.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pp_mux::{Event, MuxLimits, MuxSession, Phase, Side};
+use pp_mux::{Event, MuxLimits, MuxSession, MuxVersion, Phase, Side};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, peer_bytes)) = data.split_first() else {
@@ -21,8 +21,9 @@ fuzz_target!(|data: &[u8]| {
     // 0 to 3 peer streams at once, so refusals over the limit come early.
     let limits = MuxLimits {
         max_peer_streams: usize::from(selector >> 6),
+        ..MuxLimits::default()
     };
-    let mut session = MuxSession::with_limits(side, limits);
+    let mut session = MuxSession::with_limits(side, MuxVersion::V1, limits);
     for chunk in peer_bytes.chunks(chunk_len) {
         session.receive(chunk);
         loop {

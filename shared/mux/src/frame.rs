@@ -1,5 +1,7 @@
-//! The `pp-mux-v1` frame: one validated representation ([`Frame`]) with one
+//! The pp-mux frame: one validated representation ([`Frame`]) with one
 //! [`parse`] from bytes and one [`emit`] to bytes (docs/protocol.md 2.1, 2.2).
+//! [`parse`] knows the frames of every version; which of them a channel
+//! accepts (`OPEN_FLOW` and `DATAGRAM` on v2 only) is the session's rule.
 //!
 //! Contract: [`parse`] never panics, whatever the input. It returns
 //! `Ok(None)` when the bytes hold no complete frame yet, and otherwise either
@@ -24,8 +26,9 @@ pub const MAX_PAYLOAD: usize = 16384;
 pub const MAX_TUNNEL_NAME_LEN: usize = 64;
 /// Longest `RESET` reason, in bytes.
 pub const MAX_RESET_REASON_LEN: usize = 256;
-/// The only protocol version this implementation speaks.
-pub const PROTOCOL_VERSION: u8 = 1;
+/// Largest datagram a `DATAGRAM` frame carries (`MAX_DATAGRAM`): one
+/// whole frame payload, so datagrams are never split.
+pub const MAX_DATAGRAM: usize = MAX_PAYLOAD;
 
 const TYPE_HELLO: u8 = 0x00;
 const TYPE_OPEN: u8 = 0x01;
@@ -36,6 +39,8 @@ const TYPE_RESET: u8 = 0x05;
 const TYPE_UPGRADE: u8 = 0x06;
 const TYPE_INFO_REQUEST: u8 = 0x07;
 const TYPE_INFO: u8 = 0x08;
+pub(crate) const TYPE_OPEN_FLOW: u8 = 0x09;
+pub(crate) const TYPE_DATAGRAM: u8 = 0x0A;
 
 const HOST_KEY_PREFIX: &str = "ssh-ed25519 ";
 
@@ -107,7 +112,8 @@ impl Side {
 /// One validated frame of docs/protocol.md section 2.2.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Frame {
-    /// `version` is carried as received; the session rejects anything but 1.
+    /// `version` is carried as received; the session rejects anything but
+    /// its channel's version.
     Hello {
         /// The protocol version the peer speaks.
         version: u8,
@@ -158,6 +164,20 @@ pub enum Frame {
     Info {
         /// The `key=value` lines.
         text: String,
+    },
+    /// Open a datagram flow to the tunnel `name` (v2).
+    OpenFlow {
+        /// The flow's id (from the same sequence as streams).
+        stream: StreamId,
+        /// The tunnel name.
+        name: String,
+    },
+    /// One whole datagram on a flow, 0..=`MAX_DATAGRAM` bytes (v2).
+    Datagram {
+        /// The flow.
+        stream: StreamId,
+        /// The datagram.
+        bytes: Vec<u8>,
     },
 }
 
@@ -231,7 +251,7 @@ impl fmt::Display for FrameError {
             ),
             FrameError::BadTunnelName => write!(
                 f,
-                "OPEN names a tunnel outside [A-Za-z0-9_-]{{1,{MAX_TUNNEL_NAME_LEN}}}"
+                "OPEN or OPEN_FLOW names a tunnel outside [A-Za-z0-9_-]{{1,{MAX_TUNNEL_NAME_LEN}}}"
             ),
             FrameError::NotUtf8 { frame } => write!(f, "{frame} frame text is not UTF-8"),
             FrameError::BadHostKeyLine => write!(
@@ -288,7 +308,7 @@ pub fn parse(input: &[u8]) -> Result<Option<(Frame, usize)>, FrameError> {
     if len > MAX_PAYLOAD {
         return Err(FrameError::PayloadTooLong { len });
     }
-    if frame_type > TYPE_INFO {
+    if frame_type > TYPE_DATAGRAM {
         return Err(FrameError::UnknownType(frame_type));
     }
     let Some(payload) = rest.get(..len) else {
@@ -304,7 +324,7 @@ fn decode(frame_type: u8, stream: u32, payload: &[u8]) -> Result<Frame, FrameErr
         frame: name,
         len: payload.len(),
     };
-    if frame_type >= TYPE_UPGRADE || frame_type == TYPE_HELLO {
+    if is_control(frame_type) {
         if stream != 0 {
             return Err(FrameError::WrongStream {
                 frame: name,
@@ -318,11 +338,19 @@ fn decode(frame_type: u8, stream: u32, payload: &[u8]) -> Result<Frame, FrameErr
         stream,
     })?;
     match frame_type {
-        TYPE_OPEN => {
+        TYPE_OPEN | TYPE_OPEN_FLOW => {
             let name = utf8(payload, name)?;
             check_tunnel_name(&name)?;
-            Ok(Frame::Open { stream, name })
+            Ok(if frame_type == TYPE_OPEN {
+                Frame::Open { stream, name }
+            } else {
+                Frame::OpenFlow { stream, name }
+            })
         }
+        TYPE_DATAGRAM => Ok(Frame::Datagram {
+            stream,
+            bytes: payload.to_vec(),
+        }),
         TYPE_DATA if payload.is_empty() => Err(bad_length()),
         TYPE_DATA => Ok(Frame::Data {
             stream,
@@ -343,6 +371,15 @@ fn decode(frame_type: u8, stream: u32, payload: &[u8]) -> Result<Frame, FrameErr
             reason: utf8(payload, name)?,
         }),
     }
+}
+
+/// HELLO, UPGRADE, INFO_REQUEST and INFO use stream id 0; every other
+/// type names a stream or flow.
+fn is_control(frame_type: u8) -> bool {
+    matches!(
+        frame_type,
+        TYPE_HELLO | TYPE_UPGRADE | TYPE_INFO_REQUEST | TYPE_INFO
+    )
 }
 
 fn decode_control(frame_type: u8, payload: &[u8]) -> Result<Frame, FrameError> {
@@ -408,7 +445,9 @@ fn frame_name(frame_type: u8) -> &'static str {
         TYPE_RESET => "RESET",
         TYPE_UPGRADE => "UPGRADE",
         TYPE_INFO_REQUEST => "INFO_REQUEST",
-        _ => "INFO",
+        TYPE_INFO => "INFO",
+        TYPE_OPEN_FLOW => "OPEN_FLOW",
+        _ => "DATAGRAM",
     }
 }
 
@@ -437,6 +476,8 @@ pub fn emit(frame: &Frame, out: &mut Vec<u8>) {
         Frame::Upgrade { host_key_line } => (TYPE_UPGRADE, 0, host_key_line.as_bytes()),
         Frame::InfoRequest => (TYPE_INFO_REQUEST, 0, &[]),
         Frame::Info { text } => (TYPE_INFO, 0, text.as_bytes()),
+        Frame::OpenFlow { stream, name } => (TYPE_OPEN_FLOW, stream.get(), name.as_bytes()),
+        Frame::Datagram { stream, bytes } => (TYPE_DATAGRAM, stream.get(), bytes),
     };
     push(out, frame_type, stream, payload);
 }
@@ -445,6 +486,12 @@ pub fn emit(frame: &Frame, out: &mut Vec<u8>) {
 /// without first copying them into a [`Frame`].
 pub fn emit_data(stream: StreamId, bytes: &[u8], out: &mut Vec<u8>) {
     push(out, TYPE_DATA, stream.get(), bytes);
+}
+
+/// Appends one DATAGRAM frame for `datagram` (at most `MAX_DATAGRAM`
+/// bytes are taken) without first copying it into a [`Frame`].
+pub fn emit_datagram(flow: StreamId, datagram: &[u8], out: &mut Vec<u8>) {
+    push(out, TYPE_DATAGRAM, flow.get(), datagram);
 }
 
 fn push(out: &mut Vec<u8>, frame_type: u8, stream: u32, payload: &[u8]) {
@@ -509,6 +556,58 @@ mod tests {
         round_trip(Frame::Info {
             text: "phase=kubernetes\nattestation-peer=10.0.0.1:5".into(),
         });
+        round_trip(Frame::OpenFlow {
+            stream: id(7),
+            name: "DNS".into(),
+        });
+        for len in [0, 1, MAX_DATAGRAM] {
+            round_trip(Frame::Datagram {
+                stream: id(8),
+                bytes: vec![0xa5; len],
+            });
+        }
+    }
+
+    #[test]
+    fn flow_frames_have_the_documented_wire_bytes() {
+        let mut wire = Vec::new();
+        emit(
+            &Frame::OpenFlow {
+                stream: id(3),
+                name: "DNS".into(),
+            },
+            &mut wire,
+        );
+        emit_datagram(id(3), &[], &mut wire);
+        emit_datagram(id(3), b"q", &mut wire);
+        assert_eq!(
+            wire,
+            [
+                0x09, 0, 0, 0, 3, 0, 3, b'D', b'N', b'S', //
+                0x0a, 0, 0, 0, 3, 0, 0, //
+                0x0a, 0, 0, 0, 3, 0, 1, b'q'
+            ]
+        );
+    }
+
+    #[test]
+    fn flow_frames_need_a_flow_id_and_open_flow_a_tunnel_name() {
+        assert!(matches!(
+            parse(&[TYPE_DATAGRAM, 0, 0, 0, 0, 0, 0]),
+            Err(FrameError::WrongStream { stream: 0, .. })
+        ));
+        assert!(matches!(
+            parse(&[TYPE_OPEN_FLOW, 0, 0, 0, 0, 0, 1, b'a']),
+            Err(FrameError::WrongStream { stream: 0, .. })
+        ));
+        assert_eq!(
+            parse(&[TYPE_OPEN_FLOW, 0, 0, 0, 1, 0, 0]),
+            Err(FrameError::BadTunnelName)
+        );
+        assert_eq!(
+            parse(&[TYPE_OPEN_FLOW, 0, 0, 0, 1, 0, 2, b'a', b'.']),
+            Err(FrameError::BadTunnelName)
+        );
     }
 
     #[test]
@@ -560,10 +659,12 @@ mod tests {
 
     #[test]
     fn unknown_types_are_rejected() {
-        assert_eq!(
-            parse(&[9, 0, 0, 0, 0, 0, 0]),
-            Err(FrameError::UnknownType(9))
-        );
+        for frame_type in [0x0b, 0x7f, 0xff] {
+            assert_eq!(
+                parse(&[frame_type, 0, 0, 0, 0, 0, 0]),
+                Err(FrameError::UnknownType(frame_type))
+            );
+        }
     }
 
     #[test]
@@ -676,7 +777,7 @@ mod tests {
             seed ^= seed << 17;
             let bytes = seed.to_le_bytes();
             let len = usize::from(bytes[0] % 12);
-            let mut input = vec![bytes[1] % 10, 0, 0, 0, bytes[2] % 3, 0, bytes[3] % 5];
+            let mut input = vec![bytes[1] % 12, 0, 0, 0, bytes[2] % 3, 0, bytes[3] % 5];
             input.extend_from_slice(&bytes[..len.min(8)]);
             let _ = parse(&input);
         }

@@ -1,5 +1,6 @@
-//! [`MuxSession`]: one side of a `pp-mux-v1` channel as a state machine
-//! with no IO (docs/protocol.md section 2.3).
+//! [`MuxSession`]: one side of a pp-mux channel (`pp-mux-v1` or
+//! `pp-mux-v2`) as a state machine with no IO (docs/protocol.md section
+//! 2.3). Byte streams live here; datagram flows (v2) in [`flows`].
 //!
 //! Contract: the driver hands received bytes to [`MuxSession::receive`] and
 //! pulls [`Event`]s with [`MuxSession::next_event`]; local commands (open,
@@ -10,12 +11,19 @@
 //! end the connection. Mistakes in local commands are [`CommandError`]s and
 //! never put anything on the wire. Nothing here panics on peer input.
 
-use alloc::collections::BTreeMap;
+mod flows;
+
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-use super::frame::{self, Frame, FrameError, MAX_PAYLOAD, PROTOCOL_VERSION, Role, Side, StreamId};
+use super::frame::{self, Frame, FrameError, MAX_PAYLOAD, Role, Side, StreamId};
+use super::version::MuxVersion;
+
+pub use flows::{
+    DEFAULT_MAX_PEER_FLOWS, FLOW_LIMIT_REASON, FLOW_QUEUE_BYTES, FLOW_QUEUE_DATAGRAMS,
+};
 
 /// Bytes each direction of a new stream may carry before the first CREDIT.
 pub const INITIAL_WINDOW: u32 = 65536;
@@ -39,12 +47,17 @@ pub struct MuxLimits {
     /// Streams opened by the peer that may be live at once; an `OPEN` over
     /// it is refused with `RESET` and never becomes an [`Event::Opened`].
     pub max_peer_streams: usize,
+    /// Flows opened by the peer that may be live at once (counted apart
+    /// from streams); an `OPEN_FLOW` over it is refused with `RESET` and
+    /// never becomes an [`Event::FlowOpened`].
+    pub max_peer_flows: usize,
 }
 
 impl Default for MuxLimits {
     fn default() -> Self {
         MuxLimits {
             max_peer_streams: DEFAULT_MAX_PEER_STREAMS,
+            max_peer_flows: DEFAULT_MAX_PEER_FLOWS,
         }
     }
 }
@@ -52,7 +65,7 @@ impl Default for MuxLimits {
 /// What the peer did, in the order it did it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
-    /// The peer's HELLO (version 1, opposite role).
+    /// The peer's HELLO (the channel's version, opposite role).
     Hello {
         /// Who the sender is.
         side: Side,
@@ -84,7 +97,7 @@ pub enum Event {
         /// The stream.
         stream: StreamId,
     },
-    /// The peer aborted `stream`; it is finished.
+    /// The peer aborted `stream` (a byte stream or a flow); it is finished.
     PeerReset {
         /// The stream.
         stream: StreamId,
@@ -103,6 +116,21 @@ pub enum Event {
         /// The `key=value` lines.
         text: String,
     },
+    /// The peer opened the datagram flow `stream` towards the local target
+    /// `name` (v2). Answer with [`MuxSession::reset`] to refuse it.
+    FlowOpened {
+        /// The flow.
+        stream: StreamId,
+        /// The tunnel name.
+        name: String,
+    },
+    /// One whole datagram on a flow (v2).
+    Datagram {
+        /// The flow.
+        stream: StreamId,
+        /// The datagram (0..=`MAX_DATAGRAM` bytes).
+        bytes: Vec<u8>,
+    },
 }
 
 /// The peer broke the protocol; the connection must end.
@@ -114,8 +142,13 @@ pub enum ProtocolError {
     HelloMissing,
     /// A HELLO after the first frame.
     HelloRepeated,
-    /// A HELLO of another protocol version.
-    UnsupportedVersion(u8),
+    /// A HELLO whose version is not the channel's.
+    UnsupportedVersion {
+        /// The version byte found.
+        found: u8,
+        /// The channel's version.
+        channel: MuxVersion,
+    },
     /// The peer claims our own role.
     SameRole(Role),
     /// A control frame the receiver's role never receives.
@@ -125,7 +158,8 @@ pub enum ProtocolError {
         /// The role that received it.
         receiver: Role,
     },
-    /// OPEN with an id of our parity, reused, or not the next in sequence.
+    /// OPEN or OPEN_FLOW with an id of our parity, reused, or not the next
+    /// in sequence.
     BadOpenId {
         /// The stream.
         stream: StreamId,
@@ -160,6 +194,18 @@ pub enum ProtocolError {
         /// The stream.
         stream: StreamId,
     },
+    /// DATA, CREDIT or END on a datagram flow.
+    NotAStream {
+        /// The frame type.
+        frame: &'static str,
+        /// The flow.
+        stream: StreamId,
+    },
+    /// DATAGRAM on a byte stream.
+    NotAFlow {
+        /// The stream.
+        stream: StreamId,
+    },
     /// A frame asking for an answer while more than [`MAX_UNREAD_ANSWERS`]
     /// bytes of ours wait for the peer to read them.
     AnswersUnread {
@@ -176,12 +222,12 @@ impl fmt::Display for ProtocolError {
             ProtocolError::Frame(e) => write!(f, "malformed frame: {e}"),
             ProtocolError::HelloMissing => write!(f, "peer sent another frame before HELLO"),
             ProtocolError::HelloRepeated => write!(f, "peer sent HELLO twice"),
-            ProtocolError::UnsupportedVersion(v) => {
-                write!(
-                    f,
-                    "peer speaks pp-mux version {v}; only {PROTOCOL_VERSION} is supported"
-                )
-            }
+            ProtocolError::UnsupportedVersion { found, channel } => write!(
+                f,
+                "peer's HELLO names pp-mux version {found} on a {channel} channel, \
+                 which needs version {}",
+                channel.number()
+            ),
             ProtocolError::SameRole(r) => {
                 write!(
                     f,
@@ -218,6 +264,14 @@ impl fmt::Display for ProtocolError {
             ProtocolError::AfterEnd { frame, stream } => {
                 write!(f, "peer sent {frame} on stream {stream} after its END")
             }
+            ProtocolError::NotAStream { frame, stream } => write!(
+                f,
+                "peer sent {frame} on {stream}, which is a datagram flow, not a byte stream"
+            ),
+            ProtocolError::NotAFlow { stream } => write!(
+                f,
+                "peer sent DATAGRAM on {stream}, which is a byte stream, not a datagram flow"
+            ),
             ProtocolError::AnswersUnread { frame, backlog } => write!(
                 f,
                 "peer sent {frame} while {backlog} bytes of answers wait for it to read \
@@ -253,6 +307,13 @@ pub enum CommandError {
     IdsExhausted,
     /// The session already failed with a protocol error.
     Failed(ProtocolError),
+    /// A datagram longer than `MAX_DATAGRAM`; nothing was sent.
+    DatagramTooLarge {
+        /// The datagram's length.
+        len: usize,
+    },
+    /// Flows exist only on a `pp-mux-v2` channel.
+    NeedsVersion2,
 }
 
 impl fmt::Display for CommandError {
@@ -266,6 +327,15 @@ impl fmt::Display for CommandError {
             CommandError::WrongRole { frame } => write!(f, "this side's role never sends {frame}"),
             CommandError::IdsExhausted => write!(f, "no stream ids left on this channel"),
             CommandError::Failed(e) => write!(f, "mux session failed earlier: {e}"),
+            CommandError::DatagramTooLarge { len } => write!(
+                f,
+                "datagram of {len} bytes exceeds the {} a flow carries",
+                frame::MAX_DATAGRAM
+            ),
+            CommandError::NeedsVersion2 => write!(
+                f,
+                "datagram flows need a pp-mux-v2 channel; the peer speaks only pp-mux-v1"
+            ),
         }
     }
 }
@@ -304,6 +374,7 @@ impl Stream {
 #[derive(Debug)]
 pub struct MuxSession {
     side: Side,
+    version: MuxVersion,
     peer_hello_seen: bool,
     received: Vec<u8>,
     received_start: usize,
@@ -311,6 +382,10 @@ pub struct MuxSession {
     streams: BTreeMap<StreamId, Stream>,
     /// Live streams in `streams` that the peer opened.
     peer_streams: usize,
+    /// Live datagram flows (v2); ids never in `streams`.
+    flows: BTreeSet<StreamId>,
+    /// Live flows in `flows` that the peer opened.
+    peer_flows: usize,
     limits: MuxLimits,
     /// The id this side opens next (0 once exhausted).
     next_local_id: u32,
@@ -320,33 +395,37 @@ pub struct MuxSession {
 }
 
 impl MuxSession {
-    /// A session for `side` with the default [`MuxLimits`]; our HELLO is
-    /// already queued for transmission.
+    /// A `pp-mux-v2` session for `side` with the default [`MuxLimits`];
+    /// our HELLO is already queued for transmission.
     pub fn new(side: Side) -> Self {
-        Self::with_limits(side, MuxLimits::default())
+        Self::with_limits(side, MuxVersion::V2, MuxLimits::default())
     }
 
-    /// A session for `side` that enforces `limits` on the peer.
-    pub fn with_limits(side: Side, limits: MuxLimits) -> Self {
+    /// A session for `side` on a channel of `version` that enforces
+    /// `limits` on the peer.
+    pub fn with_limits(side: Side, version: MuxVersion, limits: MuxLimits) -> Self {
         let (next_local_id, next_peer_id) = match side.role() {
             Role::Pp => (2, 1),
             Role::Wn => (1, 2),
         };
         let mut session = MuxSession {
             side,
+            version,
             peer_hello_seen: false,
             received: Vec::new(),
             received_start: 0,
             transmit: Vec::new(),
             streams: BTreeMap::new(),
             peer_streams: 0,
+            flows: BTreeSet::new(),
+            peer_flows: 0,
             limits,
             next_local_id,
             next_peer_id,
             failed: None,
         };
         session.queue(&Frame::Hello {
-            version: PROTOCOL_VERSION,
+            version: version.number(),
             side,
         });
         session
@@ -355,6 +434,11 @@ impl MuxSession {
     /// This side, as its HELLO says.
     pub fn side(&self) -> Side {
         self.side
+    }
+
+    /// The channel's protocol version.
+    pub fn version(&self) -> MuxVersion {
+        self.version
     }
 
     /// Appends bytes read from the channel; collect the results with
@@ -404,8 +488,11 @@ impl MuxSession {
             let Frame::Hello { version, side } = frame else {
                 return Err(ProtocolError::HelloMissing);
             };
-            if version != PROTOCOL_VERSION {
-                return Err(ProtocolError::UnsupportedVersion(version));
+            if version != self.version.number() {
+                return Err(ProtocolError::UnsupportedVersion {
+                    found: version,
+                    channel: self.version,
+                });
             }
             if side.role() == self.side.role() {
                 return Err(ProtocolError::SameRole(side.role()));
@@ -435,7 +522,12 @@ impl MuxSession {
             Frame::Data { stream, bytes } => self.handle_data(stream, bytes),
             Frame::Credit { stream, n } => self.handle_credit(stream, n),
             Frame::End { stream } => self.handle_end(stream),
+            Frame::OpenFlow { stream, name } => self.handle_open_flow(stream, name),
+            Frame::Datagram { stream, bytes } => self.handle_datagram(stream, bytes),
             Frame::Reset { stream, reason } => {
+                if self.finish_flow(stream) {
+                    return Ok(Some(Event::PeerReset { stream, reason }));
+                }
                 if self.live_stream(stream, "RESET")?.is_none() {
                     return Ok(None);
                 }
@@ -450,13 +542,7 @@ impl MuxSession {
         stream: StreamId,
         name: String,
     ) -> Result<Option<Event>, ProtocolError> {
-        if stream.get() != self.next_peer_id {
-            return Err(ProtocolError::BadOpenId {
-                stream,
-                expected: self.next_peer_id,
-            });
-        }
-        self.next_peer_id = self.next_peer_id.checked_add(2).unwrap_or(0);
+        self.take_peer_id(stream)?;
         if self.peer_streams >= self.limits.max_peer_streams {
             self.check_answers_read("OPEN")?;
             let reason = alloc::format!(
@@ -472,6 +558,19 @@ impl MuxSession {
         self.streams.insert(stream, Stream::new());
         self.peer_streams = self.peer_streams.saturating_add(1);
         Ok(Some(Event::Opened { stream, name }))
+    }
+
+    /// Checks that the peer opens `stream` as the next id of its sequence
+    /// (shared by streams and flows) and uses that id up.
+    fn take_peer_id(&mut self, stream: StreamId) -> Result<(), ProtocolError> {
+        if stream.get() != self.next_peer_id {
+            return Err(ProtocolError::BadOpenId {
+                stream,
+                expected: self.next_peer_id,
+            });
+        }
+        self.next_peer_id = self.next_peer_id.checked_add(2).unwrap_or(0);
+        Ok(())
     }
 
     /// A frame that makes us answer is refused while the peer leaves more
@@ -563,6 +662,9 @@ impl MuxSession {
         stream: StreamId,
         frame: &'static str,
     ) -> Result<Option<&mut Stream>, ProtocolError> {
+        if self.flows.contains(&stream) {
+            return Err(ProtocolError::NotAStream { frame, stream });
+        }
         let was_opened = self.was_opened(stream);
         match self.streams.get_mut(&stream) {
             Some(state) => Ok(Some(state)),
@@ -586,13 +688,19 @@ impl MuxSession {
     pub fn open(&mut self, name: &str) -> Result<StreamId, CommandError> {
         self.check_alive()?;
         frame::check_tunnel_name(name).map_err(CommandError::Invalid)?;
-        let stream = StreamId::new(self.next_local_id).ok_or(CommandError::IdsExhausted)?;
-        self.next_local_id = self.next_local_id.checked_add(2).unwrap_or(0);
+        let stream = self.take_local_id()?;
         self.streams.insert(stream, Stream::new());
         self.queue(&Frame::Open {
             stream,
             name: name.into(),
         });
+        Ok(stream)
+    }
+
+    /// The next id of this side's sequence (shared by streams and flows).
+    fn take_local_id(&mut self) -> Result<StreamId, CommandError> {
+        let stream = StreamId::new(self.next_local_id).ok_or(CommandError::IdsExhausted)?;
+        self.next_local_id = self.next_local_id.checked_add(2).unwrap_or(0);
         Ok(stream)
     }
 
@@ -619,9 +727,10 @@ impl MuxSession {
         Some(state.send_window)
     }
 
-    /// Whether `stream` is neither finished nor unknown.
+    /// Whether `stream` (a byte stream or a flow) is neither finished nor
+    /// unknown.
     pub fn is_live(&self, stream: StreamId) -> bool {
-        self.streams.contains_key(&stream)
+        self.streams.contains_key(&stream) || self.flows.contains(&stream)
     }
 
     /// Half-closes `stream`: this side sends no more data.
@@ -637,12 +746,14 @@ impl MuxSession {
         Ok(())
     }
 
-    /// Aborts `stream` (also how an incoming OPEN is refused). `reason` is
-    /// cut to 256 bytes.
+    /// Aborts `stream`, a byte stream or a flow (also how an incoming
+    /// OPEN or OPEN_FLOW is refused). `reason` is cut to 256 bytes.
     pub fn reset(&mut self, stream: StreamId, reason: &str) -> Result<(), CommandError> {
         self.check_alive()?;
-        self.finish(stream)
-            .ok_or(CommandError::StreamClosed(stream))?;
+        if !self.finish_flow(stream) {
+            self.finish(stream)
+                .ok_or(CommandError::StreamClosed(stream))?;
+        }
         let reason = frame::truncate_reset_reason(reason).into();
         self.queue(&Frame::Reset { stream, reason });
         Ok(())
@@ -713,6 +824,12 @@ impl MuxSession {
     pub fn take_transmit_into(&mut self, buf: &mut Vec<u8>) {
         buf.clear();
         core::mem::swap(buf, &mut self.transmit);
+    }
+
+    /// Bytes queued for the peer and not yet taken: a driver moves queued
+    /// datagrams in only while this is low.
+    pub fn transmit_backlog(&self) -> usize {
+        self.transmit.len()
     }
 
     /// Whether [`MuxSession::take_transmit`] would return anything.

@@ -6,23 +6,27 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
+use super::MuxVersion;
 use super::frame::{self, Frame, FrameError, Phase, Role, Side, StreamId};
 use super::session::{
     CommandError, DEFAULT_MAX_PEER_STREAMS, Event, INITIAL_WINDOW, MAX_UNREAD_ANSWERS, MuxLimits,
     MuxSession, ProtocolError, STREAM_LIMIT_REASON,
 };
 
-fn id(n: u32) -> StreamId {
+pub(crate) fn id(n: u32) -> StreamId {
     StreamId::new(n).unwrap()
 }
 
 /// Moves everything `from` queued into `to` and returns `to`'s events.
-fn deliver(from: &mut MuxSession, to: &mut MuxSession) -> Result<Vec<Event>, ProtocolError> {
+pub(crate) fn deliver(
+    from: &mut MuxSession,
+    to: &mut MuxSession,
+) -> Result<Vec<Event>, ProtocolError> {
     to.receive(&from.take_transmit());
     drain(to)
 }
 
-fn drain(to: &mut MuxSession) -> Result<Vec<Event>, ProtocolError> {
+pub(crate) fn drain(to: &mut MuxSession) -> Result<Vec<Event>, ProtocolError> {
     let mut events = Vec::new();
     while let Some(event) = to.next_event()? {
         events.push(event);
@@ -48,7 +52,7 @@ fn connected() -> (MuxSession, MuxSession) {
 }
 
 /// Feeds a hand-built frame to `to` as if its peer had sent it.
-fn inject(to: &mut MuxSession, frame: &Frame) -> Result<Vec<Event>, ProtocolError> {
+pub(crate) fn inject(to: &mut MuxSession, frame: &Frame) -> Result<Vec<Event>, ProtocolError> {
     let mut wire = Vec::new();
     frame::emit(frame, &mut wire);
     to.receive(&wire);
@@ -352,19 +356,23 @@ fn the_first_frame_must_be_hello() {
 
 #[test]
 fn a_hello_with_another_version_or_the_same_role_is_rejected() {
-    let mut pp = MuxSession::new(Side::Pp(Phase::Kubernetes));
-    let err = inject(
-        &mut pp,
-        &Frame::Hello {
-            version: 2,
+    for (channel, found) in [
+        (MuxVersion::V2, 1),
+        (MuxVersion::V1, 2),
+        (MuxVersion::V2, 3),
+    ] {
+        let mut pp =
+            MuxSession::with_limits(Side::Pp(Phase::Kubernetes), channel, MuxLimits::default());
+        let hello = Frame::Hello {
+            version: found,
             side: Side::Wn,
-        },
-    )
-    .unwrap_err();
-    assert_eq!(err, ProtocolError::UnsupportedVersion(2));
+        };
+        let err = inject(&mut pp, &hello).unwrap_err();
+        assert_eq!(err, ProtocolError::UnsupportedVersion { found, channel });
+    }
     let mut pp = MuxSession::new(Side::Pp(Phase::Kubernetes));
     let hello = Frame::Hello {
-        version: 1,
+        version: 2,
         side: Side::Pp(Phase::Attestation),
     };
     assert_eq!(
@@ -544,8 +552,9 @@ fn a_stalled_stream_does_not_hold_back_sixteen_others() {
 fn connected_with_limit(max: usize) -> (MuxSession, MuxSession) {
     let limits = MuxLimits {
         max_peer_streams: max,
+        ..MuxLimits::default()
     };
-    let mut pp = MuxSession::with_limits(Side::Pp(Phase::Attestation), limits);
+    let mut pp = MuxSession::with_limits(Side::Pp(Phase::Attestation), MuxVersion::V2, limits);
     let mut wn = MuxSession::new(Side::Wn);
     deliver(&mut pp, &mut wn).unwrap();
     deliver(&mut wn, &mut pp).unwrap();
