@@ -352,10 +352,11 @@ impl Adaptor {
             pp_key.fingerprint()
         );
         let tunnel_wait = self.inner.timing.tunnel_wait;
+        let udp_idle = self.inner.timing.udp_idle;
         let task = tokio::spawn(async move {
             tokio::select! {
                 () = driver.run() => {}
-                () = tunnels.run(slot_rx, tunnel_wait) => {}
+                () = tunnels.run(slot_rx, tunnel_wait, udp_idle) => {}
             }
         });
         running.insert(

@@ -32,6 +32,7 @@
 //!
 //! [timing]                         # optional, seconds
 //! attestation_deadline_secs = 600
+//! udp_idle_secs = 60               # a UDP tunnel's flow idle timeout
 //!
 //! [egress]                         # optional: the PPs' EGRESS tunnel (image pulls)
 //! allow = ["registry-1.docker.io:443", "*.quay.io:443"]
@@ -107,6 +108,9 @@ pub struct Timing {
     pub upgrade_grace: Duration,
     /// How long the PP may take to answer `INFO_REQUEST`.
     pub info_timeout: Duration,
+    /// A datagram flow (UDP tunnel) that carried nothing either way for
+    /// this long is reset.
+    pub udp_idle: Duration,
 }
 
 impl Default for Timing {
@@ -119,6 +123,7 @@ impl Default for Timing {
             tunnel_wait: Duration::from_secs(60),
             upgrade_grace: Duration::from_secs(2),
             info_timeout: Duration::from_secs(10),
+            udp_idle: Duration::from_secs(60),
         }
     }
 }
@@ -264,6 +269,7 @@ struct FileTiming {
     tunnel_wait_secs: Option<u64>,
     upgrade_grace_secs: Option<u64>,
     info_timeout_secs: Option<u64>,
+    udp_idle_secs: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -402,6 +408,7 @@ impl FileTiming {
             tunnel_wait: secs(self.tunnel_wait_secs, defaults.tunnel_wait),
             upgrade_grace: secs(self.upgrade_grace_secs, defaults.upgrade_grace),
             info_timeout: secs(self.info_timeout_secs, defaults.info_timeout),
+            udp_idle: secs(self.udp_idle_secs, defaults.udp_idle),
         }
     }
 }
@@ -444,13 +451,6 @@ fn parse_wn_tags<S: AsRef<str>>(texts: &[S], direction: Direction) -> Result<Tun
     if let Some(tag) = set.iter().find(|tag| is_netns(tag.target())) {
         return Err(format!(
             "tunnel {}: network namespaces are not supported on the worker node; use PHASE:NAME:HOST:PORT or PHASE:NAME:unix:PATH",
-            Tag::emit(tag)
-        ));
-    }
-    // Issue 16: the datagram relays are not wired into the adaptor yet.
-    if let Some(tag) = set.iter().find(|tag| tag.target().is_datagram()) {
-        return Err(format!(
-            "tunnel {}: UDP and unix datagram tunnels are not supported by this adaptor yet",
             Tag::emit(tag)
         ));
     }

@@ -101,7 +101,7 @@ pub fn render(snapshot: &MetricsSnapshot) -> String {
             pod.reconnects
         );
     }
-    let tunnel_series: [TunnelSeries; 3] = [
+    let tunnel_series: [TunnelSeries; 11] = [
         (
             "pp_adaptor_tunnel_bytes_to_pp_total",
             "counter",
@@ -119,6 +119,54 @@ pub fn render(snapshot: &MetricsSnapshot) -> String {
             "gauge",
             "Streams open right now through a local tunnel listener.",
             |counts| counts.open_streams,
+        ),
+        (
+            "pp_adaptor_tunnel_datagrams_to_pp_total",
+            "counter",
+            "Datagrams carried from local UDP tunnel clients to the pod.",
+            |counts| counts.datagrams.to_peer,
+        ),
+        (
+            "pp_adaptor_tunnel_datagrams_from_pp_total",
+            "counter",
+            "Datagrams carried from the pod to local UDP tunnel clients.",
+            |counts| counts.datagrams.from_peer,
+        ),
+        (
+            "pp_adaptor_tunnel_datagrams_dropped_too_large_total",
+            "counter",
+            "Datagrams from local clients dropped for being larger than 16384 bytes.",
+            |counts| counts.datagrams.dropped_too_large,
+        ),
+        (
+            "pp_adaptor_tunnel_datagrams_dropped_no_connection_total",
+            "counter",
+            "Datagrams dropped because no connection in an allowed phase (speaking pp-mux-v2) was there.",
+            |counts| counts.datagrams.dropped_no_tunnel,
+        ),
+        (
+            "pp_adaptor_tunnel_datagrams_dropped_flow_limit_total",
+            "counter",
+            "Datagrams from new clients dropped because the tunnel had its most flows.",
+            |counts| counts.datagrams.dropped_flow_limit,
+        ),
+        (
+            "pp_adaptor_tunnel_datagrams_dropped_queue_full_total",
+            "counter",
+            "Datagrams dropped because a flow's queue was full (a peer or pipe slower than the sender).",
+            |counts| counts.datagrams.dropped_queue_full,
+        ),
+        (
+            "pp_adaptor_tunnel_flows_open",
+            "gauge",
+            "Datagram flows open right now through a local UDP tunnel listener.",
+            |counts| counts.datagrams.flows_open,
+        ),
+        (
+            "pp_adaptor_tunnel_flows_expired_total",
+            "counter",
+            "Datagram flows reset for being idle.",
+            |counts| counts.datagrams.flows_expired,
         ),
     ];
     for (name, kind, help, value) in tunnel_series {

@@ -27,7 +27,7 @@ use crate::ssh_connect::MuxConnection;
 use crate::wn_targets;
 use pp_ssh_key::PublicKey;
 use pp_tag::{ConnectionPhase, TunnelSet};
-use pp_tunnel::{MuxEvent, Side};
+use pp_tunnel::{MuxEvent, MuxLimits, MuxVersion, Side};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -78,12 +78,19 @@ pub async fn serve_connection(
     let MuxConnection {
         handle: ssh,
         stream,
+        version,
         ..
     } = connection;
-    let (mux, mut events, driver) = pp_tunnel::start(stream, Side::Wn);
+    let (mux, mut events, driver) =
+        pp_tunnel::start_with(stream, Side::Wn, version, MuxLimits::default());
+    let sid = context.sid;
+    if version == MuxVersion::V1 {
+        tracing::warn!(
+            "pp {sid}: the PP speaks only pp-mux-v1 (an older forwarder): UDP tunnels are off on this connection"
+        );
+    }
     let driver = driver.run();
     tokio::pin!(driver);
-    let sid = context.sid;
     let mut incoming_streams = JoinSet::new();
     let mut info_deadline = None;
     let mut upgrade_deadline = None;
@@ -180,6 +187,33 @@ fn handle_event(
             let egress = context.egress.clone();
             let sid = sid.clone();
             incoming_streams.spawn(async move { egress.serve_stream(&sid, incoming.stream).await });
+        }
+        MuxEvent::IncomingFlow(incoming) => {
+            match wn_targets::may_reach(context.targets, &incoming.name, phase) {
+                Ok(target) if target.is_datagram() => {
+                    incoming_streams.spawn(wn_targets::carry_flow(
+                        sid.clone(),
+                        incoming.name,
+                        incoming.flow,
+                        target.clone(),
+                        context.timing.udp_idle,
+                    ));
+                }
+                refused => {
+                    let reason = match refused {
+                        Ok(_) => format!(
+                            "tunnel `{}` is a stream tunnel on the worker node; open a stream",
+                            incoming.name
+                        ),
+                        Err(refusal) => format!("{refusal} on the worker node"),
+                    };
+                    tracing::warn!(
+                        "pp {sid}: refused flow to WN tunnel {:?}: {reason}",
+                        incoming.name
+                    );
+                    incoming.flow.reset(&reason);
+                }
+            }
         }
         MuxEvent::Incoming(incoming) if incoming.name != EGRESS_TUNNEL => {
             match wn_targets::may_reach(context.targets, &incoming.name, phase) {

@@ -1,11 +1,15 @@
 //! One SSH connection to a PP's forwarder, as far as the mux channel: TCP
 //! connect, handshake with the host key policy, authentication, one
-//! `session` channel with subsystem `pp-mux-v1` (docs/protocol.md 1.2).
+//! `session` channel with subsystem `pp-mux-v2` or `pp-mux-v1`
+//! (docs/protocol.md 1.2).
 //!
 //! Contract: [`connect_mux`] either returns a [`MuxConnection`] whose host
 //! key was accepted by [`crate::host_key_policy`] (the verdict says which
 //! phase the connection is in) or a [`ConnectError`] saying which step
-//! failed and why. TCP connect and the rest of the handshake each have a
+//! failed and why. The mux subsystem is asked for as `pp-mux-v2` first;
+//! a PP that refuses it (one from before datagram flows) is asked for
+//! `pp-mux-v1` on a fresh channel (the refused one is closed), and the
+//! connection runs without datagram tunnels ([`MuxConnection::version`]). TCP connect and the rest of the handshake each have a
 //! deadline, so a silent PP cannot hang the caller. Authentication: the WN
 //! key in the Kubernetes phase; in the attestation phase the WN key when
 //! the PP's init-data carries it, else `none`. SSH keepalives are sent on
@@ -15,14 +19,13 @@ use crate::host_key_policy::{Expectation, HostKeyVerdict, PresentedKey, judge_ho
 use pp_ssh_key::{PrivateKey, PublicKey};
 use russh::client::{self, AuthResult, Handle, Msg};
 use russh::keys::PrivateKeyWithHashAlg;
+use pp_tunnel::MuxVersion;
 use russh::{ChannelMsg, ChannelStream};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpStream;
 
-/// The subsystem that carries the multiplexer.
-pub const MUX_SUBSYSTEM: &str = "pp-mux-v1";
 /// The user name the WN sends (the PP ignores it).
 pub const SSH_USER: &str = "peerpod";
 
@@ -74,8 +77,10 @@ impl AuthPlan {
 pub struct MuxConnection {
     /// The SSH connection; dropping it (or `disconnect`) ends the connection.
     pub handle: Handle<HostKeyGate>,
-    /// The `pp-mux-v1` channel as a byte stream.
+    /// The mux channel as a byte stream.
     pub stream: ChannelStream<Msg>,
+    /// The mux version the PP accepted (V1: no datagram flows).
+    pub version: MuxVersion,
     /// The accepted host key verdict: which phase this connection is in.
     pub verdict: HostKeyVerdict,
     /// The adaptor's own address of the TCP connection.
@@ -102,7 +107,7 @@ pub enum ConnectError {
         method: &'static str,
         hint: &'static str,
     },
-    #[error("the PP refused the {MUX_SUBSYSTEM} subsystem")]
+    #[error("the PP refused both the pp-mux-v2 and the pp-mux-v1 subsystem")]
     SubsystemRefused,
 }
 
@@ -221,10 +226,17 @@ pub async fn connect_mux(
             })?;
         let mut handle = handle;
         authenticate(&mut handle, &verdict, auth).await?;
-        let stream = open_mux_channel(&handle).await?;
+        let (stream, version) = match open_mux_channel(&handle, MuxVersion::V2).await? {
+            Some(stream) => (stream, MuxVersion::V2),
+            None => match open_mux_channel(&handle, MuxVersion::V1).await? {
+                Some(stream) => (stream, MuxVersion::V1),
+                None => return Err(ConnectError::SubsystemRefused),
+            },
+        };
         Ok(MuxConnection {
             handle,
             stream,
+            version,
             verdict,
             local_addr,
         })
@@ -277,9 +289,12 @@ async fn authenticate(
     }
 }
 
+/// A session channel with the mux subsystem of `version`; `None` when the
+/// PP refused that subsystem (the channel is closed then).
 async fn open_mux_channel(
     handle: &Handle<HostKeyGate>,
-) -> Result<ChannelStream<Msg>, ConnectError> {
+    version: MuxVersion,
+) -> Result<Option<ChannelStream<Msg>>, ConnectError> {
     let mut channel = handle
         .channel_open_session()
         .await
@@ -288,7 +303,7 @@ async fn open_mux_channel(
             reason: error.to_string(),
         })?;
     channel
-        .request_subsystem(true, MUX_SUBSYSTEM)
+        .request_subsystem(true, version.subsystem())
         .await
         .map_err(|error| ConnectError::Ssh {
             step: "subsystem request",
@@ -296,8 +311,12 @@ async fn open_mux_channel(
         })?;
     loop {
         match channel.wait().await {
-            Some(ChannelMsg::Success) => return Ok(channel.into_stream()),
-            Some(ChannelMsg::Failure) => return Err(ConnectError::SubsystemRefused),
+            Some(ChannelMsg::Success) => return Ok(Some(channel.into_stream())),
+            Some(ChannelMsg::Failure) => {
+                // Best effort: an old PP may keep the channel until the end.
+                let _ = channel.close().await;
+                return Ok(None);
+            }
             Some(ChannelMsg::WindowAdjusted { .. }) => continue,
             Some(other) => {
                 return Err(ConnectError::Ssh {

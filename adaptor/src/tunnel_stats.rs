@@ -7,6 +7,7 @@
 //! is open and down when the [`OpenStream`] guard is dropped, whatever way
 //! the stream ended.
 
+use pp_tunnel::datagram::{DatagramCounters, DatagramCounts};
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -20,6 +21,8 @@ pub struct TunnelStats {
     to_pp: AtomicU64,
     from_pp: AtomicU64,
     open_streams: AtomicU64,
+    /// A datagram tunnel's counters (zero for a stream tunnel).
+    pub datagrams: Arc<DatagramCounters>,
 }
 
 /// A point-in-time copy of [`TunnelStats`].
@@ -28,6 +31,7 @@ pub struct TunnelCounts {
     pub bytes_to_pp: u64,
     pub bytes_from_pp: u64,
     pub open_streams: u64,
+    pub datagrams: DatagramCounts,
 }
 
 impl TunnelStats {
@@ -36,6 +40,7 @@ impl TunnelStats {
             bytes_to_pp: self.to_pp.load(Ordering::Relaxed),
             bytes_from_pp: self.from_pp.load(Ordering::Relaxed),
             open_streams: self.open_streams.load(Ordering::Relaxed),
+            datagrams: self.datagrams.counts(),
         }
     }
 
@@ -123,7 +128,8 @@ mod tests {
             TunnelCounts {
                 bytes_to_pp: 5,
                 bytes_from_pp: 3,
-                open_streams: 1
+                open_streams: 1,
+                ..TunnelCounts::default()
             }
         );
         drop(guard);

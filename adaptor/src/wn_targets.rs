@@ -6,14 +6,17 @@
 //! PP-opened tunnel other than `KBS`/`EGRESS` is served: the tag must be in
 //! the PP's targets and its phase must allow the connection's phase, by the
 //! same rule the forwarder applies ([`pp_forwarder_core::policy::may_open`]).
-//! [`carry_stream`] connects to the target and copies both ways; a target
-//! that cannot be reached resets the stream with the reason, in one log
-//! line.
+//! [`carry_stream`] connects to the target and copies both ways;
+//! [`carry_flow`] joins a datagram flow to a connected UDP or unix datagram
+//! socket until it ends or idles out. A target that cannot be reached
+//! resets the stream or flow with the reason, in one log line.
 
 use crate::sid::Sid;
 use pp_forwarder_core::policy::{OpenRefusal, may_open};
 use pp_tag::{ConnectionPhase, Target, TunnelSet};
-use pp_tunnel::MuxStream;
+use pp_tunnel::datagram::{ConnectedDatagram, DatagramCounters};
+use pp_tunnel::{MuxFlow, MuxStream};
+use std::time::Duration;
 use tokio::net::{TcpStream, UnixStream};
 
 /// The target of `name` if the PP's targets hold it for `phase`.
@@ -80,4 +83,34 @@ pub async fn carry_stream(sid: Sid, name: String, stream: MuxStream, target: Tar
             ));
         }
     }
+}
+
+/// Carries a flow the PP opened to the datagram `target` until it ends.
+pub async fn carry_flow(sid: Sid, name: String, flow: MuxFlow, target: Target, idle: Duration) {
+    let described = describe(&target);
+    let socket = match &target {
+        Target::Udp { ip, port } => ConnectedDatagram::connect_udp((*ip, *port).into()).await,
+        Target::UnixDatagram { path } => ConnectedDatagram::connect_unix(path),
+        _ => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a datagram target on the worker node",
+        )),
+    };
+    let socket = match socket {
+        Ok(socket) => socket,
+        Err(error) => {
+            tracing::warn!("pp {sid}: flow to WN target {name}: cannot reach {described}: {error}");
+            flow.reset(&format!("cannot reach {name} on the worker node: {error}"));
+            return;
+        }
+    };
+    let counters = DatagramCounters::default();
+    let reason = pp_tunnel::datagram::serve_target(flow, socket, idle, &counters).await;
+    let counts = counters.counts();
+    tracing::info!(
+        "pp {sid}: flow to WN target {name} ({described}) ended ({reason}): {} datagrams from the PP, {} to it, {} dropped",
+        counts.from_peer,
+        counts.to_peer,
+        counts.dropped()
+    );
 }

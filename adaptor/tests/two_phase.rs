@@ -35,6 +35,7 @@ fn quick_timing() -> Timing {
         tunnel_wait: Duration::from_secs(20),
         upgrade_grace: Duration::from_secs(2),
         info_timeout: Duration::from_secs(5),
+        udp_idle: Duration::from_secs(60),
     }
 }
 

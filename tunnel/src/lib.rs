@@ -17,6 +17,7 @@
 //! (docs/protocol.md 2.5). [`pump`] joins a stream to a TCP or unix socket.
 #![forbid(unsafe_code)]
 
+pub mod datagram;
 mod driver;
 mod error;
 mod handle;
