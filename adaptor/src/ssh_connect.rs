@@ -17,9 +17,9 @@
 
 use crate::host_key_policy::{Expectation, HostKeyVerdict, PresentedKey, judge_host_key};
 use pp_ssh_key::{PrivateKey, PublicKey};
+use pp_tunnel::MuxVersion;
 use russh::client::{self, AuthResult, Handle, Msg};
 use russh::keys::PrivateKeyWithHashAlg;
-use pp_tunnel::MuxVersion;
 use russh::{ChannelMsg, ChannelStream};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

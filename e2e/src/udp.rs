@@ -97,7 +97,11 @@ pub async fn windowed_echo(
             "{what}: echo {next_echo} is not datagram {next_echo} ({len} bytes, want {})",
             want.len()
         );
-        round_trips.push(sent_at.pop_front().map_or(Duration::ZERO, |at| at.elapsed()));
+        round_trips.push(
+            sent_at
+                .pop_front()
+                .map_or(Duration::ZERO, |at| at.elapsed()),
+        );
         next_echo += 1;
     }
     Run {

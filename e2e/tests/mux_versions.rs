@@ -74,15 +74,22 @@ async fn the_forwarder_still_serves_a_pp_mux_v1_client() {
         .expect("the adaptor's WN key");
 
     let tcp = TcpStream::connect(pp.ssh_addr()).await.expect("connect");
-    let mut ssh = client::connect_stream(Arc::new(client::Config::default()), tcp, AcceptAnyHostKey)
-        .await
-        .expect("handshake");
+    let mut ssh =
+        client::connect_stream(Arc::new(client::Config::default()), tcp, AcceptAnyHostKey)
+            .await
+            .expect("handshake");
     let pair = russh::keys::ssh_key::private::Ed25519Keypair::from_seed(key.seed());
     let key = PrivateKeyWithHashAlg::new(Arc::new(russh::keys::PrivateKey::from(pair)), None);
-    let auth = ssh.authenticate_publickey("peerpod", key).await.expect("auth");
+    let auth = ssh
+        .authenticate_publickey("peerpod", key)
+        .await
+        .expect("auth");
     assert!(matches!(auth, AuthResult::Success));
     let mut channel = ssh.channel_open_session().await.expect("channel");
-    assert!(!request(&mut channel, "pp-mux-v9").await, "an unknown version is refused");
+    assert!(
+        !request(&mut channel, "pp-mux-v9").await,
+        "an unknown version is refused"
+    );
     assert!(request(&mut channel, "pp-mux-v1").await, "v1 is served");
 
     let (mux, mut events, driver) = pp_tunnel::start_with(
@@ -105,6 +112,7 @@ async fn the_forwarder_still_serves_a_pp_mux_v1_client() {
         mux.open_flow("KATAAGENT").await,
         Err(MuxError::NeedsVersion2)
     ));
-    pp.forwarder().wait_for("mux channel opened (pp-mux-v1)", Duration::from_secs(10));
+    pp.forwarder()
+        .wait_for("mux channel opened (pp-mux-v1)", Duration::from_secs(10));
     driver.abort();
 }

@@ -52,17 +52,33 @@ const ROUND_TRIPS: u64 = 100;
 
 /// Serves `pp` from the world's adaptor with local `tunnels` and WN-side
 /// `targets` until the Kubernetes phase.
-async fn serve(world: &World, sid: &str, pp: &Pp, tunnels: &[String], targets: &[String]) -> PpHandle {
+async fn serve(
+    world: &World,
+    sid: &str,
+    pp: &Pp,
+    tunnels: &[String],
+    targets: &[String],
+) -> PpHandle {
     let sid = Sid::parse(sid).expect("valid sid");
-    world.adaptor.create_pp(&sid).await.expect("PP keys registered");
+    world
+        .adaptor
+        .create_pp(&sid)
+        .await
+        .expect("PP keys registered");
     let config = PpConfig::new(sid, &pp.ssh_addr(), true)
         .with_tunnels(tunnels)
         .expect("valid tunnels")
         .with_targets(targets)
         .expect("valid targets");
-    let handle = world.adaptor.serve_pp(config).await.expect("the PP is served");
+    let handle = world
+        .adaptor
+        .serve_pp(config)
+        .await
+        .expect("the PP is served");
     handle
-        .wait_for(Duration::from_secs(120), |s| matches!(s, PpStatus::Kubernetes { .. }))
+        .wait_for(Duration::from_secs(120), |s| {
+            matches!(s, PpStatus::Kubernetes { .. })
+        })
         .await
         .expect("the Kubernetes phase");
     handle
@@ -132,7 +148,10 @@ async fn udp_tunnels_carry_datagrams_whole_and_in_order_both_ways() {
         "e2e-udp",
         &pp,
         &["KUBERNETES_PHASE:UECHO:udp:127.0.0.1:0".into()],
-        &[format!("KUBERNETES_PHASE:WECHO:udp:127.0.0.1:{}", wn_echo.port())],
+        &[format!(
+            "KUBERNETES_PHASE:WECHO:udp:127.0.0.1:{}",
+            wn_echo.port()
+        )],
     )
     .await;
     let uecho = udp_entrance(&handle, "UECHO");
@@ -199,7 +218,10 @@ async fn udp_tunnels_carry_datagrams_whole_and_in_order_both_ways() {
             }
         })
     };
-    eventually("the flood is under way", || flooded.load(Ordering::Relaxed) > 1000).await;
+    eventually("the flood is under way", || {
+        flooded.load(Ordering::Relaxed) > 1000
+    })
+    .await;
     let quiet = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
     quiet.connect(uecho).await.expect("connect");
     let mut sends = 0;
@@ -213,7 +235,9 @@ async fn udp_tunnels_carry_datagrams_whole_and_in_order_both_ways() {
         during > 10 * ROUND_TRIPS,
         "the flood sent only {during} datagrams meanwhile"
     );
-    eprintln!("{ROUND_TRIPS} round trips took {sends} sends while {during} flood datagrams went out");
+    eprintln!(
+        "{ROUND_TRIPS} round trips took {sends} sends while {during} flood datagrams went out"
+    );
 
     // Idle flows expire: the forwarder resets its end after 2 s, the WN's
     // listener forgets them, and a client's next datagram opens a new flow.
@@ -234,7 +258,9 @@ async fn udp_tunnels_carry_datagrams_whole_and_in_order_both_ways() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dns_query_from_the_pp_gets_its_answer_from_the_wn_resolver() {
-    let resolver = UdpSocket::bind("127.0.0.1:0").await.expect("bind the resolver");
+    let resolver = UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind the resolver");
     let resolver_addr = resolver.local_addr().expect("its address");
     let records = HashMap::from([(
         "kubernetes.default.svc.cluster.local".to_owned(),
@@ -259,10 +285,15 @@ async fn a_dns_query_from_the_pp_gets_its_answer_from_the_wn_resolver() {
     .await;
     // A pod's stub resolver: the PP's DNS tunnel is its nameserver.
     let stub = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
-    stub.connect(("127.0.0.1", dns_port)).await.expect("connect");
+    stub.connect(("127.0.0.1", dns_port))
+        .await
+        .expect("connect");
     let mut buf = [0u8; 512];
     let mut answers = Vec::new();
-    for (id, name) in [(0x5151, "kubernetes.default.svc.cluster.local"), (0x5152, "nowhere.example")] {
+    for (id, name) in [
+        (0x5151, "kubernetes.default.svc.cluster.local"),
+        (0x5152, "nowhere.example"),
+    ] {
         let query = dns_double::build_query(id, name).expect("a query");
         // As a stub resolver does: ask again after a second without answer.
         let answer = loop {

@@ -83,7 +83,10 @@ async fn serve_mux(
                 MuxEvent::Incoming(incoming) => match ctrl.outbound_for(conn, &incoming.name) {
                     Ok(target) if target.is_datagram() => {
                         let reason = targets::wrong_kind("a datagram tunnel: open a flow");
-                        info!("conn {conn}: stream to {:?} refused: {reason}", incoming.name);
+                        info!(
+                            "conn {conn}: stream to {:?} refused: {reason}",
+                            incoming.name
+                        );
                         incoming.stream.reset(&reason.to_string());
                     }
                     Ok(target) => {

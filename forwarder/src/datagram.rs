@@ -39,9 +39,9 @@ fn bind(target: &Target) -> std::io::Result<DatagramSocket> {
             DatagramSocket::from_std_udp(netns::udp_bind_loopback(netns_path, *port)?)
         }
         Target::UnixDatagram { path } => DatagramSocket::bind_unix(path),
-        Target::Tcp { .. } | Target::NetnsTcp { .. } | Target::Unix { .. } => Err(
-            targets::wrong_kind("a stream tunnel (see inbound.rs)"),
-        ),
+        Target::Tcp { .. } | Target::NetnsTcp { .. } | Target::Unix { .. } => {
+            Err(targets::wrong_kind("a stream tunnel (see inbound.rs)"))
+        }
     }
 }
 
@@ -136,7 +136,10 @@ pub async fn carry_flow(conn: ConnId, name: String, flow: MuxFlow, target: Targe
             return;
         }
     };
-    info!("conn {conn}: flow {} to {name} ({described}) opened", flow.id());
+    info!(
+        "conn {conn}: flow {} to {name} ({described}) opened",
+        flow.id()
+    );
     let counters = DatagramCounters::default();
     let reason = pp_tunnel::datagram::serve_target(flow, socket, idle, &counters).await;
     info!(

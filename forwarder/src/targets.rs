@@ -8,8 +8,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use pp_tag::Target;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use pp_tunnel::datagram::ConnectedDatagram;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
 use crate::netns;
@@ -28,7 +28,9 @@ pub async fn connect(target: &Target) -> io::Result<TargetStream> {
         }
         Target::Unix { path } => TargetStream::Unix(UnixStream::connect(path).await?),
         Target::Udp { .. } | Target::NetnsUdp { .. } | Target::UnixDatagram { .. } => {
-            return Err(wrong_kind("a datagram tunnel: it carries flows, not streams"));
+            return Err(wrong_kind(
+                "a datagram tunnel: it carries flows, not streams",
+            ));
         }
     })
 }

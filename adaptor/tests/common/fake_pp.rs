@@ -13,7 +13,7 @@
 //! WN key admitted, `INFO` answered, `KATAAGENT` streams echoed.
 
 use pp_ssh_key::{PrivateKey, PublicKey};
-use pp_tunnel::{MuxEvent, MuxHandle, Phase, Side};
+use pp_tunnel::{MuxEvent, MuxHandle, MuxLimits, MuxVersion, Phase, Side};
 use russh::server::{Auth, ChannelOpenHandle, Msg, Session};
 use russh::{Channel, ChannelId};
 use std::collections::HashMap;
@@ -222,6 +222,8 @@ impl russh::server::Handler for Connection {
         name: &str,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
+        // An old PP: only pp-mux-v1; a refused channel is gone.
+        note(&self.shared.state, format!("subsystem {name} requested"));
         match self
             .channels
             .remove(&channel)
@@ -229,8 +231,12 @@ impl russh::server::Handler for Connection {
         {
             Some(open) => {
                 session.channel_success(channel)?;
-                let (mux, events, driver) =
-                    pp_tunnel::start(open.into_stream(), Side::Pp(self.phase));
+                let (mux, events, driver) = pp_tunnel::start_with(
+                    open.into_stream(),
+                    Side::Pp(self.phase),
+                    MuxVersion::V1,
+                    MuxLimits::default(),
+                );
                 let shared = self.shared.clone();
                 let phase = self.phase;
                 tokio::spawn(async move {

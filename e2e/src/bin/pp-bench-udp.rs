@@ -50,7 +50,11 @@ async fn main() {
     });
     pp.wait_listening();
     let sid = Sid::parse("bench-udp").expect("valid sid");
-    world.adaptor.create_pp(&sid).await.expect("PP keys registered");
+    world
+        .adaptor
+        .create_pp(&sid)
+        .await
+        .expect("PP keys registered");
     let config = PpConfig::new(sid, &pp.ssh_addr(), true)
         .with_tunnels(&["KUBERNETES_PHASE:UECHO:udp:127.0.0.1:0"])
         .expect("a valid tag");

@@ -161,7 +161,10 @@ pub async fn serve_listener<O, F>(
                 clients.insert(client, Client { flow, active_ms });
             }
             Wake::Ended(client, id) => {
-                if clients.get(&client).is_some_and(|open| open.flow.id() == id) {
+                if clients
+                    .get(&client)
+                    .is_some_and(|open| open.flow.id() == id)
+                {
                     if let Some(ended) = clients.remove(&client) {
                         counters.queue_full(ended.flow.stats().dropped_receive_queue_full);
                     }

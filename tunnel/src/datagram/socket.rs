@@ -66,11 +66,9 @@ impl DatagramSocket {
             }
             Self::Unix(socket) => {
                 let (len, from) = socket.recv_from(buf).await?;
-                let client = from
-                    .as_pathname()
-                    .map_or(ClientAddr::UnixUnnamed, |path| {
-                        ClientAddr::Unix(path.to_owned())
-                    });
+                let client = from.as_pathname().map_or(ClientAddr::UnixUnnamed, |path| {
+                    ClientAddr::Unix(path.to_owned())
+                });
                 Ok((len, client))
             }
         }
