@@ -240,14 +240,30 @@ mod tests {
             pods: vec![PodMetrics {
                 sid: "a\"b".into(),
                 reconnects: 4,
-                tunnels: vec![(
-                    "KATAAGENT".into(),
-                    TunnelCounts {
-                        bytes_to_pp: 10,
-                        bytes_from_pp: 20,
-                        open_streams: 1,
-                    },
-                )],
+                tunnels: vec![
+                    (
+                        "KATAAGENT".into(),
+                        TunnelCounts {
+                            bytes_to_pp: 10,
+                            bytes_from_pp: 20,
+                            open_streams: 1,
+                            ..TunnelCounts::default()
+                        },
+                    ),
+                    (
+                        "DNS".into(),
+                        TunnelCounts {
+                            datagrams: pp_tunnel::datagram::DatagramCounts {
+                                to_peer: 5,
+                                from_peer: 4,
+                                dropped_too_large: 1,
+                                flows_open: 2,
+                                ..Default::default()
+                            },
+                            ..TunnelCounts::default()
+                        },
+                    ),
+                ],
             }],
             attach_latency: latency,
             trustee_errors: 3,
@@ -260,6 +276,11 @@ mod tests {
             "pp_adaptor_tunnel_bytes_to_pp_total{sid=\"a\\\"b\",tunnel=\"KATAAGENT\"} 10",
             "pp_adaptor_tunnel_bytes_from_pp_total{sid=\"a\\\"b\",tunnel=\"KATAAGENT\"} 20",
             "pp_adaptor_tunnel_open_streams{sid=\"a\\\"b\",tunnel=\"KATAAGENT\"} 1",
+            "pp_adaptor_tunnel_datagrams_to_pp_total{sid=\"a\\\"b\",tunnel=\"DNS\"} 5",
+            "pp_adaptor_tunnel_datagrams_from_pp_total{sid=\"a\\\"b\",tunnel=\"DNS\"} 4",
+            "pp_adaptor_tunnel_datagrams_dropped_too_large_total{sid=\"a\\\"b\",tunnel=\"DNS\"} 1",
+            "pp_adaptor_tunnel_flows_open{sid=\"a\\\"b\",tunnel=\"DNS\"} 2",
+            "pp_adaptor_tunnel_datagrams_dropped_queue_full_total{sid=\"a\\\"b\",tunnel=\"KATAAGENT\"} 0",
             "pp_adaptor_attach_to_kubernetes_seconds_bucket{le=\"0.25\"} 0",
             "pp_adaptor_attach_to_kubernetes_seconds_bucket{le=\"0.5\"} 1",
             "pp_adaptor_attach_to_kubernetes_seconds_bucket{le=\"5\"} 2",
