@@ -9,32 +9,14 @@
 //! falling back to v1 against an old PP, is adaptor/tests/two_phase.rs:
 //! its fake PP only knows `pp-mux-v1`.) About 5 s in a debug build.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use pp_e2e::pp::{Pp, PpOptions};
 use pp_e2e::world::World;
-use pp_ssh_key::PrivateKey;
 use pp_tunnel::{MuxError, MuxEvent, MuxLimits, MuxVersion, Phase, Side};
 use russh::ChannelMsg;
-use russh::client::{self, AuthResult};
-use russh::keys::PrivateKeyWithHashAlg;
+use russh::client;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
-/// Trusts the test's own forwarder.
-struct AcceptAnyHostKey;
-
-impl client::Handler for AcceptAnyHostKey {
-    type Error = russh::Error;
-
-    async fn check_server_key(
-        &mut self,
-        _key: &russh::keys::PublicKeyOrCertificate,
-    ) -> Result<bool, Self::Error> {
-        Ok(true)
-    }
-}
 
 /// Asks for `subsystem` on `channel`; whether the PP agreed.
 async fn request(channel: &mut russh::Channel<client::Msg>, subsystem: &str) -> bool {
@@ -67,24 +49,11 @@ async fn the_forwarder_still_serves_a_pp_mux_v1_client() {
         .serve_until_kubernetes("e2e-mux-v1", &pp, &["KATAAGENT"])
         .await;
     world.adaptor.stop_pp(handle.sid()).await;
-    let key_file = world.dir.path().join("adaptor").join("keys").join("wn");
-    let key = std::fs::read_to_string(&key_file)
-        .ok()
-        .and_then(|text| PrivateKey::parse(&text).ok())
-        .expect("the adaptor's WN key");
+    let key = world.wn_private_key();
 
-    let tcp = TcpStream::connect(pp.ssh_addr()).await.expect("connect");
-    let mut ssh =
-        client::connect_stream(Arc::new(client::Config::default()), tcp, AcceptAnyHostKey)
-            .await
-            .expect("handshake");
-    let pair = russh::keys::ssh_key::private::Ed25519Keypair::from_seed(key.seed());
-    let key = PrivateKeyWithHashAlg::new(Arc::new(russh::keys::PrivateKey::from(pair)), None);
-    let auth = ssh
-        .authenticate_publickey("peerpod", key)
-        .await
-        .expect("auth");
-    assert!(matches!(auth, AuthResult::Success));
+    let attempt = pp_e2e::ssh::attempt(&pp.ssh_addr(), Some(&key), Duration::from_secs(30)).await;
+    assert!(attempt.authenticated, "the WN key is accepted");
+    let ssh = attempt.handle.expect("the connection");
     let mut channel = ssh.channel_open_session().await.expect("channel");
     assert!(
         !request(&mut channel, "pp-mux-v9").await,

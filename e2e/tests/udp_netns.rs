@@ -15,10 +15,7 @@ use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use pp_adaptor::config::PpConfig;
 use pp_adaptor::local_tunnels::LocalAddress;
-use pp_adaptor::pp_status::PpStatus;
-use pp_adaptor::sid::Sid;
 use pp_e2e::pp::{Pp, PpOptions};
 use pp_e2e::udp::{self, datagram};
 use pp_e2e::world::World;
@@ -108,24 +105,14 @@ async fn udp_tunnels_reach_into_and_out_of_a_network_namespace() {
         ..PpOptions::default()
     });
     pp.wait_listening();
-    let sid = Sid::parse("e2e-udp-netns").expect("valid sid");
-    world
-        .adaptor
-        .create_pp(&sid)
-        .await
-        .expect("PP keys registered");
-    let config = PpConfig::new(sid, &pp.ssh_addr(), true)
-        .with_tunnels(&["KUBERNETES_PHASE:NSECHO:udp:127.0.0.1:0"])
-        .expect("a valid tunnel")
-        .with_targets(&[format!("KUBERNETES_PHASE:NSIN:udp:{wn_echo}")])
-        .expect("a valid target");
-    let handle = world.adaptor.serve_pp(config).await.expect("served");
-    handle
-        .wait_for(Duration::from_secs(120), |s| {
-            matches!(s, PpStatus::Kubernetes { .. })
-        })
-        .await
-        .expect("the Kubernetes phase");
+    let handle = world
+        .serve_tags_until_kubernetes(
+            "e2e-udp-netns",
+            &pp,
+            &["KUBERNETES_PHASE:NSECHO:udp:127.0.0.1:0"],
+            &[format!("KUBERNETES_PHASE:NSIN:udp:{wn_echo}")],
+        )
+        .await;
 
     // Outbound: WN → the echo inside the namespace.
     let Some(LocalAddress::Udp(entrance)) = handle.tunnel_address("NSECHO").cloned() else {

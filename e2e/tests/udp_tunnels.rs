@@ -34,10 +34,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use pp_adaptor::adaptor::PpHandle;
-use pp_adaptor::config::PpConfig;
 use pp_adaptor::local_tunnels::LocalAddress;
-use pp_adaptor::pp_status::PpStatus;
-use pp_adaptor::sid::Sid;
 use pp_e2e::pp::{Pp, PpOptions};
 use pp_e2e::udp::{self, STUCK, datagram, free_udp_port, mixed_len, windowed_echo};
 use pp_e2e::world::World;
@@ -49,40 +46,6 @@ const MIXED_COUNT: u64 = 10_000;
 const WINDOW: u64 = 8;
 const CLIENTS: u64 = 100;
 const ROUND_TRIPS: u64 = 100;
-
-/// Serves `pp` from the world's adaptor with local `tunnels` and WN-side
-/// `targets` until the Kubernetes phase.
-async fn serve(
-    world: &World,
-    sid: &str,
-    pp: &Pp,
-    tunnels: &[String],
-    targets: &[String],
-) -> PpHandle {
-    let sid = Sid::parse(sid).expect("valid sid");
-    world
-        .adaptor
-        .create_pp(&sid)
-        .await
-        .expect("PP keys registered");
-    let config = PpConfig::new(sid, &pp.ssh_addr(), true)
-        .with_tunnels(tunnels)
-        .expect("valid tunnels")
-        .with_targets(targets)
-        .expect("valid targets");
-    let handle = world
-        .adaptor
-        .serve_pp(config)
-        .await
-        .expect("the PP is served");
-    handle
-        .wait_for(Duration::from_secs(120), |s| {
-            matches!(s, PpStatus::Kubernetes { .. })
-        })
-        .await
-        .expect("the Kubernetes phase");
-    handle
-}
 
 fn udp_entrance(handle: &PpHandle, name: &str) -> SocketAddr {
     match handle.tunnel_address(name) {
@@ -143,17 +106,17 @@ async fn udp_tunnels_carry_datagrams_whole_and_in_order_both_ways() {
         ..PpOptions::default()
     });
     pp.wait_listening();
-    let handle = serve(
-        &world,
-        "e2e-udp",
-        &pp,
-        &["KUBERNETES_PHASE:UECHO:udp:127.0.0.1:0".into()],
-        &[format!(
-            "KUBERNETES_PHASE:WECHO:udp:127.0.0.1:{}",
-            wn_echo.port()
-        )],
-    )
-    .await;
+    let handle = world
+        .serve_tags_until_kubernetes(
+            "e2e-udp",
+            &pp,
+            &["KUBERNETES_PHASE:UECHO:udp:127.0.0.1:0"],
+            &[format!(
+                "KUBERNETES_PHASE:WECHO:udp:127.0.0.1:{}",
+                wn_echo.port()
+            )],
+        )
+        .await;
     let uecho = udp_entrance(&handle, "UECHO");
     let wecho = SocketAddr::from((Ipv4Addr::LOCALHOST, wecho_port));
 
@@ -275,14 +238,14 @@ async fn a_dns_query_from_the_pp_gets_its_answer_from_the_wn_resolver() {
         ..PpOptions::default()
     });
     pp.wait_listening();
-    let _handle = serve(
-        &world,
-        "e2e-dns",
-        &pp,
-        &[],
-        &[format!("KUBERNETES_PHASE:DNS:udp:{resolver_addr}")],
-    )
-    .await;
+    let _handle = world
+        .serve_tags_until_kubernetes(
+            "e2e-dns",
+            &pp,
+            &[] as &[&str],
+            &[format!("KUBERNETES_PHASE:DNS:udp:{resolver_addr}")],
+        )
+        .await;
     // A pod's stub resolver: the PP's DNS tunnel is its nameserver.
     let stub = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
     stub.connect(("127.0.0.1", dns_port))

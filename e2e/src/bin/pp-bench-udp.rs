@@ -10,10 +10,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use pp_adaptor::config::PpConfig;
 use pp_adaptor::local_tunnels::LocalAddress;
-use pp_adaptor::pp_status::PpStatus;
-use pp_adaptor::sid::Sid;
 use pp_e2e::pp::{Pp, PpOptions};
 use pp_e2e::udp::{percentile, start_echo, windowed_echo};
 use pp_e2e::world::World;
@@ -49,22 +46,14 @@ async fn main() {
         ..PpOptions::default()
     });
     pp.wait_listening();
-    let sid = Sid::parse("bench-udp").expect("valid sid");
-    world
-        .adaptor
-        .create_pp(&sid)
-        .await
-        .expect("PP keys registered");
-    let config = PpConfig::new(sid, &pp.ssh_addr(), true)
-        .with_tunnels(&["KUBERNETES_PHASE:UECHO:udp:127.0.0.1:0"])
-        .expect("a valid tag");
-    let handle = world.adaptor.serve_pp(config).await.expect("served");
-    handle
-        .wait_for(Duration::from_secs(120), |s| {
-            matches!(s, PpStatus::Kubernetes { .. })
-        })
-        .await
-        .expect("the Kubernetes phase");
+    let handle = world
+        .serve_tags_until_kubernetes(
+            "bench-udp",
+            &pp,
+            &["KUBERNETES_PHASE:UECHO:udp:127.0.0.1:0"],
+            &[] as &[&str],
+        )
+        .await;
     let Some(LocalAddress::Udp(tunnel)) = handle.tunnel_address("UECHO").cloned() else {
         panic!("UECHO listens on UDP");
     };
