@@ -6,20 +6,22 @@
 //! writing (memory stays bounded by the per-stream windows), so neither
 //! side can deadlock the other by filling the pipe. It resolves `Ok(())`
 //! when the pipe reaches EOF, or with the protocol or IO error that ended
-//! the connection; every stream still open then fails with that reason.
+//! the connection; every stream and flow still open then fails with that
+//! reason. Datagram flows (v2) are kept in a `FlowTable` (see `flow`).
 
 use std::collections::HashMap;
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use pp_mux::{CommandError, Event, MuxLimits, MuxSession, Side, StreamId};
+use pp_mux::{CommandError, Event, MuxLimits, MuxSession, MuxVersion, Side, StreamId};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::sync::oneshot;
 
 use crate::MuxError;
-use crate::handle::{IncomingStream, MuxEvent, MuxEvents, MuxHandle};
+use crate::flow::{FlowClosed, FlowTable, MuxFlow};
+use crate::handle::{IncomingFlow, IncomingStream, MuxEvent, MuxEvents, MuxHandle};
 use crate::stream::{Closed, MuxStream, Shared, SharedRef, lock};
 
 /// Bytes read from the pipe at a time.
@@ -53,6 +55,14 @@ pub(crate) enum Command {
         control: Control,
         reply: oneshot::Sender<Result<(), MuxError>>,
     },
+    OpenFlow {
+        name: String,
+        reply: oneshot::Sender<Result<MuxFlow, MuxError>>,
+    },
+    /// The flow has datagrams queued and is not in the send turn yet.
+    FlowReady {
+        stream: StreamId,
+    },
 }
 
 #[derive(Debug)]
@@ -62,21 +72,24 @@ pub(crate) enum Control {
     Info(String),
 }
 
-/// Starts a mux over `io` as `side` with the default [`MuxLimits`]: our
-/// HELLO is the first thing written once [`MuxDriver::run`] is polled.
+/// Starts a `pp-mux-v2` mux over `io` as `side` with the default
+/// [`MuxLimits`]: our HELLO is the first thing written once
+/// [`MuxDriver::run`] is polled.
 pub fn start<IO>(io: IO, side: Side) -> (MuxHandle, MuxEvents, MuxDriver<IO>)
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
-    start_with_limits(io, side, MuxLimits::default())
+    start_with(io, side, MuxVersion::V2, MuxLimits::default())
 }
 
-/// [`start`] with `limits` on what the peer may make this side hold. An
-/// `OPEN` over the limit is refused by the session itself: it never becomes
-/// a [`MuxEvent::Incoming`], so no target is ever dialled for it.
-pub fn start_with_limits<IO>(
+/// [`start`] on a channel of `version` (the one its subsystem name asked
+/// for) with `limits` on what the peer may make this side hold. An `OPEN`
+/// or `OPEN_FLOW` over a limit is refused by the session itself: it never
+/// becomes a [`MuxEvent`], so no target is ever dialled for it.
+pub fn start_with<IO>(
     io: IO,
     side: Side,
+    version: MuxVersion,
     limits: MuxLimits,
 ) -> (MuxHandle, MuxEvents, MuxDriver<IO>)
 where
@@ -86,11 +99,12 @@ where
     let (events_tx, events) = mpsc::unbounded_channel();
     let driver = MuxDriver {
         io,
-        session: MuxSession::with_limits(side, limits),
+        session: MuxSession::with_limits(side, version, limits),
         commands,
         commands_tx: commands_tx.clone(),
         events: events_tx,
         streams: HashMap::new(),
+        flows: FlowTable::default(),
         read_buf: vec![0; READ_CHUNK],
         outgoing: Vec::new(),
         outgoing_written: 0,
@@ -99,6 +113,7 @@ where
     (
         MuxHandle {
             commands: commands_tx,
+            version,
         },
         MuxEvents { events },
         driver,
@@ -114,6 +129,7 @@ pub struct MuxDriver<IO> {
     commands_tx: UnboundedSender<Command>,
     events: UnboundedSender<MuxEvent>,
     streams: HashMap<StreamId, SharedRef>,
+    flows: FlowTable,
     read_buf: Vec<u8>,
     outgoing: Vec<u8>,
     outgoing_written: usize,
@@ -144,6 +160,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> MuxDriver<IO> {
                 Poll::Ready(ReadOutcome::Data) => progressed = true,
                 Poll::Pending => {}
             }
+            let unwritten = self.outgoing.len() - self.outgoing_written;
+            progressed |= self.flows.send_queued(&mut self.session, unwritten)?;
             progressed |= self.poll_write_pipe(cx)?;
             if !progressed {
                 return Poll::Pending;
@@ -229,8 +247,20 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> MuxDriver<IO> {
             Event::Credited { stream, n } => self.with_stream(stream, |s| s.add_credit(n)),
             Event::PeerEnded { stream } => self.with_stream(stream, Shared::mark_peer_ended),
             Event::PeerReset { stream, reason } => {
+                self.flows
+                    .close(stream, FlowClosed::PeerReset(reason.clone()));
                 self.with_stream(stream, |s| s.close(Closed::PeerReset(reason)));
             }
+            Event::FlowOpened { stream, name } => {
+                let flow = self.flows.add(stream, self.commands_tx.clone());
+                let incoming = IncomingFlow { name, flow };
+                if let Err(unsent) = self.events.send(MuxEvent::IncomingFlow(incoming))
+                    && let MuxEvent::IncomingFlow(incoming) = unsent.0
+                {
+                    incoming.flow.reset("this side is not accepting flows");
+                }
+            }
+            Event::Datagram { stream, bytes } => self.flows.deliver(stream, bytes),
         }
     }
 
@@ -281,7 +311,18 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> MuxDriver<IO> {
             Command::Reset { stream, reason } => {
                 ignore_closed(self.session.reset(stream, &reason))?;
                 self.streams.remove(&stream);
+                self.flows.close(stream, FlowClosed::LocalReset(reason));
             }
+            Command::OpenFlow { name, reply } => {
+                let opened = self
+                    .session
+                    .open_flow(&name)
+                    .map_err(MuxError::from_command);
+                let flows = &mut self.flows;
+                let commands = &self.commands_tx;
+                let _ = reply.send(opened.map(|stream| flows.add(stream, commands.clone())));
+            }
+            Command::FlowReady { stream } => self.flows.mark_ready(stream),
             Command::Control { control, reply } => {
                 let sent = match control {
                     Control::Upgrade(line) => self.session.send_upgrade(&line),
@@ -300,6 +341,7 @@ impl<IO> MuxDriver<IO> {
         for (_, shared) in self.streams.drain() {
             lock(&shared).close(Closed::ConnectionEnded(why.to_owned()));
         }
+        self.flows.close_all(why);
     }
 }
 

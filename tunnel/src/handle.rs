@@ -1,17 +1,20 @@
 //! The application's side of a running mux: [`MuxHandle`] to act (open
-//! streams, send control frames) and [`MuxEvents`] to learn what the peer
-//! did (incoming streams, HELLO, UPGRADE, INFO_REQUEST, INFO).
+//! streams and flows, send control frames) and [`MuxEvents`] to learn what
+//! the peer did (incoming streams and flows, HELLO, UPGRADE, INFO_REQUEST,
+//! INFO).
 //!
 //! Contract: every [`MuxHandle`] method fails with [`MuxError::Stopped`] once
 //! the driver has ended; [`MuxEvents::recv`] returns `None` then. An
-//! incoming stream that the application drops without using is reset.
+//! incoming stream or flow that the application drops without using is
+//! reset.
 
-use pp_mux::Side;
+use pp_mux::{MuxVersion, Side};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::oneshot;
 
 use crate::MuxError;
 use crate::driver::{Command, Control};
+use crate::flow::MuxFlow;
 use crate::stream::MuxStream;
 
 /// A stream the peer opened towards one of this side's targets.
@@ -23,12 +26,23 @@ pub struct IncomingStream {
     pub stream: MuxStream,
 }
 
+/// A datagram flow the peer opened towards one of this side's targets.
+#[derive(Debug)]
+pub struct IncomingFlow {
+    /// The target the peer asked for; refuse with `flow.reset(reason)`
+    /// when there is no such target or the phase forbids it.
+    pub name: String,
+    pub flow: MuxFlow,
+}
+
 /// What the peer did.
 #[derive(Debug)]
 pub enum MuxEvent {
     /// The peer's HELLO: its role and (for a PP) its phase.
     Hello(Side),
     Incoming(IncomingStream),
+    /// A datagram flow (pp-mux-v2 only).
+    IncomingFlow(IncomingFlow),
     /// The PP's Kubernetes-phase host key line (`ssh-ed25519 AAAA…`).
     Upgrade(String),
     InfoRequest,
@@ -55,6 +69,7 @@ impl MuxEvents {
 #[derive(Clone, Debug)]
 pub struct MuxHandle {
     pub(crate) commands: UnboundedSender<Command>,
+    pub(crate) version: MuxVersion,
 }
 
 impl MuxHandle {
@@ -64,6 +79,26 @@ impl MuxHandle {
     pub async fn open(&self, name: &str) -> Result<MuxStream, MuxError> {
         let (reply, answer) = oneshot::channel();
         self.request(Command::Open {
+            name: name.to_owned(),
+            reply,
+        })?;
+        answer.await.map_err(|_| MuxError::Stopped)?
+    }
+
+    /// The channel's protocol version.
+    pub fn version(&self) -> MuxVersion {
+        self.version
+    }
+
+    /// Opens a datagram flow to the peer's target `name`; datagrams may be
+    /// sent at once. Fails with [`MuxError::NeedsVersion2`] on a v1 channel.
+    /// A refusal shows up as [`crate::FlowClosed::PeerReset`] on the flow.
+    pub async fn open_flow(&self, name: &str) -> Result<MuxFlow, MuxError> {
+        if !self.version.has_flows() {
+            return Err(MuxError::NeedsVersion2);
+        }
+        let (reply, answer) = oneshot::channel();
+        self.request(Command::OpenFlow {
             name: name.to_owned(),
             reply,
         })?;

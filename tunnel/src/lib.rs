@@ -15,20 +15,29 @@
 //! [`MuxLimits::max_peer_streams`] streams open at once (default 256), so
 //! what it can make this side buffer is bounded by that times 64 KiB
 //! (docs/protocol.md 2.5). [`pump`] joins a stream to a TCP or unix socket.
+//!
+//! On a `pp-mux-v2` channel ([`start`]; [`start_with`] picks the version)
+//! the mux also carries datagram flows: [`MuxHandle::open_flow`] and
+//! [`MuxEvent::IncomingFlow`] give [`MuxFlow`]s, which send without ever
+//! waiting (a full queue drops and counts, [`FlowStats`]) and are served in
+//! turn so one busy flow cannot starve another.
 #![forbid(unsafe_code)]
 
 pub mod datagram;
 mod driver;
 mod error;
+mod flow;
 mod handle;
 mod pump;
 mod stream;
 
-pub use driver::{MuxDriver, start, start_with_limits};
+pub use driver::{MuxDriver, start, start_with};
 pub use error::MuxError;
-pub use handle::{IncomingStream, MuxEvent, MuxEvents, MuxHandle};
+pub use flow::{FlowClosed, FlowSendError, FlowStats, MuxFlow, TRANSMIT_LOW_WATER};
+pub use handle::{IncomingFlow, IncomingStream, MuxEvent, MuxEvents, MuxHandle};
 pub use pp_mux::{
-    CommandError, MuxLimits, Phase, ProtocolError, Role, STREAM_LIMIT_REASON, Side, StreamId,
+    CommandError, FLOW_LIMIT_REASON, FLOW_QUEUE_BYTES, FLOW_QUEUE_DATAGRAMS, MAX_DATAGRAM,
+    MuxLimits, MuxVersion, Phase, ProtocolError, Role, STREAM_LIMIT_REASON, Side, StreamId,
 };
 pub use pump::pump;
 pub use stream::MuxStream;

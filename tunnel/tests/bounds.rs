@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::{echo, next_incoming};
 use pp_tunnel::{
-    IncomingStream, MuxEvent, MuxLimits, Phase, STREAM_LIMIT_REASON, Side, pump, start,
-    start_with_limits,
+    IncomingStream, MuxEvent, MuxLimits, MuxVersion, Phase, STREAM_LIMIT_REASON, Side, pump, start,
+    start_with,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -23,9 +23,10 @@ async fn an_open_over_the_limit_is_refused_with_the_reason_and_the_connection_go
     let (pp_io, wn_io) = tokio::io::duplex(64 * 1024);
     let limits = MuxLimits {
         max_peer_streams: 4,
+        ..MuxLimits::default()
     };
     let (_pp, mut pp_events, pp_driver) =
-        start_with_limits(pp_io, Side::Pp(Phase::Kubernetes), limits);
+        start_with(pp_io, Side::Pp(Phase::Kubernetes), MuxVersion::V2, limits);
     let (wn, _wn_events, wn_driver) = start(wn_io, Side::Wn);
     tokio::spawn(pp_driver.run());
     tokio::spawn(wn_driver.run());
