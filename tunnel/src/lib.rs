@@ -14,7 +14,8 @@
 //! never blocks other streams. The peer may have at most
 //! [`MuxLimits::max_peer_streams`] streams open at once (default 256), so
 //! what it can make this side buffer is bounded by that times 64 KiB
-//! (docs/protocol.md 2.5). [`pump`] joins a stream to a TCP or unix socket.
+//! (docs/protocol.md 2.5). [`pump`] joins a stream to a TCP or unix socket;
+//! [`datagram`] joins flows to UDP and unix datagram sockets.
 //!
 //! On a `pp-mux-v2` channel ([`start`]; [`start_with`] picks the version)
 //! the mux also carries datagram flows: [`MuxHandle::open_flow`] and
