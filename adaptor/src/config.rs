@@ -341,6 +341,11 @@ impl AdaptorConfig {
                 ));
             }
         };
+        if file.timing.udp_idle_secs == Some(0) {
+            return Err(invalid(
+                "timing.udp_idle_secs = 0 would end every UDP flow at once; give at least 1".into(),
+            ));
+        }
         let timing = file.timing.into_timing();
         let egress = file.egress.into_policy().map_err(invalid)?;
         let mut pps: Vec<PpConfig> = Vec::with_capacity(file.pp.len());
@@ -681,6 +686,20 @@ mod tests {
         }
         let error = parse_wn_targets(&["BOTH_PHASES:X:/run/netns/a:53"]).unwrap_err();
         assert!(error.contains("network namespaces"), "{error}");
+    }
+
+    #[test]
+    fn udp_idle_defaults_to_60_s_and_zero_is_refused() {
+        let path = Path::new("/etc/pp/adaptor.toml");
+        let config = AdaptorConfig::from_toml(EXAMPLE, path).unwrap();
+        assert_eq!(config.timing.udp_idle, Duration::from_secs(60));
+        let set = |secs| EXAMPLE.replace("[timing]", &format!("[timing]\nudp_idle_secs = {secs}"));
+        let config = AdaptorConfig::from_toml(&set(5), path).unwrap();
+        assert_eq!(config.timing.udp_idle, Duration::from_secs(5));
+        let error = AdaptorConfig::from_toml(&set(0), path)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("udp_idle_secs"), "{error}");
     }
 
     #[test]
