@@ -24,6 +24,7 @@ use crate::pp_status::PpStatus;
 use crate::relay_check::{RelayCheck, RelayVerdict, check_info};
 use crate::sid::Sid;
 use crate::ssh_connect::MuxConnection;
+use crate::tunnel_stats::TargetStats;
 use crate::wn_targets;
 use pp_ssh_key::PublicKey;
 use pp_tag::{ConnectionPhase, TunnelSet};
@@ -60,6 +61,8 @@ pub struct ConnectionContext<'a> {
     pub egress: &'a EgressProxy,
     /// The WN-side ends of the PP's inbound tunnels.
     pub targets: &'a TunnelSet,
+    /// Their counters.
+    pub target_stats: &'a TargetStats,
     pub slot: &'a watch::Sender<Option<ActiveMux>>,
     pub status: &'a watch::Sender<PpStatus>,
     pub timing: &'a Timing,
@@ -191,11 +194,12 @@ fn handle_event(
         MuxEvent::IncomingFlow(incoming) => {
             match wn_targets::may_reach(context.targets, &incoming.name, phase) {
                 Ok(target) if target.is_datagram() => {
+                    let stats = context.target_stats.of(&incoming.name);
                     incoming_streams.spawn(wn_targets::carry_flow(
                         sid.clone(),
                         incoming.name,
                         incoming.flow,
-                        target.clone(),
+                        (target.clone(), stats),
                         context.timing.udp_idle,
                     ));
                 }
@@ -219,11 +223,12 @@ fn handle_event(
             match wn_targets::may_reach(context.targets, &incoming.name, phase) {
                 Ok(target) => {
                     let (sid, target) = (sid.clone(), target.clone());
+                    let stats = context.target_stats.of(&incoming.name);
                     incoming_streams.spawn(wn_targets::carry_stream(
                         sid,
                         incoming.name,
                         incoming.stream,
-                        target,
+                        (target, stats),
                     ));
                 }
                 Err(refusal) => {

@@ -94,6 +94,10 @@ pub struct PodView {
     pub tunnels: BTreeMap<String, String>,
 }
 
+/// The metrics' `tunnel` label of a WN-side target (its name may also be
+/// one of the pod's local tunnels, in the other direction).
+pub const TARGET_LABEL_PREFIX: &str = "target:";
+
 /// What `attach` needs.
 #[derive(Clone, Debug)]
 pub struct AttachRequest {
@@ -453,6 +457,9 @@ impl Pods {
                         .tunnels()
                         .iter()
                         .map(|tunnel| (tunnel.name.clone(), tunnel.stats.counts()))
+                        .chain(served.handle.targets().iter().map(|(name, stats)| {
+                            (format!("{TARGET_LABEL_PREFIX}{name}"), stats.counts())
+                        }))
                         .collect(),
                 });
             }

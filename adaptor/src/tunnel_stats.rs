@@ -51,6 +51,36 @@ impl TunnelStats {
     }
 }
 
+/// The counters of a PP's WN-side targets, by tunnel name; cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct TargetStats(Arc<Vec<(String, Arc<TunnelStats>)>>);
+
+impl TargetStats {
+    /// Zeroed counters for every tag of `targets`.
+    pub fn new(targets: &pp_tag::TunnelSet) -> Self {
+        Self(Arc::new(
+            targets
+                .iter()
+                .map(|tag| (tag.name().to_owned(), Arc::default()))
+                .collect(),
+        ))
+    }
+
+    /// The counters of target `name` (fresh ones for an unknown name).
+    pub fn of(&self, name: &str) -> Arc<TunnelStats> {
+        self.0
+            .iter()
+            .find(|(known, _)| known == name)
+            .map(|(_, stats)| stats.clone())
+            .unwrap_or_default()
+    }
+
+    /// Every target's name and counters.
+    pub fn iter(&self) -> impl Iterator<Item = &(String, Arc<TunnelStats>)> {
+        self.0.iter()
+    }
+}
+
 /// Holds one stream in `open_streams`.
 pub struct OpenStream(Arc<TunnelStats>);
 

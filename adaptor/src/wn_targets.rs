@@ -12,10 +12,12 @@
 //! resets the stream or flow with the reason, in one log line.
 
 use crate::sid::Sid;
+use crate::tunnel_stats::{Counted, TunnelStats};
 use pp_forwarder_core::policy::{OpenRefusal, may_open};
 use pp_tag::{ConnectionPhase, Target, TunnelSet};
-use pp_tunnel::datagram::{ConnectedDatagram, DatagramCounters};
+use pp_tunnel::datagram::ConnectedDatagram;
 use pp_tunnel::{MuxFlow, MuxStream};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpStream, UnixStream};
 
@@ -40,16 +42,23 @@ pub fn describe(target: &Target) -> String {
     }
 }
 
-/// Carries a stream the PP opened to `target` until both directions end.
-pub async fn carry_stream(sid: Sid, name: String, stream: MuxStream, target: Target) {
+/// Carries a stream the PP opened to `target` until both directions end,
+/// counted in `stats`.
+pub async fn carry_stream(
+    sid: Sid,
+    name: String,
+    stream: MuxStream,
+    (target, stats): (Target, Arc<TunnelStats>),
+) {
     let described = describe(&target);
+    let _open = stats.open_stream();
     let moved = match &target {
         Target::Tcp { ip, port } => match TcpStream::connect((*ip, *port)).await {
-            Ok(socket) => Ok(pp_tunnel::pump(stream, socket).await),
+            Ok(socket) => Ok(pp_tunnel::pump(stream, counted(socket, &stats)).await),
             Err(error) => Err((stream, error)),
         },
         Target::Unix { path } => match UnixStream::connect(path).await {
-            Ok(socket) => Ok(pp_tunnel::pump(stream, socket).await),
+            Ok(socket) => Ok(pp_tunnel::pump(stream, counted(socket, &stats)).await),
             Err(error) => Err((stream, error)),
         },
         Target::NetnsTcp { .. } | Target::NetnsUdp { .. } => Err((
@@ -85,8 +94,15 @@ pub async fn carry_stream(sid: Sid, name: String, stream: MuxStream, target: Tar
     }
 }
 
-/// Carries a flow the PP opened to the datagram `target` until it ends.
-pub async fn carry_flow(sid: Sid, name: String, flow: MuxFlow, target: Target, idle: Duration) {
+/// Carries a flow the PP opened to the datagram `target` until it ends,
+/// counted in `stats`.
+pub async fn carry_flow(
+    sid: Sid,
+    name: String,
+    flow: MuxFlow,
+    (target, stats): (Target, Arc<TunnelStats>),
+    idle: Duration,
+) {
     let described = describe(&target);
     let socket = match &target {
         Target::Udp { ip, port } => ConnectedDatagram::connect_udp((*ip, *port).into()).await,
@@ -104,13 +120,14 @@ pub async fn carry_flow(sid: Sid, name: String, flow: MuxFlow, target: Target, i
             return;
         }
     };
-    let counters = DatagramCounters::default();
-    let reason = pp_tunnel::datagram::serve_target(flow, socket, idle, &counters).await;
-    let counts = counters.counts();
-    tracing::info!(
-        "pp {sid}: flow to WN target {name} ({described}) ended ({reason}): {} datagrams from the PP, {} to it, {} dropped",
-        counts.from_peer,
-        counts.to_peer,
-        counts.dropped()
-    );
+    let reason = pp_tunnel::datagram::serve_target(flow, socket, idle, &stats.datagrams).await;
+    tracing::info!("pp {sid}: flow to WN target {name} ({described}) ended ({reason})");
+}
+
+/// `socket` with its traffic counted in `stats` (reads: towards the PP).
+fn counted<S>(socket: S, stats: &Arc<TunnelStats>) -> Counted<S> {
+    Counted {
+        socket,
+        stats: stats.clone(),
+    }
 }

@@ -131,6 +131,10 @@ async fn udp_tunnels_carry_datagrams_whole_and_in_order_both_ways() {
     let counts = tunnel_counts(&handle, "UECHO");
     assert!(counts.to_peer >= MIXED_COUNT, "{counts:?}");
     assert!(counts.from_peer >= MIXED_COUNT, "{counts:?}");
+    // The WN-side target's counters (the metrics' `tunnel="target:WECHO"`).
+    let target = handle.targets().of("WECHO").counts().datagrams;
+    assert!(target.from_peer >= MIXED_COUNT, "{target:?}");
+    assert!(target.to_peer >= MIXED_COUNT, "{target:?}");
 
     // 100 clients at once, each with its own flow and its own echoes.
     let opened_before = tunnel_counts(&handle, "UECHO").flows_opened;
