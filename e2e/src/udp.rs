@@ -17,6 +17,7 @@ pub const STUCK: Duration = Duration::from_secs(30);
 /// as it came. Stops when the returned task is aborted.
 pub async fn start_echo() -> (tokio::task::JoinHandle<()>, SocketAddr) {
     let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind the echo");
+    roomy(&socket);
     let address = socket.local_addr().expect("the echo's address");
     let task = tokio::spawn(async move {
         let mut buf = vec![0u8; 65_536];
@@ -25,6 +26,15 @@ pub async fn start_echo() -> (tokio::task::JoinHandle<()>, SocketAddr) {
         }
     });
     (task, address)
+}
+
+/// Asks for 1 MiB socket buffers (the kernel caps it at `rmem_max`, then
+/// doubles it): a window of 16 KiB datagrams whose reader is briefly not
+/// scheduled must not overflow the default 208 KiB, whose skbs take about
+/// twice their payload.
+fn roomy(socket: &UdpSocket) {
+    let _ = rustix::net::sockopt::set_socket_recv_buffer_size(socket, 1 << 20);
+    let _ = rustix::net::sockopt::set_socket_send_buffer_size(socket, 1 << 20);
 }
 
 /// Datagram `seq` of length `len`: 8 bytes of `seq` (as far as they fit),
@@ -72,6 +82,7 @@ pub async fn windowed_echo(
     len_of: impl Fn(u64) -> usize,
 ) -> Run {
     let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind a client");
+    roomy(&socket);
     socket.connect(to).await.expect("connect the client");
     let started = Instant::now();
     let mut sent_at = std::collections::VecDeque::new();
