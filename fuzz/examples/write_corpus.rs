@@ -67,6 +67,37 @@ fn mux_conversation(selector: u8, peer: Side) -> Vec<u8> {
     input
 }
 
+/// The mux_flows target's input: `selector`, the local commands `local`
+/// (step byte and argument pairs), then `peer` bytes in steps of at most
+/// 240 bytes (a step byte below 0xF0 is the chunk length minus one).
+fn mux_flows_input(selector: u8, local: &[u8], peer: &[u8]) -> Vec<u8> {
+    let mut input = vec![selector];
+    input.extend_from_slice(local);
+    for chunk in peer.chunks(240) {
+        input.push(u8::try_from(chunk.len() - 1).expect("chunk of at most 240 bytes"));
+        input.extend_from_slice(chunk);
+    }
+    input
+}
+
+/// What a pp-mux-v2 peer sends in a typical exchange with flows: a DNS
+/// flow with a query, a byte stream beside it, three more flows (some over
+/// a small cap) and a RESET.
+fn mux_flows_conversation(peer: Side) -> Vec<u8> {
+    let mut session = MuxSession::new(peer);
+    let dns = session.open_flow("DNS").expect("open flow");
+    session.send_datagram(dns, b"\x12\x34\x01\x00\x00\x01").expect("datagram");
+    session.send_datagram(dns, b"").expect("empty datagram");
+    let web = session.open("WEB").expect("open");
+    session.send(web, b"GET / HTTP/1.1\r\n\r\n").expect("send");
+    for _ in 0..3 {
+        let log = session.open_flow("LOG").expect("open flow");
+        session.send_datagram(log, &[0x5a; 300]).expect("datagram");
+    }
+    session.reset(dns, "idle for 60 s").expect("reset");
+    session.take_transmit()
+}
+
 /// A client's first flight: version line, KEXINIT for `kex`, and its key
 /// exchange message with a regular x25519 key when `with_key`.
 fn ssh_client_start(selector: u8, kex: &str, with_key: bool) -> Vec<u8> {
@@ -101,6 +132,9 @@ fn main() {
         ("v6", "KUBERNETES_PHASE:v6:[fd00::1]:22"),
         ("netns", "KUBERNETES_PHASE:ns:/run/netns/podns:6666"),
         ("unix", "ATTESTATION_PHASE:K:unix:/run/a.sock"),
+        ("udp", "KUBERNETES_PHASE:DNS:udp:10.96.0.10:53"),
+        ("udp-netns", "BOTH_PHASES:LOG:udp:/run/netns/podns:514"),
+        ("unixgram", "ATTESTATION_PHASE:L:unixgram:/run/log.sock"),
         (
             "list",
             "BOTH_PHASES:KBS:8080,KUBERNETES_PHASE:KATAAGENT:unix:/run/kata.sock",
@@ -221,6 +255,21 @@ fn main() {
             ],
         ),
     ];
+    let flow_frames = vec![
+        Frame::OpenFlow {
+            stream: stream(3),
+            name: "DNS".into(),
+        },
+        Frame::Datagram {
+            stream: stream(3),
+            bytes: b"\x12\x34\x01\x00".to_vec(),
+        },
+        Frame::Datagram {
+            stream: stream(3),
+            bytes: Vec::new(),
+        },
+    ];
+    seed("mux_frame", "flow", &frames(&flow_frames));
     for (name, list) in &frame_seeds {
         seed("mux_frame", name, &frames(list));
     }
@@ -239,6 +288,36 @@ fn main() {
         "mux_session",
         "from-wn-limit-0",
         &mux_conversation(0b0000_1001, Side::Wn),
+    );
+
+    // Selector bit 0: 0 = this session is the WN; bits 6-7: the flow cap.
+    let from_pp = mux_flows_conversation(Side::Pp(Phase::Kubernetes));
+    let from_wn = mux_flows_conversation(Side::Wn);
+    seed(
+        "mux_flows",
+        "from-pp",
+        &mux_flows_input(0b1100_0000, &[], &from_pp),
+    );
+    seed(
+        "mux_flows",
+        "from-wn-cap-1",
+        &mux_flows_input(0b0100_0001, &[], &from_wn),
+    );
+    seed(
+        "mux_flows",
+        "from-wn-refused",
+        &mux_flows_input(0b1100_0011, &[], &from_wn),
+    );
+    // Local commands first: open a flow, send 10 * 67 bytes on it, open a
+    // stream, reset the flow, take the transmit queue.
+    seed(
+        "mux_flows",
+        "local-then-pp",
+        &mux_flows_input(
+            0b1000_0000,
+            &[0xf0, 0, 0xf1, 10, 0xf3, 0, 0xf2, 0, 0xf4, 0],
+            &from_pp,
+        ),
     );
 
     let pe = pp_measure::fixtures::pe::pe_image(&[(".linux", b"kernel"), (".initrd", b"initrd")]);

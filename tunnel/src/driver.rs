@@ -160,7 +160,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> MuxDriver<IO> {
                 Poll::Ready(ReadOutcome::Data) => progressed = true,
                 Poll::Pending => {}
             }
-            let unwritten = self.outgoing.len() - self.outgoing_written;
+            let unwritten = self.outgoing.len().saturating_sub(self.outgoing_written);
             progressed |= self.flows.send_queued(&mut self.session, unwritten)?;
             progressed |= self.poll_write_pipe(cx)?;
             if !progressed {
@@ -246,9 +246,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> MuxDriver<IO> {
             Event::Data { stream, bytes } => self.with_stream(stream, |s| s.push_data(bytes)),
             Event::Credited { stream, n } => self.with_stream(stream, |s| s.add_credit(n)),
             Event::PeerEnded { stream } => self.with_stream(stream, Shared::mark_peer_ended),
+            Event::PeerReset { stream, reason } if self.flows.holds(stream) => {
+                self.flows.close(stream, FlowClosed::PeerReset(reason));
+            }
             Event::PeerReset { stream, reason } => {
-                self.flows
-                    .close(stream, FlowClosed::PeerReset(reason.clone()));
                 self.with_stream(stream, |s| s.close(Closed::PeerReset(reason)));
             }
             Event::FlowOpened { stream, name } => {

@@ -43,10 +43,7 @@ impl fmt::Display for MuxError {
                 f,
                 "internal error: stream {stream} wrote beyond its send window (report this bug)"
             ),
-            MuxError::NeedsVersion2 => write!(
-                f,
-                "datagram flows need a pp-mux-v2 channel; the peer speaks only pp-mux-v1"
-            ),
+            MuxError::NeedsVersion2 => CommandError::NeedsVersion2.fmt(f),
         }
     }
 }

@@ -12,7 +12,7 @@
 //! Received datagrams wait for [`MuxFlow::recv`] in a queue of the same
 //! bound; beyond it they are dropped and counted. A flow ends with RESET
 //! (either side) or with the connection, and [`MuxFlow::recv`] then
-//! returns the reason once the datagrams received before are read.
+//! returns the reason.
 //! Dropping the last clone of a live flow resets it ("flow dropped").
 
 use std::collections::{HashMap, VecDeque};
@@ -262,8 +262,10 @@ impl MuxFlow {
         Ok(())
     }
 
-    /// The next datagram from the peer, whole; once the flow has closed and
-    /// every datagram received before was read, why it closed.
+    /// The next datagram from the peer, whole; once the flow has closed,
+    /// why it closed (after a peer RESET or the connection's end, only once
+    /// the datagrams received before it were read; after a local reset at
+    /// once). Several tasks may wait; each datagram goes to one of them.
     pub async fn recv(&self) -> Result<Vec<u8>, FlowClosed> {
         let shared = &self.user.shared;
         loop {
@@ -346,9 +348,14 @@ impl FlowTable {
         shared.changed.notify_waiters();
     }
 
+    /// Whether `id` is a live flow of this table.
+    pub(crate) fn holds(&self, id: StreamId) -> bool {
+        self.flows.contains_key(&id)
+    }
+
     /// The flow `id` has queued datagrams (its first since it last drained).
     pub(crate) fn mark_ready(&mut self, id: StreamId) {
-        if self.flows.contains_key(&id) {
+        if self.holds(id) {
             self.ready.push_back(id);
         }
     }

@@ -1,6 +1,12 @@
-//! `pp-tunnel`: the tokio driver of the `pp-mux-v1` multiplexer
+//! `pp-tunnel`: the tokio driver of the pp-mux multiplexer
 //! (docs/protocol.md section 2) that both the forwarder (PP) and the adaptor
 //! (WN) run over their mux channel.
+//!
+//! On a `pp-mux-v2` channel ([`start`]; [`start_with`] picks the version)
+//! the mux also carries datagram flows: [`MuxHandle::open_flow`] and
+//! [`MuxEvent::IncomingFlow`] give [`MuxFlow`]s, which send without ever
+//! waiting (a full queue drops and counts, [`FlowStats`]) and are served in
+//! turn so one busy flow cannot starve another.
 //!
 //! [`start`] takes any `AsyncRead + AsyncWrite + Unpin` byte pipe by value
 //! and returns a [`MuxHandle`] (open streams, send control frames), a
@@ -16,18 +22,14 @@
 //! what it can make this side buffer is bounded by that times 64 KiB
 //! (docs/protocol.md 2.5). [`pump`] joins a stream to a TCP or unix socket;
 //! [`datagram`] joins flows to UDP and unix datagram sockets.
-//!
-//! On a `pp-mux-v2` channel ([`start`]; [`start_with`] picks the version)
-//! the mux also carries datagram flows: [`MuxHandle::open_flow`] and
-//! [`MuxEvent::IncomingFlow`] give [`MuxFlow`]s, which send without ever
-//! waiting (a full queue drops and counts, [`FlowStats`]) and are served in
-//! turn so one busy flow cannot starve another.
 #![forbid(unsafe_code)]
 
 pub mod datagram;
 mod driver;
 mod error;
 mod flow;
+#[cfg(test)]
+mod flow_tests;
 mod handle;
 mod pump;
 mod stream;
@@ -37,8 +39,10 @@ pub use error::MuxError;
 pub use flow::{FlowClosed, FlowSendError, FlowStats, MuxFlow, TRANSMIT_LOW_WATER};
 pub use handle::{IncomingFlow, IncomingStream, MuxEvent, MuxEvents, MuxHandle};
 pub use pp_mux::{
-    CommandError, FLOW_LIMIT_REASON, FLOW_QUEUE_BYTES, FLOW_QUEUE_DATAGRAMS, MAX_DATAGRAM,
-    MuxLimits, MuxVersion, Phase, ProtocolError, Role, STREAM_LIMIT_REASON, Side, StreamId,
+    CommandError, MuxLimits, Phase, ProtocolError, Role, STREAM_LIMIT_REASON, Side, StreamId,
+};
+pub use pp_mux::{
+    FLOW_LIMIT_REASON, FLOW_QUEUE_BYTES, FLOW_QUEUE_DATAGRAMS, MAX_DATAGRAM, MuxVersion,
 };
 pub use pump::pump;
 pub use stream::MuxStream;

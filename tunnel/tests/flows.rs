@@ -71,8 +71,25 @@ fn size_of(index: usize) -> usize {
     }
 }
 
+#[test]
+fn a_flow_can_be_shared_between_threads() {
+    fn shareable<T: Send + Sync + Clone>() {}
+    shareable::<MuxFlow>();
+}
+
 #[tokio::test]
 async fn datagrams_arrive_whole_and_in_order_both_ways() {
+    echo_batches(40).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn datagrams_arrive_whole_and_in_order_across_threads() {
+    echo_batches(10).await;
+}
+
+/// Sends `batches` batches of mixed-size datagrams through an echo on the
+/// PP side and checks each comes back whole and in order.
+async fn echo_batches(batches: usize) {
     let (mut pp, wn) = running();
     let flow = wn.handle.open_flow("DNS").await.unwrap();
     let incoming = next_flow(&mut pp.events).await;
@@ -84,7 +101,7 @@ async fn datagrams_arrive_whole_and_in_order_both_ways() {
     // may be lost: each batch must come back whole and in order.
     const BATCH: usize = 16;
     let mut index = 0;
-    for _ in 0..40 {
+    for _ in 0..batches {
         let batch: Vec<Vec<u8>> = (index..index + BATCH)
             .map(|i| payload(i as u64, size_of(i)))
             .collect();

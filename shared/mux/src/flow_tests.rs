@@ -8,8 +8,8 @@ use alloc::vec::Vec;
 use super::MuxVersion;
 use super::frame::{self, Frame, FrameError, MAX_DATAGRAM, Phase, Role, Side, StreamId};
 use super::session::{
-    CommandError, DEFAULT_MAX_PEER_FLOWS, Event, FLOW_LIMIT_REASON, MuxLimits, MuxSession,
-    ProtocolError,
+    CommandError, DEFAULT_MAX_PEER_FLOWS, Event, FLOW_LIMIT_REASON, MAX_UNREAD_ANSWERS, MuxLimits,
+    MuxSession, ProtocolError,
 };
 use super::session_tests::{deliver, drain, id, inject};
 
@@ -165,6 +165,29 @@ fn an_open_flow_over_the_flow_limit_is_refused_by_the_session_and_uses_up_its_id
         deliver(&mut wn, &mut pp).unwrap().as_slice(),
         [Event::FlowOpened { stream, .. }] if *stream == next
     ));
+}
+
+#[test]
+fn an_open_flow_over_the_cap_while_our_answers_wait_unread_ends_the_connection() {
+    let (mut pp, _wn) = connected_as(MuxVersion::V2, flow_limit(1));
+    let own = pp.open_flow("OWN").unwrap();
+    while pp.transmit_backlog() <= MAX_UNREAD_ANSWERS {
+        pp.send_datagram(own, &[0; MAX_DATAGRAM]).unwrap();
+    }
+    let open = |n| Frame::OpenFlow {
+        stream: id(n),
+        name: "DNS".into(),
+    };
+    // Within the cap an OPEN_FLOW needs no answer, so the backlog is fine.
+    assert_eq!(inject(&mut pp, &open(1)).unwrap().len(), 1);
+    let backlog = pp.transmit_backlog();
+    assert_eq!(
+        inject(&mut pp, &open(3)).unwrap_err(),
+        ProtocolError::AnswersUnread {
+            frame: "OPEN_FLOW",
+            backlog
+        }
+    );
 }
 
 #[test]

@@ -19,8 +19,10 @@ mod session_tests;
 
 pub use frame::{Frame, FrameError, MAX_DATAGRAM, Phase, Role, Side, StreamId};
 pub use session::{
-    CommandError, DEFAULT_MAX_PEER_FLOWS, DEFAULT_MAX_PEER_STREAMS, Event, FLOW_LIMIT_REASON,
-    FLOW_QUEUE_BYTES, FLOW_QUEUE_DATAGRAMS, INITIAL_WINDOW, MAX_UNREAD_ANSWERS, MAX_WINDOW,
+    CommandError, DEFAULT_MAX_PEER_STREAMS, Event, INITIAL_WINDOW, MAX_UNREAD_ANSWERS, MAX_WINDOW,
     MuxLimits, MuxSession, ProtocolError, STREAM_LIMIT_REASON,
+};
+pub use session::{
+    DEFAULT_MAX_PEER_FLOWS, FLOW_LIMIT_REASON, FLOW_QUEUE_BYTES, FLOW_QUEUE_DATAGRAMS,
 };
 pub use version::MuxVersion;

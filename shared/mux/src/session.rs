@@ -1,6 +1,7 @@
 //! [`MuxSession`]: one side of a pp-mux channel (`pp-mux-v1` or
 //! `pp-mux-v2`) as a state machine with no IO (docs/protocol.md section
-//! 2.3). Byte streams live here; datagram flows (v2) in [`flows`].
+//! 2.3). Byte streams live here; datagram flows (v2) in the `flows`
+//! submodule.
 //!
 //! Contract: the driver hands received bytes to [`MuxSession::receive`] and
 //! pulls [`Event`]s with [`MuxSession::next_event`]; local commands (open,
@@ -44,20 +45,20 @@ pub const STREAM_LIMIT_REASON: &str = "stream limit:";
 /// (docs/protocol.md 2.5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MuxLimits {
-    /// Streams opened by the peer that may be live at once; an `OPEN` over
-    /// it is refused with `RESET` and never becomes an [`Event::Opened`].
-    pub max_peer_streams: usize,
     /// Flows opened by the peer that may be live at once (counted apart
     /// from streams); an `OPEN_FLOW` over it is refused with `RESET` and
     /// never becomes an [`Event::FlowOpened`].
     pub max_peer_flows: usize,
+    /// Streams opened by the peer that may be live at once; an `OPEN` over
+    /// it is refused with `RESET` and never becomes an [`Event::Opened`].
+    pub max_peer_streams: usize,
 }
 
 impl Default for MuxLimits {
     fn default() -> Self {
         MuxLimits {
-            max_peer_streams: DEFAULT_MAX_PEER_STREAMS,
             max_peer_flows: DEFAULT_MAX_PEER_FLOWS,
+            max_peer_streams: DEFAULT_MAX_PEER_STREAMS,
         }
     }
 }
@@ -560,19 +561,6 @@ impl MuxSession {
         Ok(Some(Event::Opened { stream, name }))
     }
 
-    /// Checks that the peer opens `stream` as the next id of its sequence
-    /// (shared by streams and flows) and uses that id up.
-    fn take_peer_id(&mut self, stream: StreamId) -> Result<(), ProtocolError> {
-        if stream.get() != self.next_peer_id {
-            return Err(ProtocolError::BadOpenId {
-                stream,
-                expected: self.next_peer_id,
-            });
-        }
-        self.next_peer_id = self.next_peer_id.checked_add(2).unwrap_or(0);
-        Ok(())
-    }
-
     /// A frame that makes us answer is refused while the peer leaves more
     /// than [`MAX_UNREAD_ANSWERS`] of our bytes unread.
     fn check_answers_read(&self, frame: &'static str) -> Result<(), ProtocolError> {
@@ -702,6 +690,19 @@ impl MuxSession {
         let stream = StreamId::new(self.next_local_id).ok_or(CommandError::IdsExhausted)?;
         self.next_local_id = self.next_local_id.checked_add(2).unwrap_or(0);
         Ok(stream)
+    }
+
+    /// Checks that the peer opens `stream` as the next id of its sequence
+    /// (shared by streams and flows) and uses that id up.
+    fn take_peer_id(&mut self, stream: StreamId) -> Result<(), ProtocolError> {
+        if stream.get() != self.next_peer_id {
+            return Err(ProtocolError::BadOpenId {
+                stream,
+                expected: self.next_peer_id,
+            });
+        }
+        self.next_peer_id = self.next_peer_id.checked_add(2).unwrap_or(0);
+        Ok(())
     }
 
     /// Queues as much of `bytes` as the peer's window allows and returns how
