@@ -8,8 +8,9 @@
 //! phase the connection is in) or a [`ConnectError`] saying which step
 //! failed and why. The mux subsystem is asked for as `pp-mux-v2` first;
 //! a PP that refuses it (one from before datagram flows) is asked for
-//! `pp-mux-v1` on a fresh channel (the refused one is closed), and the
-//! connection runs without datagram tunnels ([`MuxConnection::version`]). TCP connect and the rest of the handshake each have a
+//! `pp-mux-v1` on the same channel, or on a fresh one if that fails too,
+//! and the connection runs without datagram tunnels
+//! ([`MuxConnection::version`]). TCP connect and the rest of the handshake each have a
 //! deadline, so a silent PP cannot hang the caller. Authentication: the WN
 //! key in the Kubernetes phase; in the attestation phase the WN key when
 //! the PP's init-data carries it, else `none`. SSH keepalives are sent on
@@ -20,7 +21,7 @@ use pp_ssh_key::{PrivateKey, PublicKey};
 use pp_tunnel::MuxVersion;
 use russh::client::{self, AuthResult, Handle, Msg};
 use russh::keys::PrivateKeyWithHashAlg;
-use russh::{ChannelMsg, ChannelStream};
+use russh::{Channel, ChannelMsg, ChannelStream};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -226,13 +227,7 @@ pub async fn connect_mux(
             })?;
         let mut handle = handle;
         authenticate(&mut handle, &verdict, auth).await?;
-        let (stream, version) = match open_mux_channel(&handle, MuxVersion::V2).await? {
-            Some(stream) => (stream, MuxVersion::V2),
-            None => match open_mux_channel(&handle, MuxVersion::V1).await? {
-                Some(stream) => (stream, MuxVersion::V1),
-                None => return Err(ConnectError::SubsystemRefused),
-            },
-        };
+        let (stream, version) = open_mux(&handle).await?;
         Ok(MuxConnection {
             handle,
             stream,
@@ -289,47 +284,59 @@ async fn authenticate(
     }
 }
 
-/// A session channel with the mux subsystem of `version`; `None` when the
-/// PP refused that subsystem (the channel is closed then).
-async fn open_mux_channel(
+/// The mux channel: `pp-mux-v2`, else (an old PP) `pp-mux-v1` on the same
+/// channel, else `pp-mux-v1` on a fresh channel (the refused one closed).
+async fn open_mux(
     handle: &Handle<HostKeyGate>,
-    version: MuxVersion,
-) -> Result<Option<ChannelStream<Msg>>, ConnectError> {
-    let mut channel = handle
+) -> Result<(ChannelStream<Msg>, MuxVersion), ConnectError> {
+    let mut channel = open_session(handle).await?;
+    if ask(&mut channel, MuxVersion::V2).await? {
+        return Ok((channel.into_stream(), MuxVersion::V2));
+    }
+    if matches!(ask(&mut channel, MuxVersion::V1).await, Ok(true)) {
+        return Ok((channel.into_stream(), MuxVersion::V1));
+    }
+    // Best effort: a PP that dropped the refused channel may not answer.
+    let _ = channel.close().await;
+    let mut channel = open_session(handle).await?;
+    if ask(&mut channel, MuxVersion::V1).await? {
+        return Ok((channel.into_stream(), MuxVersion::V1));
+    }
+    Err(ConnectError::SubsystemRefused)
+}
+
+async fn open_session(handle: &Handle<HostKeyGate>) -> Result<Channel<Msg>, ConnectError> {
+    handle
         .channel_open_session()
         .await
         .map_err(|error| ConnectError::Ssh {
             step: "channel open",
             reason: error.to_string(),
-        })?;
+        })
+}
+
+/// Asks for the mux subsystem of `version` on `channel`: whether the PP
+/// agreed.
+async fn ask(channel: &mut Channel<Msg>, version: MuxVersion) -> Result<bool, ConnectError> {
+    let failed = |reason: String| ConnectError::Ssh {
+        step: "subsystem request",
+        reason,
+    };
     channel
         .request_subsystem(true, version.subsystem())
         .await
-        .map_err(|error| ConnectError::Ssh {
-            step: "subsystem request",
-            reason: error.to_string(),
-        })?;
+        .map_err(|error| failed(error.to_string()))?;
     loop {
         match channel.wait().await {
-            Some(ChannelMsg::Success) => return Ok(Some(channel.into_stream())),
-            Some(ChannelMsg::Failure) => {
-                // Best effort: an old PP may keep the channel until the end.
-                let _ = channel.close().await;
-                return Ok(None);
-            }
+            Some(ChannelMsg::Success) => return Ok(true),
+            Some(ChannelMsg::Failure) => return Ok(false),
             Some(ChannelMsg::WindowAdjusted { .. }) => continue,
             Some(other) => {
-                return Err(ConnectError::Ssh {
-                    step: "subsystem request",
-                    reason: format!("unexpected channel message before the reply: {other:?}"),
-                });
+                return Err(failed(format!(
+                    "unexpected channel message before the reply: {other:?}"
+                )));
             }
-            None => {
-                return Err(ConnectError::Ssh {
-                    step: "subsystem request",
-                    reason: "the channel closed before the PP answered".into(),
-                });
-            }
+            None => return Err(failed("the channel closed before the PP answered".into())),
         }
     }
 }
