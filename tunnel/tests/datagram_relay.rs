@@ -216,3 +216,35 @@ async fn a_unix_datagram_listener_carries_an_unnamed_clients_datagrams_one_way()
     .await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn what_waits_for_a_flow_to_open_is_bounded() {
+    let socket = DatagramSocket::bind_udp("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let address = socket.local_udp_addr().unwrap();
+    let counters = Arc::new(DatagramCounters::default());
+    // No connection ever comes, and the opener never gives up.
+    let opener = || std::future::pending::<Option<pp_tunnel::MuxFlow>>();
+    tokio::spawn(serve_listener(
+        socket,
+        opener,
+        RelaySettings::default(),
+        counters.clone(),
+    ));
+    let client = client_of(address).await;
+    // 16 datagrams of one client wait (PENDING_DATAGRAMS); the other 4 are
+    // dropped and counted. (Small ones: the kernel's socket buffer must
+    // not be what drops them.)
+    for _ in 0..20 {
+        client.send(&[3u8; 100]).await.unwrap();
+        tokio::task::yield_now().await;
+    }
+    until(
+        &counters,
+        "the datagrams beyond the bound are counted",
+        |c| c.dropped_queue_full == 4,
+    )
+    .await;
+    assert_eq!(counters.counts().flows_opened, 0);
+}

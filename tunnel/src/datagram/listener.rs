@@ -6,8 +6,10 @@
 //! flow's replies and the idle sweep all run inside the one future, so a
 //! client waiting for its flow to open never holds up another. Datagrams a
 //! client sends while its flow is being opened wait (at most
-//! [`PENDING_DATAGRAMS`]); if the opener finds no connection they are
-//! dropped and counted. A flow the peer ends (RESET, connection end) is
+//! [`PENDING_DATAGRAMS`] per client and [`PENDING_BYTES`] for all clients
+//! of the listener together, so what waiting for a connection can hold is
+//! bounded); if the opener finds no connection they are dropped and
+//! counted. A flow the peer ends (RESET, connection end) is
 //! forgotten, and the client's next datagram opens a new one.
 
 use std::collections::HashMap;
@@ -26,7 +28,9 @@ use super::{DatagramCounters, RECEIVE_BUFFER};
 use crate::{FlowSendError, MuxFlow};
 
 /// Datagrams kept for a client whose flow is still being opened.
-pub const PENDING_DATAGRAMS: usize = 64;
+pub const PENDING_DATAGRAMS: usize = 16;
+/// Bytes kept for all clients of a listener whose flows are being opened.
+pub const PENDING_BYTES: usize = 256 * 1024;
 
 /// How a listener treats its flows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,6 +85,7 @@ pub async fn serve_listener<O, F>(
     let mut buf = vec![0u8; RECEIVE_BUFFER];
     let mut clients: HashMap<ClientAddr, Client> = HashMap::new();
     let mut pending: HashMap<ClientAddr, Vec<Vec<u8>>> = HashMap::new();
+    let mut pending_bytes = 0usize;
     let mut opening = FuturesUnordered::new();
     let mut replying = FuturesUnordered::new();
     let mut sweep = tokio::time::interval((settings.idle / 4).max(Duration::from_millis(50)));
@@ -121,9 +126,11 @@ pub async fn serve_listener<O, F>(
                         continue;
                     }
                 }
+                let fits = pending_bytes.saturating_add(len) <= PENDING_BYTES;
                 if let Some(queue) = pending.get_mut(&client) {
-                    if queue.len() < PENDING_DATAGRAMS {
+                    if fits && queue.len() < PENDING_DATAGRAMS {
                         queue.push(datagram.to_vec());
+                        pending_bytes = pending_bytes.saturating_add(len);
                     } else {
                         counters.queue_full(1);
                     }
@@ -133,11 +140,18 @@ pub async fn serve_listener<O, F>(
                     counters.flow_limit();
                     continue;
                 }
+                if !fits {
+                    counters.queue_full(1);
+                    continue;
+                }
+                pending_bytes = pending_bytes.saturating_add(len);
                 pending.insert(client.clone(), vec![datagram.to_vec()]);
                 opening.push(open_for(client, open()));
             }
             Wake::Opened(client, flow) => {
                 let queued = pending.remove(&client).unwrap_or_default();
+                let queued_bytes: usize = queued.iter().map(Vec::len).sum();
+                pending_bytes = pending_bytes.saturating_sub(queued_bytes);
                 let Some(flow) = flow else {
                     counters.no_tunnel(queued.len());
                     continue;
