@@ -38,15 +38,12 @@ impl AllowPattern {
             Some(rest) => (true, rest),
             None => (false, text),
         };
-        let request = format!("CONNECT {rest} HTTP/1.1\r\n\r\n");
-        match pp_http::parse_connect(request.as_bytes()) {
-            Ok(Some(target)) => Ok(Self {
-                host: target.host,
-                wildcard,
-                port: target.port,
-            }),
-            _ => Err(invalid()),
-        }
+        let (host, port) = pp_http::parse_authority(rest).ok_or_else(invalid)?;
+        Ok(Self {
+            host,
+            wildcard,
+            port,
+        })
     }
 
     fn admits(&self, host: &str, port: u16) -> bool {

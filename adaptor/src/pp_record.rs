@@ -8,7 +8,7 @@
 //! A damaged file is an error (the adaptor refuses to guess, since guessing
 //! "not upgraded" would re-open the attestation phase).
 
-use crate::keystore::private_file::{WritePrivateError, write_private};
+use crate::keystore::private_file::write_private;
 use crate::sid::Sid;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -113,22 +113,13 @@ impl RecordStore {
 /// Writes `bytes` to `path` with mode 0600 through a temporary file and a
 /// rename, so a crash leaves the old or the new content, never a mix.
 pub(crate) fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), RecordError> {
-    write_private(path, bytes, true).map_err(|error| match error {
-        WritePrivateError::Io {
+    write_private(path, bytes, true).map_err(|error| {
+        let (action, path, source) = error.into_io_parts();
+        RecordError::Io {
             action,
             path,
             source,
-        } => RecordError::Io {
-            action,
-            path,
-            source,
-        },
-        // Only a write that must not replace reports an existing file.
-        WritePrivateError::Exists { path } => RecordError::Io {
-            action: "create",
-            path,
-            source: std::io::ErrorKind::AlreadyExists.into(),
-        },
+        }
     })
 }
 

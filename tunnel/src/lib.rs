@@ -42,7 +42,8 @@ pub use pp_mux::{
     CommandError, MuxLimits, Phase, ProtocolError, Role, STREAM_LIMIT_REASON, Side, StreamId,
 };
 pub use pp_mux::{
-    FLOW_LIMIT_REASON, FLOW_QUEUE_BYTES, FLOW_QUEUE_DATAGRAMS, MAX_DATAGRAM, MuxVersion,
+    FLOW_LIMIT_REASON, FLOW_QUEUE_BYTES, FLOW_QUEUE_DATAGRAMS, FLOWS_HELD_BYTES, MAX_DATAGRAM,
+    MuxVersion,
 };
 pub use pump::pump;
 pub use stream::MuxStream;

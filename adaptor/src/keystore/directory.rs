@@ -166,21 +166,11 @@ fn read_key_file(path: &Path) -> Result<String, KeyStoreError> {
 }
 
 fn write_error(error: WritePrivateError) -> KeyStoreError {
-    match error {
-        WritePrivateError::Io {
-            action,
-            path,
-            source,
-        } => KeyStoreError::Io {
-            action,
-            path,
-            source,
-        },
-        WritePrivateError::Exists { path } => KeyStoreError::Io {
-            action: "create",
-            path,
-            source: std::io::ErrorKind::AlreadyExists.into(),
-        },
+    let (action, path, source) = error.into_io_parts();
+    KeyStoreError::Io {
+        action,
+        path,
+        source,
     }
 }
 

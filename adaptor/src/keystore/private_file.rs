@@ -70,6 +70,21 @@ pub enum WritePrivateError {
     Exists { path: PathBuf },
 }
 
+impl WritePrivateError {
+    /// The failed step, the file and the OS error, for callers whose own
+    /// error type has one IO variant (`Exists` is `create` + `AlreadyExists`).
+    pub fn into_io_parts(self) -> (&'static str, PathBuf, std::io::Error) {
+        match self {
+            Self::Io {
+                action,
+                path,
+                source,
+            } => (action, path, source),
+            Self::Exists { path } => ("create", path, std::io::ErrorKind::AlreadyExists.into()),
+        }
+    }
+}
+
 /// Writes `bytes` to `path` with mode 0600 through a temporary file; with
 /// `replace` false an existing `path` is left alone ([`WritePrivateError::Exists`]).
 pub fn write_private(path: &Path, bytes: &[u8], replace: bool) -> Result<(), WritePrivateError> {

@@ -102,8 +102,10 @@ pub fn parse_connect(buf: &[u8]) -> Result<Option<ConnectRequest>, ConnectError>
     }))
 }
 
-/// `HOST:PORT` or `[IPV6]:PORT` into a normalised host and a port.
-fn parse_authority(target: &str) -> Option<(String, u16)> {
+/// `HOST:PORT` or `[IPV6]:PORT` (a `CONNECT` target, or an egress allow
+/// entry) into a normalised host (lower case, no trailing dot, IPv6
+/// without brackets) and a port from 1 to 65535.
+pub fn parse_authority(target: &str) -> Option<(String, u16)> {
     let (host, port) = target.rsplit_once(':')?;
     if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
         return None;

@@ -30,7 +30,7 @@ mod connect;
 mod response;
 
 pub use cdh::{CDH_ADDRESS, HOST_KEY_PATH, RetryReason, WN_KEY_PATH, backoff, classify_cdh_reply};
-pub use connect::{ConnectError, ConnectRequest, parse_connect};
+pub use connect::{ConnectError, ConnectRequest, parse_authority, parse_connect};
 pub use response::{HttpError, Progress, Response, ResponseParser};
 
 use alloc::format;
