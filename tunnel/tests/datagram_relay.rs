@@ -64,15 +64,27 @@ async fn udp_listener(
     wn: MuxHandle,
     settings: RelaySettings,
 ) -> (SocketAddr, Arc<DatagramCounters>) {
+    let opener = move || {
+        let wn = wn.clone();
+        async move { wn.open_flow("ECHO").await.ok() }
+    };
+    listener_with(opener, settings).await
+}
+
+/// Starts a UDP listener whose flows come from `opener`.
+async fn listener_with<O, F>(
+    opener: O,
+    settings: RelaySettings,
+) -> (SocketAddr, Arc<DatagramCounters>)
+where
+    O: Fn() -> F + Send + 'static,
+    F: Future<Output = Option<pp_tunnel::MuxFlow>> + Send + 'static,
+{
     let socket = DatagramSocket::bind_udp("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let address = socket.local_udp_addr().unwrap();
     let counters = Arc::new(DatagramCounters::default());
-    let opener = move || {
-        let wn = wn.clone();
-        async move { wn.open_flow("ECHO").await.ok() }
-    };
     tokio::spawn(serve_listener(socket, opener, settings, counters.clone()));
     (address, counters)
 }
@@ -167,18 +179,7 @@ async fn each_client_has_its_flow_up_to_the_cap_and_idle_flows_are_reset() {
 
 #[tokio::test]
 async fn without_a_connection_the_datagrams_are_dropped_and_counted() {
-    let socket = DatagramSocket::bind_udp("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let address = socket.local_udp_addr().unwrap();
-    let counters = Arc::new(DatagramCounters::default());
-    let opener = || async { None };
-    tokio::spawn(serve_listener(
-        socket,
-        opener,
-        RelaySettings::default(),
-        counters.clone(),
-    ));
+    let (address, counters) = listener_with(|| async { None }, RelaySettings::default()).await;
     let client = client_of(address).await;
     client.send(b"lost").await.unwrap();
     until(&counters, "the datagram is counted", |c| {
@@ -219,19 +220,12 @@ async fn a_unix_datagram_listener_carries_an_unnamed_clients_datagrams_one_way()
 
 #[tokio::test]
 async fn what_waits_for_a_flow_to_open_is_bounded() {
-    let socket = DatagramSocket::bind_udp("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let address = socket.local_udp_addr().unwrap();
-    let counters = Arc::new(DatagramCounters::default());
     // No connection ever comes, and the opener never gives up.
-    let opener = || std::future::pending::<Option<pp_tunnel::MuxFlow>>();
-    tokio::spawn(serve_listener(
-        socket,
-        opener,
+    let (address, counters) = listener_with(
+        std::future::pending::<Option<pp_tunnel::MuxFlow>>,
         RelaySettings::default(),
-        counters.clone(),
-    ));
+    )
+    .await;
     let client = client_of(address).await;
     // 16 datagrams of one client wait (PENDING_DATAGRAMS); the other 4 are
     // dropped and counted. (Small ones: the kernel's socket buffer must
