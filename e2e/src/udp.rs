@@ -129,10 +129,14 @@ pub fn percentile(samples: &mut [Duration], p: usize) -> Duration {
 }
 
 /// A UDP port on 127.0.0.1 that was free a moment ago, for a listener a
-/// process of the test binds next.
+/// process of the test binds next: like [`crate::free_port`], from below
+/// the ephemeral range (so no client socket can take it meanwhile) and
+/// never handed out twice.
 pub fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|socket| socket.local_addr())
-        .map(|address| address.port())
-        .expect("a free UDP port")
+    loop {
+        let port = crate::free_port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
