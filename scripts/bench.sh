@@ -7,6 +7,8 @@
 #      after the bulk transfers (e2e/src/bin/pp-bench.rs; Debian's sshd on a
 #      loopback port as baseline). The forwarder measured is the static one
 #      from 1., as the image ships it.
+#   3. UDP tunnels: 64-byte round trip p50/p99 and datagrams per second
+#      through a UDP tunnel against plain loopback (bench_udp at the end).
 # Release builds take several minutes the first time; the run itself about
 # a minute.
 #
@@ -50,3 +52,16 @@ setsid "$target/release/pp-bench" &
 bench=$!
 trap 'kill -- -"$bench" 2>/dev/null || true' EXIT
 wait "$bench"
+
+# UDP tunnels (issue 16): round trip p50/p99 and datagrams per second
+# through a UDP tunnel against the plain loopback path
+# (e2e/src/bin/pp-bench-udp.rs). A block of its own, run after the table
+# above, in its own process group like pp-bench.
+bench_udp() {
+    echo
+    setsid "$target/release/pp-bench-udp" &
+    local udp=$!
+    trap 'kill -- -"$udp" 2>/dev/null || true' EXIT
+    wait "$udp"
+}
+bench_udp

@@ -28,6 +28,7 @@ use crate::sid::Sid;
 use crate::ssh_connect::AuthPlan;
 use crate::teardown::Teardown;
 use crate::trustee_admin::{TrusteeAdmin, TrusteeError};
+use crate::tunnel_stats::TargetStats;
 use crate::upstream::{TrustError, Upstream};
 use pp_ssh_key::{PrivateKey, PublicKey};
 use std::collections::HashMap;
@@ -109,6 +110,7 @@ pub struct PpHandle {
     sid: Sid,
     status: watch::Receiver<PpStatus>,
     tunnels: Vec<TunnelInfo>,
+    targets: TargetStats,
     activity: Arc<PpActivity>,
 }
 
@@ -163,6 +165,12 @@ impl PpHandle {
     /// Every local tunnel listener with its counters.
     pub fn tunnels(&self) -> &[TunnelInfo] {
         &self.tunnels
+    }
+
+    /// Every WN-side target of the PP's inbound tunnels with its counters
+    /// (bytes and datagrams "to the PP" are what the target sent).
+    pub fn targets(&self) -> &TargetStats {
+        &self.targets
     }
 
     /// Lost connections and the last error of the PP's task.
@@ -331,6 +339,7 @@ impl Adaptor {
             return Err(AdaptorError::AlreadyServed { sid });
         }
         let infos = tunnels.infos();
+        let targets = TargetStats::new(&pp.targets);
         let activity = Arc::new(PpActivity::default());
         let (status_tx, status_rx) = watch::channel(PpStatus::Connecting);
         let (slot_tx, slot_rx) = watch::channel(None);
@@ -344,6 +353,7 @@ impl Adaptor {
             status: status_tx.clone(),
             slot: slot_tx,
             activity: activity.clone(),
+            targets: targets.clone(),
             pp_key,
             pp,
         };
@@ -352,10 +362,11 @@ impl Adaptor {
             pp_key.fingerprint()
         );
         let tunnel_wait = self.inner.timing.tunnel_wait;
+        let udp_idle = self.inner.timing.udp_idle;
         let task = tokio::spawn(async move {
             tokio::select! {
                 () = driver.run() => {}
-                () = tunnels.run(slot_rx, tunnel_wait) => {}
+                () = tunnels.run(slot_rx, tunnel_wait, udp_idle) => {}
             }
         });
         running.insert(
@@ -369,6 +380,7 @@ impl Adaptor {
             sid,
             status: status_rx,
             tunnels: infos,
+            targets,
             activity,
         })
     }

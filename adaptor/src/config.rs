@@ -32,6 +32,7 @@
 //!
 //! [timing]                         # optional, seconds
 //! attestation_deadline_secs = 600
+//! udp_idle_secs = 60               # a UDP tunnel's flow idle timeout
 //!
 //! [egress]                         # optional: the PPs' EGRESS tunnel (image pulls)
 //! allow = ["registry-1.docker.io:443", "*.quay.io:443"]
@@ -43,6 +44,9 @@
 //! forwarder = "192.0.2.7:2222"     # port 2222 when omitted
 //! init_data_has_wn_key = true
 //! tunnels = ["KUBERNETES_PHASE:KATAAGENT:127.0.0.1:15150"]
+//! targets = ["KUBERNETES_PHASE:DNS:udp:10.96.0.10:53"]  # WN-side ends of
+//!                                  # the PP's inbound tunnels (KBS, EGRESS
+//!                                  # are the adaptor's own)
 //! ```
 
 use crate::admin_jwt::AdminClaims;
@@ -104,6 +108,9 @@ pub struct Timing {
     pub upgrade_grace: Duration,
     /// How long the PP may take to answer `INFO_REQUEST`.
     pub info_timeout: Duration,
+    /// A datagram flow (UDP tunnel) that carried nothing either way for
+    /// this long is reset.
+    pub udp_idle: Duration,
 }
 
 impl Default for Timing {
@@ -116,6 +123,7 @@ impl Default for Timing {
             tunnel_wait: Duration::from_secs(60),
             upgrade_grace: Duration::from_secs(2),
             info_timeout: Duration::from_secs(10),
+            udp_idle: Duration::from_secs(60),
         }
     }
 }
@@ -131,6 +139,10 @@ pub struct PpConfig {
     pub init_data_has_wn_key: bool,
     /// Local listeners on the WN whose connections become streams to the PP.
     pub tunnels: TunnelSet,
+    /// Where the PP's own inbound tunnels lead on the WN side (outbound
+    /// tags, e.g. `KUBERNETES_PHASE:DNS:udp:10.96.0.10:53`); `KBS` and
+    /// `EGRESS` are the adaptor's own and cannot be named here.
+    pub targets: TunnelSet,
     /// What the relay check compares for this PP.
     pub relay_check: RelayCheck,
 }
@@ -143,6 +155,7 @@ impl PpConfig {
             forwarder: with_default_port(forwarder),
             init_data_has_wn_key,
             tunnels: TunnelSet::default(),
+            targets: TunnelSet::default(),
             relay_check: RelayCheck::default(),
         }
     }
@@ -151,6 +164,13 @@ impl PpConfig {
     /// [`parse_local_tunnels`]), e.g. `["KUBERNETES_PHASE:KATAAGENT:127.0.0.1:0"]`.
     pub fn with_tunnels<S: AsRef<str>>(mut self, tags: &[S]) -> Result<Self, String> {
         self.tunnels = parse_local_tunnels(tags)?;
+        Ok(self)
+    }
+
+    /// The same PP with WN-side targets for its inbound tunnels (see
+    /// [`parse_wn_targets`]), e.g. `["BOTH_PHASES:LOG:127.0.0.1:5140"]`.
+    pub fn with_targets<S: AsRef<str>>(mut self, tags: &[S]) -> Result<Self, String> {
+        self.targets = parse_wn_targets(tags)?;
         Ok(self)
     }
 }
@@ -249,6 +269,7 @@ struct FileTiming {
     tunnel_wait_secs: Option<u64>,
     upgrade_grace_secs: Option<u64>,
     info_timeout_secs: Option<u64>,
+    udp_idle_secs: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -260,6 +281,8 @@ struct FilePp {
     init_data_has_wn_key: bool,
     #[serde(default)]
     tunnels: Vec<String>,
+    #[serde(default)]
+    targets: Vec<String>,
     relay_check: Option<RelayCheck>,
 }
 
@@ -318,6 +341,11 @@ impl AdaptorConfig {
                 ));
             }
         };
+        if file.timing.udp_idle_secs == Some(0) {
+            return Err(invalid(
+                "timing.udp_idle_secs = 0 would end every UDP flow at once; give at least 1".into(),
+            ));
+        }
         let timing = file.timing.into_timing();
         let egress = file.egress.into_policy().map_err(invalid)?;
         let mut pps: Vec<PpConfig> = Vec::with_capacity(file.pp.len());
@@ -327,8 +355,11 @@ impl AdaptorConfig {
             }
             let tunnels = parse_local_tunnels(&pp.tunnels)
                 .map_err(|reason| invalid(format!("pp {}: {reason}", pp.sid)))?;
+            let targets = parse_wn_targets(&pp.targets)
+                .map_err(|reason| invalid(format!("pp {}: {reason}", pp.sid)))?;
             let mut config = PpConfig::new(pp.sid, &pp.forwarder, pp.init_data_has_wn_key);
             config.tunnels = tunnels;
+            config.targets = targets;
             config.relay_check = pp.relay_check.unwrap_or(file.relay_check);
             pps.push(config);
         }
@@ -382,6 +413,7 @@ impl FileTiming {
             tunnel_wait: secs(self.tunnel_wait_secs, defaults.tunnel_wait),
             upgrade_grace: secs(self.upgrade_grace_secs, defaults.upgrade_grace),
             info_timeout: secs(self.info_timeout_secs, defaults.info_timeout),
+            udp_idle: secs(self.udp_idle_secs, defaults.udp_idle),
         }
     }
 }
@@ -389,25 +421,49 @@ impl FileTiming {
 /// Parses the local tunnel tags of one PP: TCP or unix listeners on the WN
 /// (network namespaces are a PP-side feature).
 pub fn parse_local_tunnels<S: AsRef<str>>(texts: &[S]) -> Result<TunnelSet, String> {
-    let set = TunnelSet::parse(texts.iter().map(AsRef::as_ref), Direction::Inbound)
-        .map_err(|error| error.to_string())?;
+    parse_wn_tags(texts, Direction::Inbound)
+}
+
+/// The names the adaptor serves itself on every PP (the KBS proxy and the
+/// egress proxy): no `targets` entry may take them.
+pub const RESERVED_TARGET_NAMES: [&str; 2] = [
+    crate::mux_connection::KBS_TUNNEL,
+    crate::mux_connection::EGRESS_TUNNEL,
+];
+
+/// Parses the WN-side targets of one PP's inbound tunnels: outbound tags
+/// (a bare port is 127.0.0.1 on the WN), TCP, UDP or unix; never a network
+/// namespace, never a reserved name.
+pub fn parse_wn_targets<S: AsRef<str>>(texts: &[S]) -> Result<TunnelSet, String> {
+    let set = parse_wn_tags(texts, Direction::Outbound)?;
     if let Some(tag) = set
         .iter()
-        .find(|tag| matches!(tag.target(), Target::NetnsTcp { .. }))
+        .find(|tag| RESERVED_TARGET_NAMES.contains(&tag.name()))
     {
+        return Err(format!(
+            "target {}: the name {} is reserved (the adaptor serves it itself); pick another name",
+            Tag::emit(tag),
+            tag.name()
+        ));
+    }
+    Ok(set)
+}
+
+/// Tags read in `direction`, refusing network namespaces (a PP-side feature).
+fn parse_wn_tags<S: AsRef<str>>(texts: &[S], direction: Direction) -> Result<TunnelSet, String> {
+    let set = TunnelSet::parse(texts.iter().map(AsRef::as_ref), direction)
+        .map_err(|error| error.to_string())?;
+    if let Some(tag) = set.iter().find(|tag| is_netns(tag.target())) {
         return Err(format!(
             "tunnel {}: network namespaces are not supported on the worker node; use PHASE:NAME:HOST:PORT or PHASE:NAME:unix:PATH",
             Tag::emit(tag)
         ));
     }
-    // Issue 16: the datagram relays are not wired into the adaptor yet.
-    if let Some(tag) = set.iter().find(|tag| tag.target().is_datagram()) {
-        return Err(format!(
-            "tunnel {}: UDP and unix datagram tunnels are not supported by this adaptor yet",
-            Tag::emit(tag)
-        ));
-    }
     Ok(set)
+}
+
+fn is_netns(target: &Target) -> bool {
+    matches!(target, Target::NetnsTcp { .. } | Target::NetnsUdp { .. })
 }
 
 /// RFC 1123 label, as namespace names are.
@@ -604,6 +660,46 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("host-key-only"), "{error}");
+    }
+
+    #[test]
+    fn targets_are_outbound_tags_without_netns_or_reserved_names() {
+        let with_targets = EXAMPLE.replace(
+            "tunnels = [\"KUBERNETES_PHASE:KATAAGENT:127.0.0.1:15150\"]",
+            "tunnels = [\"KUBERNETES_PHASE:KATAAGENT:127.0.0.1:15150\"]\ntargets = [\"BOTH_PHASES:LOG:5140\"]",
+        );
+        let config =
+            AdaptorConfig::from_toml(&with_targets, Path::new("/etc/pp/adaptor.toml")).unwrap();
+        let log = config.pps[0].targets.get("LOG").unwrap();
+        assert_eq!(
+            log.target(),
+            &Target::Tcp {
+                ip: std::net::Ipv4Addr::LOCALHOST.into(),
+                port: 5140
+            },
+            "a bare port is 127.0.0.1 on the WN"
+        );
+        assert!(config.pps[1].targets.iter().next().is_none());
+        for reserved in ["KBS", "EGRESS"] {
+            let error = parse_wn_targets(&[format!("BOTH_PHASES:{reserved}:8080")]).unwrap_err();
+            assert!(error.contains("reserved"), "{error}");
+        }
+        let error = parse_wn_targets(&["BOTH_PHASES:X:/run/netns/a:53"]).unwrap_err();
+        assert!(error.contains("network namespaces"), "{error}");
+    }
+
+    #[test]
+    fn udp_idle_defaults_to_60_s_and_zero_is_refused() {
+        let path = Path::new("/etc/pp/adaptor.toml");
+        let config = AdaptorConfig::from_toml(EXAMPLE, path).unwrap();
+        assert_eq!(config.timing.udp_idle, Duration::from_secs(60));
+        let set = |secs| EXAMPLE.replace("[timing]", &format!("[timing]\nudp_idle_secs = {secs}"));
+        let config = AdaptorConfig::from_toml(&set(5), path).unwrap();
+        assert_eq!(config.timing.udp_idle, Duration::from_secs(5));
+        let error = AdaptorConfig::from_toml(&set(0), path)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("udp_idle_secs"), "{error}");
     }
 
     #[test]

@@ -55,3 +55,4 @@ pub mod teardown;
 pub mod trustee_admin;
 pub mod tunnel_stats;
 pub mod upstream;
+pub mod wn_targets;

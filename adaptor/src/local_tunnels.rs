@@ -1,6 +1,10 @@
 //! Local listeners on the WN for a PP's tunnels (tags such as
 //! `KUBERNETES_PHASE:KATAAGENT:127.0.0.1:15150`): each accepted connection
-//! becomes a mux stream `OPEN(NAME)` to the PP.
+//! becomes a mux stream `OPEN(NAME)` to the PP. A datagram tunnel
+//! (`udp:HOST:PORT`, `unixgram:PATH`) gets one mux flow `OPEN_FLOW(NAME)`
+//! per client address instead (`pp_tunnel::datagram`), opened on the
+//! client's first datagram under the same phase rule, idle flows reset,
+//! counted in the tunnel's [`TunnelStats::datagrams`].
 //!
 //! Contract: [`LocalTunnels::bind`] binds every listener at once (so a bad
 //! address fails the PP's start, and port 0 gets its real port, reported by
@@ -16,6 +20,7 @@ use crate::sid::Sid;
 use crate::tunnel_stats::{Counted, TunnelStats};
 use pp_tag::{ConnectionPhase, Tag, Target, TunnelSet};
 use pp_tunnel::MuxHandle;
+use pp_tunnel::datagram::{DatagramSocket, RelaySettings};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,14 +44,19 @@ pub type MuxSlot = watch::Receiver<Option<ActiveMux>>;
 pub enum LocalAddress {
     Tcp(SocketAddr),
     Unix(String),
+    Udp(SocketAddr),
+    UnixDatagram(String),
 }
 
 impl std::fmt::Display for LocalAddress {
-    /// `IP:PORT`, or `unix:PATH` (the forms tunnel tags use).
+    /// `IP:PORT`, `unix:PATH`, `udp:IP:PORT` or `unixgram:PATH` (the forms
+    /// tunnel tags use).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Tcp(address) => write!(f, "{address}"),
             Self::Unix(path) => write!(f, "unix:{path}"),
+            Self::Udp(address) => write!(f, "udp:{address}"),
+            Self::UnixDatagram(path) => write!(f, "unixgram:{path}"),
         }
     }
 }
@@ -54,6 +64,7 @@ impl std::fmt::Display for LocalAddress {
 enum Listener {
     Tcp(TcpListener),
     Unix(UnixListener),
+    Datagram(DatagramSocket),
 }
 
 struct BoundTunnel {
@@ -110,17 +121,23 @@ impl LocalTunnels {
                     }),
                     LocalAddress::Unix(path.clone()),
                 ),
-                Target::NetnsTcp { .. } => {
+                Target::Udp { ip, port } => {
+                    let socket = DatagramSocket::bind_udp((*ip, *port).into())
+                        .await
+                        .map_err(bind_error)?;
+                    let address = socket.local_udp_addr().ok_or_else(|| {
+                        bind_error(std::io::Error::other("no local address after bind"))
+                    })?;
+                    (Listener::Datagram(socket), LocalAddress::Udp(address))
+                }
+                Target::UnixDatagram { path } => (
+                    Listener::Datagram(DatagramSocket::bind_unix(path).map_err(bind_error)?),
+                    LocalAddress::UnixDatagram(path.clone()),
+                ),
+                Target::NetnsTcp { .. } | Target::NetnsUdp { .. } => {
                     return Err(bind_error(std::io::Error::new(
                         std::io::ErrorKind::Unsupported,
                         "network namespaces are not supported on the worker node",
-                    )));
-                }
-                // Refused by config::parse_local_tunnels (issue 16: not wired yet).
-                Target::Udp { .. } | Target::NetnsUdp { .. } | Target::UnixDatagram { .. } => {
-                    return Err(bind_error(std::io::Error::new(
-                        std::io::ErrorKind::Unsupported,
-                        "UDP and unix datagram tunnels are not supported by this adaptor yet",
                     )));
                 }
             };
@@ -162,10 +179,26 @@ impl LocalTunnels {
 
     /// Accepts and carries connections until dropped; never returns (also
     /// when there are no tunnels), so it can run beside the PP's driver.
-    pub async fn run(self, slot: MuxSlot, wait: Duration) {
+    /// Datagram flows idle for `udp_idle` are reset.
+    pub async fn run(self, slot: MuxSlot, wait: Duration, udp_idle: Duration) {
         let mut listeners = JoinSet::new();
         for tunnel in self.bound {
-            listeners.spawn(serve_listener(self.sid.clone(), tunnel, slot.clone(), wait));
+            match tunnel.listener {
+                Listener::Datagram(socket) => listeners.spawn(serve_datagrams(
+                    self.sid.clone(),
+                    tunnel.tag,
+                    socket,
+                    tunnel.stats,
+                    slot.clone(),
+                    (wait, udp_idle),
+                )),
+                listener => listeners.spawn(serve_listener(
+                    self.sid.clone(),
+                    BoundTunnel { listener, ..tunnel },
+                    slot.clone(),
+                    wait,
+                )),
+            };
         }
         while listeners.join_next().await.is_some() {}
         std::future::pending::<()>().await;
@@ -232,6 +265,69 @@ enum Accepted {
     Unix(tokio::net::UnixStream),
 }
 
+/// Relays a datagram tunnel's clients; `(wait, idle)`: how long a new
+/// client's flow waits for an allowed connection, and the flow idle timeout.
+async fn serve_datagrams(
+    sid: Sid,
+    tag: Tag,
+    socket: DatagramSocket,
+    stats: Arc<TunnelStats>,
+    slot: MuxSlot,
+    (wait, idle): (Duration, Duration),
+) {
+    let opener = || {
+        let (sid, tag, slot) = (sid.clone(), tag.clone(), slot.clone());
+        async move {
+            let active = wait_for_allowed(&sid, &tag, slot, wait).await?;
+            match active.handle.open_flow(tag.name()).await {
+                Ok(flow) => {
+                    tracing::debug!("pp {sid}: tunnel {} flow {} opened", tag.name(), flow.id());
+                    Some(flow)
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        "pp {sid}: tunnel {}: cannot open a flow, datagrams dropped: {error}",
+                        tag.name()
+                    );
+                    None
+                }
+            }
+        }
+    };
+    let settings = RelaySettings {
+        idle,
+        ..RelaySettings::default()
+    };
+    pp_tunnel::datagram::serve_listener(socket, opener, settings, stats.datagrams.clone()).await;
+}
+
+/// Waits at most `wait` for a current connection whose phase `tag` allows.
+async fn wait_for_allowed(
+    sid: &Sid,
+    tag: &Tag,
+    mut slot: MuxSlot,
+    wait: Duration,
+) -> Option<ActiveMux> {
+    let allowed = |current: &Option<ActiveMux>| {
+        current
+            .as_ref()
+            .is_some_and(|mux| tag.phase().allows(mux.phase))
+    };
+    match tokio::time::timeout(wait, slot.wait_for(allowed)).await {
+        Ok(Ok(current)) => current.clone(),
+        Ok(Err(_)) => None,
+        Err(_) => {
+            tracing::warn!(
+                "pp {sid}: tunnel {}: no connection in an allowed phase ({}) within {} s",
+                tag.name(),
+                tag.phase().as_str(),
+                wait.as_secs()
+            );
+            None
+        }
+    }
+}
+
 async fn accept(listener: &Listener) -> std::io::Result<Accepted> {
     match listener {
         Listener::Tcp(listener) => listener
@@ -242,33 +338,19 @@ async fn accept(listener: &Listener) -> std::io::Result<Accepted> {
             .accept()
             .await
             .map(|(socket, _)| Accepted::Unix(socket)),
+        // Served by serve_datagrams, never accepted from.
+        Listener::Datagram(_) => std::future::pending().await,
     }
 }
 
 /// Waits for an allowed connection, opens the stream and copies both ways.
-async fn carry<S>(sid: Sid, tag: Tag, socket: Counted<S>, mut slot: MuxSlot, wait: Duration)
+async fn carry<S>(sid: Sid, tag: Tag, socket: Counted<S>, slot: MuxSlot, wait: Duration)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let allowed = |current: &Option<ActiveMux>| {
-        current
-            .as_ref()
-            .is_some_and(|mux| tag.phase().allows(mux.phase))
+    let Some(active) = wait_for_allowed(&sid, &tag, slot, wait).await else {
+        return;
     };
-    let active = match tokio::time::timeout(wait, slot.wait_for(allowed)).await {
-        Ok(Ok(current)) => current.clone(),
-        Ok(Err(_)) => return,
-        Err(_) => {
-            tracing::warn!(
-                "pp {sid}: tunnel {}: no connection in an allowed phase ({}) within {} s; closing the local connection",
-                tag.name(),
-                tag.phase().as_str(),
-                wait.as_secs()
-            );
-            return;
-        }
-    };
-    let Some(active) = active else { return };
     match active.handle.open(tag.name()).await {
         Ok(stream) => {
             let _open = socket.stats.open_stream();

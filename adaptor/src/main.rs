@@ -45,7 +45,7 @@ Configuration (TOML; relative paths are relative to the file):
   [timing]                      # optional: attestation_deadline_secs (600), connect_timeout_secs (10),
                                 # handshake_timeout_secs (20), keepalive_interval_secs (15), keepalive_max (3),
                                 # backoff_initial_ms (500), backoff_max_secs (30), tunnel_wait_secs (60),
-                                # upgrade_grace_secs (2), info_timeout_secs (10)
+                                # upgrade_grace_secs (2), info_timeout_secs (10), udp_idle_secs (60)
   [egress]                      # optional: where the PPs' EGRESS tunnel (image pulls) may CONNECT
   allow = [\"registry-1.docker.io:443\", \"*.quay.io:443\"]  # none: egress off
   deny_networks = [\"10.96.0.0/12\"]      # refused besides loopback/private/link-local (cluster ranges)
@@ -56,6 +56,7 @@ Configuration (TOML; relative paths are relative to the file):
   forwarder = \"192.0.2.7:2222\"            # the PP's forwarder (port 2222 when omitted)
   init_data_has_wn_key = true             # attestation auth: WN key (true) or none (false)
   tunnels = [\"KUBERNETES_PHASE:KATAAGENT:127.0.0.1:15150\"]   # local listeners on the WN
+  targets = [\"KUBERNETES_PHASE:DNS:udp:10.96.0.10:53\"]     # WN ends of the PP's inbound tunnels
 
 Trustee's admin API must trust the admin key's public half under that issuer/audience;
 without matching iss/aud it answers 401 `Cannot verify token with any of the issuers`:
@@ -152,6 +153,10 @@ enum PpCommand {
         /// (port 0: any free port, kept across daemon restarts); repeat it.
         #[arg(long = "tunnel")]
         tunnels: Vec<String>,
+        /// Where one of the pod's own inbound tunnels leads on the WN, e.g.
+        /// KUBERNETES_PHASE:DNS:udp:10.96.0.10:53; repeat it.
+        #[arg(long = "target")]
+        targets: Vec<String>,
         /// The peer pod's init-data has no WN public key (attestation-phase
         /// auth `none`).
         #[arg(long)]
@@ -301,11 +306,13 @@ async fn pp_command(
             sid,
             forwarder,
             tunnels,
+            targets,
             no_wn_key_in_init_data,
         } => {
             let body = serde_json::json!({
                 "forwarder": forwarder,
                 "tunnels": tunnels,
+                "targets": targets,
                 "init_data_has_wn_key": !no_wn_key_in_init_data,
             });
             let path = format!("/v1/pods/{sid}/attach");

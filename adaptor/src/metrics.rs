@@ -101,7 +101,7 @@ pub fn render(snapshot: &MetricsSnapshot) -> String {
             pod.reconnects
         );
     }
-    let tunnel_series: [TunnelSeries; 3] = [
+    let tunnel_series: [TunnelSeries; 11] = [
         (
             "pp_adaptor_tunnel_bytes_to_pp_total",
             "counter",
@@ -119,6 +119,54 @@ pub fn render(snapshot: &MetricsSnapshot) -> String {
             "gauge",
             "Streams open right now through a local tunnel listener.",
             |counts| counts.open_streams,
+        ),
+        (
+            "pp_adaptor_tunnel_datagrams_to_pp_total",
+            "counter",
+            "Datagrams carried from local UDP tunnel clients to the pod.",
+            |counts| counts.datagrams.to_peer,
+        ),
+        (
+            "pp_adaptor_tunnel_datagrams_from_pp_total",
+            "counter",
+            "Datagrams carried from the pod to local UDP tunnel clients.",
+            |counts| counts.datagrams.from_peer,
+        ),
+        (
+            "pp_adaptor_tunnel_datagrams_dropped_too_large_total",
+            "counter",
+            "Datagrams from local clients dropped for being larger than 16384 bytes.",
+            |counts| counts.datagrams.dropped_too_large,
+        ),
+        (
+            "pp_adaptor_tunnel_datagrams_dropped_no_connection_total",
+            "counter",
+            "Datagrams dropped because no connection in an allowed phase (speaking pp-mux-v2) was there.",
+            |counts| counts.datagrams.dropped_no_tunnel,
+        ),
+        (
+            "pp_adaptor_tunnel_datagrams_dropped_flow_limit_total",
+            "counter",
+            "Datagrams from new clients dropped because the tunnel had its most flows.",
+            |counts| counts.datagrams.dropped_flow_limit,
+        ),
+        (
+            "pp_adaptor_tunnel_datagrams_dropped_queue_full_total",
+            "counter",
+            "Datagrams dropped because a flow's queue was full (a peer or pipe slower than the sender).",
+            |counts| counts.datagrams.dropped_queue_full,
+        ),
+        (
+            "pp_adaptor_tunnel_flows_open",
+            "gauge",
+            "Datagram flows open right now through a local UDP tunnel listener.",
+            |counts| counts.datagrams.flows_open,
+        ),
+        (
+            "pp_adaptor_tunnel_flows_expired_total",
+            "counter",
+            "Datagram flows reset for being idle.",
+            |counts| counts.datagrams.flows_expired,
         ),
     ];
     for (name, kind, help, value) in tunnel_series {
@@ -192,14 +240,30 @@ mod tests {
             pods: vec![PodMetrics {
                 sid: "a\"b".into(),
                 reconnects: 4,
-                tunnels: vec![(
-                    "KATAAGENT".into(),
-                    TunnelCounts {
-                        bytes_to_pp: 10,
-                        bytes_from_pp: 20,
-                        open_streams: 1,
-                    },
-                )],
+                tunnels: vec![
+                    (
+                        "KATAAGENT".into(),
+                        TunnelCounts {
+                            bytes_to_pp: 10,
+                            bytes_from_pp: 20,
+                            open_streams: 1,
+                            ..TunnelCounts::default()
+                        },
+                    ),
+                    (
+                        "DNS".into(),
+                        TunnelCounts {
+                            datagrams: pp_tunnel::datagram::DatagramCounts {
+                                to_peer: 5,
+                                from_peer: 4,
+                                dropped_too_large: 1,
+                                flows_open: 2,
+                                ..Default::default()
+                            },
+                            ..TunnelCounts::default()
+                        },
+                    ),
+                ],
             }],
             attach_latency: latency,
             trustee_errors: 3,
@@ -212,6 +276,11 @@ mod tests {
             "pp_adaptor_tunnel_bytes_to_pp_total{sid=\"a\\\"b\",tunnel=\"KATAAGENT\"} 10",
             "pp_adaptor_tunnel_bytes_from_pp_total{sid=\"a\\\"b\",tunnel=\"KATAAGENT\"} 20",
             "pp_adaptor_tunnel_open_streams{sid=\"a\\\"b\",tunnel=\"KATAAGENT\"} 1",
+            "pp_adaptor_tunnel_datagrams_to_pp_total{sid=\"a\\\"b\",tunnel=\"DNS\"} 5",
+            "pp_adaptor_tunnel_datagrams_from_pp_total{sid=\"a\\\"b\",tunnel=\"DNS\"} 4",
+            "pp_adaptor_tunnel_datagrams_dropped_too_large_total{sid=\"a\\\"b\",tunnel=\"DNS\"} 1",
+            "pp_adaptor_tunnel_flows_open{sid=\"a\\\"b\",tunnel=\"DNS\"} 2",
+            "pp_adaptor_tunnel_datagrams_dropped_queue_full_total{sid=\"a\\\"b\",tunnel=\"KATAAGENT\"} 0",
             "pp_adaptor_attach_to_kubernetes_seconds_bucket{le=\"0.25\"} 0",
             "pp_adaptor_attach_to_kubernetes_seconds_bucket{le=\"0.5\"} 1",
             "pp_adaptor_attach_to_kubernetes_seconds_bucket{le=\"5\"} 2",

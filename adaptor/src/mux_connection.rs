@@ -24,8 +24,10 @@ use crate::pp_status::PpStatus;
 use crate::relay_check::{RelayCheck, RelayVerdict, check_info};
 use crate::sid::Sid;
 use crate::ssh_connect::MuxConnection;
+use crate::tunnel_stats::TargetStats;
+use crate::wn_targets;
 use pp_ssh_key::PublicKey;
-use pp_tag::ConnectionPhase;
+use pp_tag::{ConnectionPhase, TunnelSet};
 use pp_tunnel::{MuxEvent, MuxLimits, MuxVersion, Side};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -57,6 +59,10 @@ pub struct ConnectionContext<'a> {
     pub pp_key: &'a PublicKey,
     pub proxy: &'a KbsProxy,
     pub egress: &'a EgressProxy,
+    /// The WN-side ends of the PP's inbound tunnels.
+    pub targets: &'a TunnelSet,
+    /// Their counters.
+    pub target_stats: &'a TargetStats,
     pub slot: &'a watch::Sender<Option<ActiveMux>>,
     pub status: &'a watch::Sender<PpStatus>,
     pub timing: &'a Timing,
@@ -75,14 +81,19 @@ pub async fn serve_connection(
     let MuxConnection {
         handle: ssh,
         stream,
+        version,
         ..
     } = connection;
-    // pp-mux-v1 until the adaptor asks for pp-mux-v2 (issue 16).
     let (mux, mut events, driver) =
-        pp_tunnel::start_with(stream, Side::Wn, MuxVersion::V1, MuxLimits::default());
+        pp_tunnel::start_with(stream, Side::Wn, version, MuxLimits::default());
+    let sid = context.sid;
+    if version == MuxVersion::V1 {
+        tracing::warn!(
+            "pp {sid}: the PP speaks only pp-mux-v1 (an older forwarder): UDP tunnels are off on this connection"
+        );
+    }
     let driver = driver.run();
     tokio::pin!(driver);
-    let sid = context.sid;
     let mut incoming_streams = JoinSet::new();
     let mut info_deadline = None;
     let mut upgrade_deadline = None;
@@ -180,25 +191,67 @@ fn handle_event(
             let sid = sid.clone();
             incoming_streams.spawn(async move { egress.serve_stream(&sid, incoming.stream).await });
         }
+        MuxEvent::IncomingFlow(incoming) => {
+            match wn_targets::may_reach(context.targets, &incoming.name, phase) {
+                Ok(target) if target.is_datagram() => {
+                    let stats = context.target_stats.of(&incoming.name);
+                    incoming_streams.spawn(wn_targets::carry_flow(
+                        sid.clone(),
+                        incoming.name,
+                        incoming.flow,
+                        (target.clone(), stats),
+                        context.timing.udp_idle,
+                    ));
+                }
+                refused => {
+                    let reason = match refused {
+                        Ok(_) => format!(
+                            "tunnel `{}` is a stream tunnel on the worker node; open a stream",
+                            incoming.name
+                        ),
+                        Err(refusal) => format!("{refusal} on the worker node"),
+                    };
+                    tracing::warn!(
+                        "pp {sid}: refused flow to WN tunnel {:?}: {reason}",
+                        incoming.name
+                    );
+                    incoming.flow.reset(&reason);
+                }
+            }
+        }
+        MuxEvent::Incoming(incoming) if incoming.name != EGRESS_TUNNEL => {
+            match wn_targets::may_reach(context.targets, &incoming.name, phase) {
+                Ok(target) => {
+                    let (sid, target) = (sid.clone(), target.clone());
+                    let stats = context.target_stats.of(&incoming.name);
+                    incoming_streams.spawn(wn_targets::carry_stream(
+                        sid,
+                        incoming.name,
+                        incoming.stream,
+                        (target, stats),
+                    ));
+                }
+                Err(refusal) => {
+                    let reason = format!("{refusal} on the worker node");
+                    tracing::warn!(
+                        "pp {sid}: refused stream to WN tunnel {:?}: {reason}",
+                        incoming.name
+                    );
+                    incoming.stream.reset(&reason);
+                }
+            }
+        }
         MuxEvent::Incoming(incoming) => {
-            let reason = if incoming.name == EGRESS_TUNNEL && phase == ConnectionPhase::Kubernetes {
+            let reason = if phase == ConnectionPhase::Kubernetes {
                 "egress is not enabled on this worker node (no [egress] allow entries)"
-            } else if incoming.name == EGRESS_TUNNEL {
-                "egress is served in the Kubernetes phase only"
             } else {
-                "no such tunnel on the worker node (only KBS and EGRESS)"
+                "egress is served in the Kubernetes phase only"
             };
             tracing::warn!(
                 "pp {sid}: refused stream to WN tunnel {:?}: {reason}",
                 incoming.name
             );
             incoming.stream.reset(reason);
-        }
-        // Issue 16: the adaptor runs pp-mux-v1, where flows cannot arrive.
-        MuxEvent::IncomingFlow(incoming) => {
-            incoming
-                .flow
-                .reset("no datagram tunnels on this worker node yet");
         }
         MuxEvent::Upgrade(line) if phase == ConnectionPhase::Attestation => {
             if let Err(error) = check_upgrade_key(&line, context.pp_key) {

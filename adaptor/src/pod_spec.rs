@@ -32,6 +32,10 @@ pub struct AttachSpec {
     pub init_data_has_wn_key: bool,
     /// Tunnel tags with the bound local addresses (no port 0).
     pub tunnels: Vec<String>,
+    /// WN-side targets of the PP's inbound tunnels (absent in specs
+    /// written before targets existed).
+    #[serde(default)]
+    pub targets: Vec<String>,
 }
 
 /// The pod specs in the state directory.
@@ -131,6 +135,7 @@ mod tests {
                 forwarder: "127.0.0.1:2222".into(),
                 init_data_has_wn_key: true,
                 tunnels: vec!["KUBERNETES_PHASE:KATAAGENT:127.0.0.1:15150".into()],
+                targets: vec!["BOTH_PHASES:DNS:udp:10.96.0.10:53".into()],
             }),
         };
         store.save(&Sid::parse("b").unwrap(), &attached).unwrap();

@@ -14,7 +14,7 @@
 //! request changes nothing.
 
 use crate::adaptor::{Adaptor, AdaptorError, BoundPp, PpHandle};
-use crate::config::{DEFAULT_FORWARDER_PORT, PpConfig, parse_local_tunnels};
+use crate::config::{DEFAULT_FORWARDER_PORT, PpConfig, parse_local_tunnels, parse_wn_targets};
 use crate::metrics::{Histogram, MetricsSnapshot, PodMetrics};
 use crate::pod_spec::{AttachSpec, PodSpec, PodSpecStore};
 use crate::pp_status::PpStatus;
@@ -94,6 +94,10 @@ pub struct PodView {
     pub tunnels: BTreeMap<String, String>,
 }
 
+/// The metrics' `tunnel` label of a WN-side target (its name may also be
+/// one of the pod's local tunnels, in the other direction).
+pub const TARGET_LABEL_PREFIX: &str = "target:";
+
 /// What `attach` needs.
 #[derive(Clone, Debug)]
 pub struct AttachRequest {
@@ -101,6 +105,10 @@ pub struct AttachRequest {
     pub forwarder: String,
     /// Local tunnel tags, e.g. `KUBERNETES_PHASE:KATAAGENT:127.0.0.1:0`.
     pub tunnels: Vec<String>,
+    /// WN-side targets of the PP's inbound tunnels, e.g.
+    /// `KUBERNETES_PHASE:DNS:udp:10.96.0.10:53` (see
+    /// [`crate::config::parse_wn_targets`]).
+    pub targets: Vec<String>,
     /// Whether the PP's init-data carries the WN public key.
     pub init_data_has_wn_key: bool,
 }
@@ -314,6 +322,8 @@ impl Pods {
         pp.relay_check = self.inner.adaptor.relay_check();
         pp.tunnels = parse_local_tunnels(&request.tunnels)
             .map_err(|reason| PodsError::BadTunnels { reason })?;
+        pp.targets = parse_wn_targets(&request.targets)
+            .map_err(|reason| PodsError::BadTunnels { reason })?;
         let bound = self
             .inner
             .adaptor
@@ -325,6 +335,7 @@ impl Pods {
                 forwarder: pp.forwarder.clone(),
                 init_data_has_wn_key: pp.init_data_has_wn_key,
                 tunnels: bound.resolved_tags(),
+                targets: request.targets,
             }),
         };
         self.inner
@@ -446,6 +457,9 @@ impl Pods {
                         .tunnels()
                         .iter()
                         .map(|tunnel| (tunnel.name.clone(), tunnel.stats.counts()))
+                        .chain(served.handle.targets().iter().map(|(name, stats)| {
+                            (format!("{TARGET_LABEL_PREFIX}{name}"), stats.counts())
+                        }))
                         .collect(),
                 });
             }
@@ -515,6 +529,8 @@ fn pp_config(
     pp.relay_check = relay_check;
     pp.tunnels =
         parse_local_tunnels(&attach.tunnels).map_err(|reason| PodsError::BadTunnels { reason })?;
+    pp.targets =
+        parse_wn_targets(&attach.targets).map_err(|reason| PodsError::BadTunnels { reason })?;
     Ok(pp)
 }
 

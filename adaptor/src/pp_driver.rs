@@ -25,6 +25,7 @@ use crate::pp_record::{AttestationSighting, PpRecord, RecordStore};
 use crate::pp_status::{PpActivity, PpStatus};
 use crate::ssh_connect::{AuthPlan, connect_mux};
 use crate::teardown::Teardown;
+use crate::tunnel_stats::TargetStats;
 use pp_ssh_key::PublicKey;
 use pp_tag::ConnectionPhase;
 use std::sync::Arc;
@@ -47,6 +48,8 @@ pub struct PpDriver {
     pub status: watch::Sender<PpStatus>,
     pub slot: watch::Sender<Option<ActiveMux>>,
     pub activity: Arc<PpActivity>,
+    /// Counters of the PP's WN-side targets.
+    pub targets: TargetStats,
 }
 
 impl PpDriver {
@@ -178,6 +181,8 @@ impl PpDriver {
             pp_key: &self.pp_key,
             proxy: &self.proxy,
             egress: &self.egress,
+            targets: &self.pp.targets,
+            target_stats: &self.targets,
             slot: &self.slot,
             status: &self.status,
             timing: &self.timing,

@@ -1,11 +1,16 @@
 //! One SSH connection to a PP's forwarder, as far as the mux channel: TCP
 //! connect, handshake with the host key policy, authentication, one
-//! `session` channel with subsystem `pp-mux-v1` (docs/protocol.md 1.2).
+//! `session` channel with subsystem `pp-mux-v2` or `pp-mux-v1`
+//! (docs/protocol.md 1.2).
 //!
 //! Contract: [`connect_mux`] either returns a [`MuxConnection`] whose host
 //! key was accepted by [`crate::host_key_policy`] (the verdict says which
 //! phase the connection is in) or a [`ConnectError`] saying which step
-//! failed and why. TCP connect and the rest of the handshake each have a
+//! failed and why. The mux subsystem is asked for as `pp-mux-v2` first;
+//! a PP that refuses it (one from before datagram flows) is asked for
+//! `pp-mux-v1` on the same channel, or on a fresh one if that fails too,
+//! and the connection runs without datagram tunnels
+//! ([`MuxConnection::version`]). TCP connect and the rest of the handshake each have a
 //! deadline, so a silent PP cannot hang the caller. Authentication: the WN
 //! key in the Kubernetes phase; in the attestation phase the WN key when
 //! the PP's init-data carries it, else `none`. SSH keepalives are sent on
@@ -13,16 +18,15 @@
 
 use crate::host_key_policy::{Expectation, HostKeyVerdict, PresentedKey, judge_host_key};
 use pp_ssh_key::{PrivateKey, PublicKey};
+use pp_tunnel::MuxVersion;
 use russh::client::{self, AuthResult, Handle, Msg};
 use russh::keys::PrivateKeyWithHashAlg;
-use russh::{ChannelMsg, ChannelStream};
+use russh::{Channel, ChannelMsg, ChannelStream};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpStream;
 
-/// The subsystem that carries the multiplexer.
-pub const MUX_SUBSYSTEM: &str = "pp-mux-v1";
 /// The user name the WN sends (the PP ignores it).
 pub const SSH_USER: &str = "peerpod";
 
@@ -74,8 +78,10 @@ impl AuthPlan {
 pub struct MuxConnection {
     /// The SSH connection; dropping it (or `disconnect`) ends the connection.
     pub handle: Handle<HostKeyGate>,
-    /// The `pp-mux-v1` channel as a byte stream.
+    /// The mux channel as a byte stream.
     pub stream: ChannelStream<Msg>,
+    /// The mux version the PP accepted (V1: no datagram flows).
+    pub version: MuxVersion,
     /// The accepted host key verdict: which phase this connection is in.
     pub verdict: HostKeyVerdict,
     /// The adaptor's own address of the TCP connection.
@@ -102,7 +108,7 @@ pub enum ConnectError {
         method: &'static str,
         hint: &'static str,
     },
-    #[error("the PP refused the {MUX_SUBSYSTEM} subsystem")]
+    #[error("the PP refused both the pp-mux-v2 and the pp-mux-v1 subsystem")]
     SubsystemRefused,
 }
 
@@ -221,10 +227,11 @@ pub async fn connect_mux(
             })?;
         let mut handle = handle;
         authenticate(&mut handle, &verdict, auth).await?;
-        let stream = open_mux_channel(&handle).await?;
+        let (stream, version) = open_mux(&handle).await?;
         Ok(MuxConnection {
             handle,
             stream,
+            version,
             verdict,
             local_addr,
         })
@@ -277,40 +284,59 @@ async fn authenticate(
     }
 }
 
-async fn open_mux_channel(
+/// The mux channel: `pp-mux-v2`, else (an old PP) `pp-mux-v1` on the same
+/// channel, else `pp-mux-v1` on a fresh channel (the refused one closed).
+async fn open_mux(
     handle: &Handle<HostKeyGate>,
-) -> Result<ChannelStream<Msg>, ConnectError> {
-    let mut channel = handle
+) -> Result<(ChannelStream<Msg>, MuxVersion), ConnectError> {
+    let mut channel = open_session(handle).await?;
+    if ask(&mut channel, MuxVersion::V2).await? {
+        return Ok((channel.into_stream(), MuxVersion::V2));
+    }
+    if matches!(ask(&mut channel, MuxVersion::V1).await, Ok(true)) {
+        return Ok((channel.into_stream(), MuxVersion::V1));
+    }
+    // Best effort: a PP that dropped the refused channel may not answer.
+    let _ = channel.close().await;
+    let mut channel = open_session(handle).await?;
+    if ask(&mut channel, MuxVersion::V1).await? {
+        return Ok((channel.into_stream(), MuxVersion::V1));
+    }
+    Err(ConnectError::SubsystemRefused)
+}
+
+async fn open_session(handle: &Handle<HostKeyGate>) -> Result<Channel<Msg>, ConnectError> {
+    handle
         .channel_open_session()
         .await
         .map_err(|error| ConnectError::Ssh {
             step: "channel open",
             reason: error.to_string(),
-        })?;
+        })
+}
+
+/// Asks for the mux subsystem of `version` on `channel`: whether the PP
+/// agreed.
+async fn ask(channel: &mut Channel<Msg>, version: MuxVersion) -> Result<bool, ConnectError> {
+    let failed = |reason: String| ConnectError::Ssh {
+        step: "subsystem request",
+        reason,
+    };
     channel
-        .request_subsystem(true, MUX_SUBSYSTEM)
+        .request_subsystem(true, version.subsystem())
         .await
-        .map_err(|error| ConnectError::Ssh {
-            step: "subsystem request",
-            reason: error.to_string(),
-        })?;
+        .map_err(|error| failed(error.to_string()))?;
     loop {
         match channel.wait().await {
-            Some(ChannelMsg::Success) => return Ok(channel.into_stream()),
-            Some(ChannelMsg::Failure) => return Err(ConnectError::SubsystemRefused),
+            Some(ChannelMsg::Success) => return Ok(true),
+            Some(ChannelMsg::Failure) => return Ok(false),
             Some(ChannelMsg::WindowAdjusted { .. }) => continue,
             Some(other) => {
-                return Err(ConnectError::Ssh {
-                    step: "subsystem request",
-                    reason: format!("unexpected channel message before the reply: {other:?}"),
-                });
+                return Err(failed(format!(
+                    "unexpected channel message before the reply: {other:?}"
+                )));
             }
-            None => {
-                return Err(ConnectError::Ssh {
-                    step: "subsystem request",
-                    reason: "the channel closed before the PP answered".into(),
-                });
-            }
+            None => return Err(failed("the channel closed before the PP answered".into())),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! is open and down when the [`OpenStream`] guard is dropped, whatever way
 //! the stream ended.
 
+use pp_tunnel::datagram::{DatagramCounters, DatagramCounts};
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -20,6 +21,8 @@ pub struct TunnelStats {
     to_pp: AtomicU64,
     from_pp: AtomicU64,
     open_streams: AtomicU64,
+    /// A datagram tunnel's counters (zero for a stream tunnel).
+    pub datagrams: Arc<DatagramCounters>,
 }
 
 /// A point-in-time copy of [`TunnelStats`].
@@ -28,6 +31,7 @@ pub struct TunnelCounts {
     pub bytes_to_pp: u64,
     pub bytes_from_pp: u64,
     pub open_streams: u64,
+    pub datagrams: DatagramCounts,
 }
 
 impl TunnelStats {
@@ -36,6 +40,7 @@ impl TunnelStats {
             bytes_to_pp: self.to_pp.load(Ordering::Relaxed),
             bytes_from_pp: self.from_pp.load(Ordering::Relaxed),
             open_streams: self.open_streams.load(Ordering::Relaxed),
+            datagrams: self.datagrams.counts(),
         }
     }
 
@@ -43,6 +48,36 @@ impl TunnelStats {
     pub fn open_stream(self: &Arc<Self>) -> OpenStream {
         self.open_streams.fetch_add(1, Ordering::Relaxed);
         OpenStream(self.clone())
+    }
+}
+
+/// The counters of a PP's WN-side targets, by tunnel name; cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct TargetStats(Arc<Vec<(String, Arc<TunnelStats>)>>);
+
+impl TargetStats {
+    /// Zeroed counters for every tag of `targets`.
+    pub fn new(targets: &pp_tag::TunnelSet) -> Self {
+        Self(Arc::new(
+            targets
+                .iter()
+                .map(|tag| (tag.name().to_owned(), Arc::default()))
+                .collect(),
+        ))
+    }
+
+    /// The counters of target `name` (fresh ones for an unknown name).
+    pub fn of(&self, name: &str) -> Arc<TunnelStats> {
+        self.0
+            .iter()
+            .find(|(known, _)| known == name)
+            .map(|(_, stats)| stats.clone())
+            .unwrap_or_default()
+    }
+
+    /// Every target's name and counters.
+    pub fn iter(&self) -> impl Iterator<Item = &(String, Arc<TunnelStats>)> {
+        self.0.iter()
     }
 }
 
@@ -123,7 +158,8 @@ mod tests {
             TunnelCounts {
                 bytes_to_pp: 5,
                 bytes_from_pp: 3,
-                open_streams: 1
+                open_streams: 1,
+                ..TunnelCounts::default()
             }
         );
         drop(guard);

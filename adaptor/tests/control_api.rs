@@ -192,6 +192,16 @@ async fn bad_input_gets_a_json_error_and_changes_nothing() {
         (
             Method::POST,
             "/v1/pods/kept/attach",
+            Some(serde_json::json!({
+                "forwarder": "127.0.0.1",
+                "targets": ["BOTH_PHASES:KBS:127.0.0.1:8080"],
+            })),
+            StatusCode::BAD_REQUEST,
+            "reserved",
+        ),
+        (
+            Method::POST,
+            "/v1/pods/kept/attach",
             attach("pp.example", &[]),
             StatusCode::BAD_REQUEST,
             "IP address",

@@ -35,6 +35,7 @@ fn quick_timing() -> Timing {
         tunnel_wait: Duration::from_secs(20),
         upgrade_grace: Duration::from_secs(2),
         info_timeout: Duration::from_secs(5),
+        udp_idle: Duration::from_secs(60),
     }
 }
 
@@ -150,6 +151,21 @@ async fn a_pp_with_the_wn_key_in_init_data_goes_through_both_phases_and_carries_
         echo_through_tunnel(&handle, b"hello kata-agent").await,
         b"hello kata-agent"
     );
+    // The fake is an old PP (pp-mux-v1 only, and a refused channel is
+    // gone): on every connection the adaptor asked for v2, then for v1 on
+    // the same channel, then for v1 on a fresh channel.
+    let asked: Vec<String> = pp
+        .log()
+        .into_iter()
+        .filter(|line| line.starts_with("subsystem"))
+        .collect();
+    let connection = [
+        "subsystem pp-mux-v2 requested",
+        "subsystem pp-mux-v1 requested",
+        "subsystem pp-mux-v1 requested",
+    ];
+    assert_eq!(asked[..3], connection, "the attestation connection");
+    assert_eq!(asked[3..6], connection, "the Kubernetes-phase connection");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,6 +13,7 @@ pub mod pp;
 pub mod process;
 pub mod raw_ssh;
 pub mod ssh;
+pub mod udp;
 pub mod world;
 
 use std::path::PathBuf;

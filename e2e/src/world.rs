@@ -118,6 +118,16 @@ impl World {
         Adaptor::new(&config).expect("the adaptor starts")
     }
 
+    /// The adaptor's WN private key, from its key directory (for a test
+    /// client that stands in for the adaptor).
+    pub fn wn_private_key(&self) -> PrivateKey {
+        let key_file = self.dir.path().join("adaptor").join("keys").join("wn");
+        std::fs::read_to_string(&key_file)
+            .ok()
+            .and_then(|text| PrivateKey::parse(&text).ok())
+            .expect("the adaptor's WN key")
+    }
+
     pub fn admin_key_path(&self) -> PathBuf {
         self.dir.path().join("admin-key")
     }
@@ -132,13 +142,34 @@ impl World {
     /// phase.
     pub async fn serve_until_kubernetes(&self, sid: &str, pp: &Pp, names: &[&str]) -> PpHandle {
         let handle = self.serve_tunnels(&self.adaptor, sid, pp, names).await;
-        handle
-            .wait_for(Duration::from_secs(120), |s| {
-                matches!(s, PpStatus::Kubernetes { .. })
-            })
+        until_kubernetes(handle).await
+    }
+
+    /// Registers the PP's keys, serves it with the local `tunnels` and the
+    /// WN-side `targets` given as tags, and waits until the Kubernetes phase.
+    pub async fn serve_tags_until_kubernetes<S: AsRef<str>, T: AsRef<str>>(
+        &self,
+        sid: &str,
+        pp: &Pp,
+        tunnels: &[S],
+        targets: &[T],
+    ) -> PpHandle {
+        let sid = Sid::parse(sid).expect("valid sid");
+        self.adaptor
+            .create_pp(&sid)
             .await
-            .expect("the Kubernetes phase");
-        handle
+            .expect("PP and WN keys registered");
+        let config = PpConfig::new(sid, &pp.ssh_addr(), pp.options.wn_key.is_some())
+            .with_tunnels(tunnels)
+            .expect("valid tunnel tags")
+            .with_targets(targets)
+            .expect("valid target tags");
+        let handle = self
+            .adaptor
+            .serve_pp(config)
+            .await
+            .expect("the PP is served");
+        until_kubernetes(handle).await
     }
 
     /// Like `serve`, with a local listener for each named tunnel.
@@ -162,4 +193,15 @@ impl World {
         config.tunnels = parse_local_tunnels(&tags).expect("valid tags");
         adaptor.serve_pp(config).await.expect("the PP is served")
     }
+}
+
+/// Waits (at most 120 s) until the served PP is in the Kubernetes phase.
+async fn until_kubernetes(handle: PpHandle) -> PpHandle {
+    handle
+        .wait_for(Duration::from_secs(120), |s| {
+            matches!(s, PpStatus::Kubernetes { .. })
+        })
+        .await
+        .expect("the Kubernetes phase");
+    handle
 }

@@ -182,11 +182,7 @@ async fn a_client_with_a_tiny_window_still_gets_every_byte() {
     let (world, pp, handle) = kubernetes_phase("e2e-tiny-window").await;
     // A newer WN connection supersedes the adaptor's; let it go first.
     world.adaptor.stop_pp(handle.sid()).await;
-    let key_file = world.dir.path().join("adaptor").join("keys").join("wn");
-    let key = std::fs::read_to_string(&key_file)
-        .ok()
-        .and_then(|text| PrivateKey::parse(&text).ok())
-        .expect("the adaptor's WN key");
+    let key = world.wn_private_key();
     for (window, len) in [((2, 1), 3000), ((1000, 1000), 100_000)] {
         let got = echo_with_window(&pp.ssh_addr(), &key, window, len).await;
         assert_eq!(got.len(), len);

@@ -1,6 +1,8 @@
-//! The work behind accepted channels of one connection: the `pp-mux-v1`
-//! channel (the multiplexer, see docs/protocol.md section 2) and raw
-//! `tunnel NAME` channels.
+//! The work behind accepted channels of one connection: the mux channel
+//! (`pp-mux-v2` or `pp-mux-v1`, the multiplexer, see docs/protocol.md
+//! section 2) and raw `tunnel NAME` channels. A stream the WN opens goes
+//! to a stream target, a flow to a datagram target; the other way round
+//! is refused.
 //!
 //! sunset channels speak embedded-io-async; the mux driver and the raw
 //! copy speak tokio IO through [`ChanIo`], straight on the channel.
@@ -19,6 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::chan_io::ChanIo;
 use crate::controller::{ConnId, Controller};
+use crate::datagram;
 use crate::targets;
 
 /// Copy buffer of a raw tunnel, each way: one full SSH data packet.
@@ -26,7 +29,7 @@ const COPY_BYTES: usize = 32 * 1024;
 
 /// An accepted channel and what it was accepted for.
 pub enum ChannelJob {
-    Mux(ChanHandle),
+    Mux(ChanHandle, MuxVersion),
     Raw(ChanHandle, Target),
 }
 
@@ -42,9 +45,9 @@ pub async fn run(
     loop {
         tokio::select! {
             job = jobs.recv() => match job {
-                Some(ChannelJob::Mux(handle)) => running.push(Box::pin(async move {
+                Some(ChannelJob::Mux(handle, version)) => running.push(Box::pin(async move {
                     match server.stdio(handle).await {
-                        Ok(chan) => serve_mux(chan, conn, ctrl).await,
+                        Ok(chan) => serve_mux(chan, version, conn, ctrl).await,
                         Err(e) => format!("cannot use the mux channel: {e}"),
                     }
                 }) as std::pin::Pin<Box<dyn std::future::Future<Output = String> + '_>>),
@@ -61,12 +64,16 @@ pub async fn run(
     }
 }
 
-async fn serve_mux(chan: ChanInOut<'_>, conn: ConnId, ctrl: &Rc<Controller>) -> String {
-    // pp-mux-v1 until the forwarder serves pp-mux-v2 (issue 16).
+async fn serve_mux(
+    chan: ChanInOut<'_>,
+    version: MuxVersion,
+    conn: ConnId,
+    ctrl: &Rc<Controller>,
+) -> String {
     let (mux, mut events, driver) = pp_tunnel::start_with(
         ChanIo::new(&chan),
         Side::Pp(ctrl.mux_phase(conn)),
-        MuxVersion::V1,
+        version,
         MuxLimits::default(),
     );
     ctrl.register_mux(conn, mux.clone());
@@ -74,6 +81,14 @@ async fn serve_mux(chan: ChanInOut<'_>, conn: ConnId, ctrl: &Rc<Controller>) -> 
         while let Some(event) = events.recv().await {
             match event {
                 MuxEvent::Incoming(incoming) => match ctrl.outbound_for(conn, &incoming.name) {
+                    Ok(target) if target.is_datagram() => {
+                        let reason = targets::wrong_kind("a datagram tunnel: open a flow");
+                        info!(
+                            "conn {conn}: stream to {:?} refused: {reason}",
+                            incoming.name
+                        );
+                        incoming.stream.reset(&reason.to_string());
+                    }
                     Ok(target) => {
                         tokio::task::spawn_local(carry(
                             conn,
@@ -90,18 +105,32 @@ async fn serve_mux(chan: ChanInOut<'_>, conn: ConnId, ctrl: &Rc<Controller>) -> 
                         incoming.stream.reset(&reason.to_string());
                     }
                 },
+                MuxEvent::IncomingFlow(incoming) => match ctrl.outbound_for(conn, &incoming.name) {
+                    Ok(target) if target.is_datagram() => {
+                        tokio::task::spawn_local(datagram::carry_flow(
+                            conn,
+                            incoming.name,
+                            incoming.flow,
+                            target,
+                            ctrl.udp_idle(),
+                        ));
+                    }
+                    Ok(_) => {
+                        let reason = targets::wrong_kind("a stream tunnel: open a stream");
+                        info!("conn {conn}: flow to {:?} refused: {reason}", incoming.name);
+                        incoming.flow.reset(&reason.to_string());
+                    }
+                    Err(reason) => {
+                        info!("conn {conn}: flow to {:?} refused: {reason}", incoming.name);
+                        incoming.flow.reset(&reason.to_string());
+                    }
+                },
                 MuxEvent::InfoRequest => {
                     if let Err(e) = mux.send_info(&ctrl.info_text(conn)).await {
                         return format!("cannot answer INFO_REQUEST: {e}");
                     }
                 }
                 MuxEvent::Hello(side) => info!("conn {conn}: mux hello from {side:?}"),
-                // Issue 16: this forwarder runs pp-mux-v1, where flows cannot arrive.
-                MuxEvent::IncomingFlow(incoming) => {
-                    incoming
-                        .flow
-                        .reset("no datagram tunnels on this peer pod yet");
-                }
                 MuxEvent::Upgrade(_) | MuxEvent::Info(_) => {
                     return "protocol error: the WN sent a frame only a PP may send".into();
                 }

@@ -265,6 +265,11 @@ impl Controller {
             .map_err(Refusal::Tunnel)
     }
 
+    /// How long a datagram flow may carry nothing (`udp-idle-secs`).
+    pub fn udp_idle(&self) -> Duration {
+        Duration::from_secs(self.config.udp_idle_secs.into())
+    }
+
     pub fn info_text(&self, conn: ConnId) -> String {
         let info = self.machine.borrow().info().unwrap_or_default();
         info!("conn {conn}: answering INFO_REQUEST");

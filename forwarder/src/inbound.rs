@@ -1,5 +1,6 @@
 //! Inbound tunnels: local listeners in the PP (default 127.0.0.1:8080,
-//! `KBS`) whose connections travel to the WN as PP-opened mux streams.
+//! `KBS`) whose connections travel to the WN as PP-opened mux streams
+//! (datagram tunnels are bound here too, and served by `datagram`).
 //!
 //! A connection that arrives while no admitted WN connection allows the
 //! tunnel waits up to `WAIT_FOR_WN` for one, then is closed with a log line.
@@ -12,6 +13,7 @@ use pp_tag::{Tag, Target};
 use tokio::net::{TcpListener, UnixListener};
 
 use crate::controller::Controller;
+use crate::datagram;
 use crate::netns;
 use crate::targets::{self, TargetStream};
 
@@ -40,7 +42,7 @@ impl Listener {
                 Self::Unix(UnixListener::bind(path)?)
             }
             Target::Udp { .. } | Target::NetnsUdp { .. } | Target::UnixDatagram { .. } => {
-                return Err(targets::datagram_unsupported());
+                return Err(targets::wrong_kind("a datagram tunnel (see datagram.rs)"));
             }
         })
     }
@@ -57,6 +59,10 @@ impl Listener {
 /// error naming the tag.
 pub fn start(tags: Vec<Tag>, ctrl: &Rc<Controller>) -> Result<(), String> {
     for tag in tags {
+        if tag.target().is_datagram() {
+            datagram::start_listener(tag, ctrl)?;
+            continue;
+        }
         let listener = Listener::bind(tag.target()).map_err(|e| {
             format!(
                 "inbound tunnel {}: cannot listen on {}: {e}",

@@ -59,17 +59,5 @@ fn describe(config: ForwarderConfig) -> Result<ForwarderConfig, String> {
     for tag in config.outbounds.iter() {
         info!("outbound tunnel {}", tag.emit());
     }
-    // Issue 16: the datagram relays are not wired into the forwarder yet.
-    if let Some(tag) = config
-        .inbounds
-        .iter()
-        .chain(config.outbounds.iter())
-        .find(|tag| tag.target().is_datagram())
-    {
-        return Err(format!(
-            "tunnel {}: UDP and unix datagram tunnels are not supported by this forwarder yet",
-            tag.emit()
-        ));
-    }
     Ok(config)
 }

@@ -10,6 +10,7 @@ mod cdh;
 mod chan_io;
 mod channels;
 mod controller;
+mod datagram;
 mod end_reason;
 mod fail_closed;
 mod gate;

@@ -1,5 +1,5 @@
 //! Sockets on 127.0.0.1 inside another network namespace (tunnel tags
-//! `PHASE:NAME:/run/netns/x:PORT`).
+//! `PHASE:NAME:/run/netns/x:PORT` and `PHASE:NAME:udp:/run/netns/x:PORT`).
 //!
 //! A socket belongs to the namespace it was created in, so the thread
 //! enters the target namespace, creates the socket, and goes back. The
@@ -28,6 +28,22 @@ pub fn listen_loopback(netns_path: &str, port: u16) -> io::Result<TcpListener> {
     })?;
     listener.set_nonblocking(true)?;
     TcpListener::from_std(listener)
+}
+
+/// A UDP socket on 127.0.0.1 in the namespace, connected to `port` there.
+pub fn udp_connect_loopback(netns_path: &str, port: u16) -> io::Result<std::net::UdpSocket> {
+    in_namespace(netns_path, || {
+        let socket = std::net::UdpSocket::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
+        socket.connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))?;
+        Ok(socket)
+    })
+}
+
+/// A UDP socket bound to 127.0.0.1:`port` in the namespace.
+pub fn udp_bind_loopback(netns_path: &str, port: u16) -> io::Result<std::net::UdpSocket> {
+    in_namespace(netns_path, || {
+        std::net::UdpSocket::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+    })
 }
 
 fn in_namespace<T>(netns_path: &str, make: impl FnOnce() -> io::Result<T>) -> io::Result<T> {

@@ -6,7 +6,8 @@
 //! login, ask the controller to admit it, then release or drop), the login
 //! grace deadlines (a short one for the SSH version and key exchange, the
 //! login grace for authentication), and which channel requests are
-//! accepted (`pp-mux-v1` subsystem, `tunnel NAME` exec). It decides nothing
+//! accepted (`pp-mux-v2` or `pp-mux-v1` subsystem, `tunnel NAME` exec;
+//! a refused subsystem request leaves the channel open for another). It decides nothing
 //! about phases itself: the machine answers whether a connection may have
 //! its mux channel.
 
@@ -19,6 +20,7 @@ use std::time::Duration;
 use log::{debug, info, warn};
 use pp_forwarder_core::phase::AuthMethod;
 use pp_ssh_key::PublicKey;
+use pp_tunnel::MuxVersion;
 use sunset::{ChanHandle, PubKey, ServEvent};
 use sunset_async::{ProgressHolder, SSHServer};
 use tokio::io::BufReader;
@@ -31,8 +33,6 @@ use crate::end_reason::EndReason;
 use crate::gate::{Gate, GatedWriter};
 use crate::refusal::Refusal;
 
-/// The subsystem name of the multiplexer channel (docs/protocol.md 1.2).
-pub const MUX_SUBSYSTEM: &str = "pp-mux-v1";
 /// The exec command prefix of a raw tunnel channel (docs/protocol.md 1.2).
 const RAW_TUNNEL_EXEC: &str = "tunnel ";
 /// Receive window each accepted channel announces: the WN may send this
@@ -233,17 +233,21 @@ async fn handle_events(
                 let num = a.channel().0;
                 let name = a.command().unwrap_or("").to_string();
                 let handle = opened.remove(&num);
-                let decision = match (&handle, name == MUX_SUBSYSTEM) {
+                let version = MuxVersion::from_subsystem(&name);
+                let decision = match (&handle, version) {
                     (None, _) => Err("no such channel".to_string()),
-                    (Some(_), true) => ctrl.mux_requested(conn).map_err(|r| r.to_string()),
-                    (Some(_), false) => Err("unknown subsystem".to_string()),
+                    (Some(_), Some(version)) => ctrl
+                        .mux_requested(conn)
+                        .map(|()| version)
+                        .map_err(|r| r.to_string()),
+                    (Some(_), None) => Err("unknown subsystem".to_string()),
                 };
                 match (decision, handle) {
-                    (Ok(()), Some(handle)) => {
-                        info!("conn {conn}: mux channel opened");
+                    (Ok(version), Some(handle)) => {
+                        info!("conn {conn}: mux channel opened ({})", version.subsystem());
                         a.succeed()
                             .map_err(|e| e.to_string())
-                            .and_then(|()| send_job(&jobs, ChannelJob::Mux(handle)))
+                            .and_then(|()| send_job(&jobs, ChannelJob::Mux(handle, version)))
                     }
                     (decision, other) => {
                         if let Some(h) = other {

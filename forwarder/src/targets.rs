@@ -1,11 +1,14 @@
 //! Dialling an outbound tunnel's target: a TCP address, a TCP port inside
-//! a network namespace, or a unix socket.
+//! a network namespace, or a unix socket; for datagram tunnels a UDP
+//! address, a UDP port inside a network namespace, or a unix datagram
+//! socket.
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use pp_tag::Target;
+use pp_tunnel::datagram::ConnectedDatagram;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
@@ -25,9 +28,25 @@ pub async fn connect(target: &Target) -> io::Result<TargetStream> {
         }
         Target::Unix { path } => TargetStream::Unix(UnixStream::connect(path).await?),
         Target::Udp { .. } | Target::NetnsUdp { .. } | Target::UnixDatagram { .. } => {
-            return Err(datagram_unsupported());
+            return Err(wrong_kind(
+                "a datagram tunnel: it carries flows, not streams",
+            ));
         }
     })
+}
+
+/// A socket connected to a datagram target.
+pub async fn connect_datagram(target: &Target) -> io::Result<ConnectedDatagram> {
+    match target {
+        Target::Udp { ip, port } => ConnectedDatagram::connect_udp((*ip, *port).into()).await,
+        Target::NetnsUdp { netns_path, port } => {
+            ConnectedDatagram::from_std_udp(netns::udp_connect_loopback(netns_path, *port)?)
+        }
+        Target::UnixDatagram { path } => ConnectedDatagram::connect_unix(path),
+        Target::Tcp { .. } | Target::NetnsTcp { .. } | Target::Unix { .. } => Err(wrong_kind(
+            "a stream tunnel: it carries streams, not datagram flows",
+        )),
+    }
 }
 
 /// A short, human description of a target for log lines.
@@ -42,13 +61,10 @@ pub fn describe(target: &Target) -> String {
     }
 }
 
-/// Datagram tags are refused when init-data is loaded; this is the error
-/// should one reach a stream dialler or listener anyway.
-pub fn datagram_unsupported() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::Unsupported,
-        "UDP and unix datagram tunnels are not supported by this forwarder yet",
-    )
+/// The error for a stream opened to a datagram tunnel, or a flow to a
+/// stream tunnel.
+pub fn wrong_kind(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, format!("the tunnel is {what}"))
 }
 
 impl AsyncRead for TargetStream {

@@ -14,6 +14,8 @@
 //!   production image's service files (`aa_double`, `cdh_process_double`,
 //!   `api_server_double`).
 //! - `agent-echo`: a stand-in for the kata-agent that echoes bytes.
+//! - `dns_double`: the cluster's DNS resolver (CoreDNS) for `A` queries
+//!   over UDP, in the real wire format, in process (UDP tunnel tests).
 //! - `secrets_api_double`: the Secrets part of kube-apiserver's REST API
 //!   (versions, 409 AlreadyExists/Conflict, 404 Status objects), in
 //!   process, for the adaptor's Kubernetes key store.
@@ -35,6 +37,7 @@ pub mod canonical_json;
 pub mod cdh_double;
 pub mod cdh_process_double;
 pub mod cli;
+pub mod dns_double;
 pub mod evidence;
 pub mod http1;
 pub mod jwe;

@@ -3,7 +3,8 @@
 //!
 //! Contract: a flow never blocks its sender and never holds more than
 //! `FLOW_QUEUE_DATAGRAMS` datagrams / `FLOW_QUEUE_BYTES` bytes per
-//! direction. [`MuxFlow::send`] queues one datagram or drops it at once
+//! direction, and all flows of one connection together never hold more than
+//! `FLOWS_HELD_BYTES`. [`MuxFlow::send`] queues one datagram or drops it at once
 //! (too large, queue full, flow closed), counting the drop in
 //! [`FlowStats`]. The driver moves queued datagrams into the session one
 //! per flow in turn, and only while the session's transmit backlog is
@@ -18,10 +19,12 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use pp_mux::{
-    CommandError, FLOW_QUEUE_BYTES, FLOW_QUEUE_DATAGRAMS, MAX_DATAGRAM, MuxSession, StreamId,
+    CommandError, FLOW_QUEUE_BYTES, FLOW_QUEUE_DATAGRAMS, FLOWS_HELD_BYTES, MAX_DATAGRAM,
+    MuxSession, StreamId,
 };
 use tokio::sync::Notify;
 use tokio::sync::mpsc::UnboundedSender;
@@ -115,7 +118,8 @@ impl fmt::Display for FlowSendError {
             FlowSendError::QueueFull => write!(
                 f,
                 "datagram dropped: the flow's send queue holds {FLOW_QUEUE_DATAGRAMS} datagrams \
-                 or {FLOW_QUEUE_BYTES} bytes already"
+                 or {FLOW_QUEUE_BYTES} bytes already, or the connection's flows hold \
+                 {FLOWS_HELD_BYTES} bytes"
             ),
             FlowSendError::Closed(closed) => write!(f, "datagram dropped: {closed}"),
         }
@@ -124,7 +128,33 @@ impl fmt::Display for FlowSendError {
 
 impl std::error::Error for FlowSendError {}
 
-/// A bounded queue of whole datagrams.
+/// Bytes of datagrams queued in all flows of one connection (both
+/// directions), kept at most `FLOWS_HELD_BYTES`.
+#[derive(Debug, Default)]
+pub(crate) struct HeldBytes(AtomicUsize);
+
+impl HeldBytes {
+    /// Takes `len` bytes of the budget, or `false` when they do not fit.
+    fn take(&self, len: usize) -> bool {
+        self.0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
+                held.checked_add(len).filter(|&n| n <= FLOWS_HELD_BYTES)
+            })
+            .is_ok()
+    }
+
+    fn give_back(&self, len: usize) {
+        // The closure never refuses, so the update always happens.
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
+                Some(held.saturating_sub(len))
+            });
+    }
+}
+
+/// A bounded queue of whole datagrams, charged to its connection's
+/// [`HeldBytes`].
 #[derive(Debug, Default)]
 struct DatagramQueue {
     datagrams: VecDeque<Vec<u8>>,
@@ -132,25 +162,30 @@ struct DatagramQueue {
 }
 
 impl DatagramQueue {
-    fn has_room_for(&self, len: usize) -> bool {
-        self.datagrams.len() < FLOW_QUEUE_DATAGRAMS
-            && self.bytes.saturating_add(len) <= FLOW_QUEUE_BYTES
-    }
-
-    fn push(&mut self, datagram: Vec<u8>) {
-        self.bytes = self.bytes.saturating_add(datagram.len());
+    /// Queues `datagram`, or hands it back when this queue or the
+    /// connection's budget is full.
+    fn push(&mut self, datagram: Vec<u8>, held: &HeldBytes) -> Result<(), Vec<u8>> {
+        let len = datagram.len();
+        let fits = self.datagrams.len() < FLOW_QUEUE_DATAGRAMS
+            && self.bytes.saturating_add(len) <= FLOW_QUEUE_BYTES;
+        if !fits || !held.take(len) {
+            return Err(datagram);
+        }
+        self.bytes = self.bytes.saturating_add(len);
         self.datagrams.push_back(datagram);
+        Ok(())
     }
 
-    fn pop(&mut self) -> Option<Vec<u8>> {
+    fn pop(&mut self, held: &HeldBytes) -> Option<Vec<u8>> {
         let datagram = self.datagrams.pop_front()?;
         self.bytes = self.bytes.saturating_sub(datagram.len());
+        held.give_back(datagram.len());
         Some(datagram)
     }
 
-    fn clear(&mut self) {
+    fn clear(&mut self, held: &HeldBytes) {
         self.datagrams.clear();
-        self.bytes = 0;
+        held.give_back(core::mem::take(&mut self.bytes));
     }
 }
 
@@ -166,18 +201,21 @@ struct FlowState {
 }
 
 impl FlowState {
-    /// Ends the flow (a first reason wins); queued datagrams are dropped.
-    fn close(&mut self, why: FlowClosed) {
+    /// Ends the flow (a first reason wins); queued datagrams to send are
+    /// dropped.
+    fn close(&mut self, why: FlowClosed, held: &HeldBytes) {
         self.closed.get_or_insert(why);
-        self.to_send.clear();
+        self.to_send.clear(held);
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct FlowShared {
     state: Mutex<FlowState>,
     /// Wakes receivers on a new datagram or on close.
     changed: Notify,
+    /// The budget of the connection this flow belongs to.
+    held: Arc<HeldBytes>,
 }
 
 impl FlowShared {
@@ -201,8 +239,9 @@ impl FlowUser {
             if state.closed.is_some() {
                 return;
             }
-            state.close(FlowClosed::LocalReset(reason.to_owned()));
-            state.received.clear();
+            let held = &self.shared.held;
+            state.close(FlowClosed::LocalReset(reason.to_owned()), held);
+            state.received.clear(held);
         }
         self.shared.changed.notify_waiters();
         // If the driver is gone the flow is gone with it: nothing to tell.
@@ -216,6 +255,9 @@ impl FlowUser {
 impl Drop for FlowUser {
     fn drop(&mut self) {
         self.reset("flow dropped");
+        // Datagrams received before the flow closed and never read give
+        // their bytes back to the connection's budget.
+        self.shared.lock().received.clear(&self.shared.held);
     }
 }
 
@@ -248,12 +290,15 @@ impl MuxFlow {
                 len: datagram.len(),
             });
         }
-        if !state.to_send.has_room_for(datagram.len()) {
+        if state
+            .to_send
+            .push(datagram.to_vec(), &user.shared.held)
+            .is_err()
+        {
             let dropped = &mut state.stats.dropped_send_queue_full;
             *dropped = dropped.saturating_add(1);
             return Err(FlowSendError::QueueFull);
         }
-        state.to_send.push(datagram.to_vec());
         if !state.scheduled {
             state.scheduled = true;
             // Without a driver the flow is closed already (see close_all).
@@ -273,7 +318,7 @@ impl MuxFlow {
             changed.as_mut().enable();
             {
                 let mut state = shared.lock();
-                if let Some(datagram) = state.received.pop() {
+                if let Some(datagram) = state.received.pop(&shared.held) {
                     return Ok(datagram);
                 }
                 if let Some(closed) = &state.closed {
@@ -305,6 +350,8 @@ impl MuxFlow {
 #[derive(Debug, Default)]
 pub(crate) struct FlowTable {
     flows: HashMap<StreamId, Arc<FlowShared>>,
+    /// Bytes queued in all of this connection's flows.
+    held: Arc<HeldBytes>,
     /// Flows with queued datagrams, in turn order; each appears once.
     ready: VecDeque<StreamId>,
 }
@@ -312,7 +359,11 @@ pub(crate) struct FlowTable {
 impl FlowTable {
     /// Registers a flow the session has just opened (either side).
     pub(crate) fn add(&mut self, id: StreamId, commands: UnboundedSender<Command>) -> MuxFlow {
-        let shared = Arc::new(FlowShared::default());
+        let shared = Arc::new(FlowShared {
+            state: Mutex::default(),
+            changed: Notify::new(),
+            held: self.held.clone(),
+        });
         self.flows.insert(id, shared.clone());
         MuxFlow {
             user: Arc::new(FlowUser {
@@ -335,15 +386,15 @@ impl FlowTable {
             if state.closed.is_some() {
                 return;
             }
+            let len = byte_count(&datagram);
             let stats = &mut state.stats;
-            if !state.received.has_room_for(datagram.len()) {
+            if state.received.push(datagram, &shared.held).is_err() {
                 stats.dropped_receive_queue_full =
                     stats.dropped_receive_queue_full.saturating_add(1);
                 return;
             }
             stats.received_datagrams = stats.received_datagrams.saturating_add(1);
-            stats.received_bytes = stats.received_bytes.saturating_add(byte_count(&datagram));
-            state.received.push(datagram);
+            stats.received_bytes = stats.received_bytes.saturating_add(len);
         }
         shared.changed.notify_waiters();
     }
@@ -364,7 +415,7 @@ impl FlowTable {
     /// this side's reset reached the session).
     pub(crate) fn close(&mut self, id: StreamId, why: FlowClosed) {
         if let Some(shared) = self.flows.remove(&id) {
-            shared.lock().close(why);
+            shared.lock().close(why, &shared.held);
             shared.changed.notify_waiters();
         }
     }
@@ -375,7 +426,7 @@ impl FlowTable {
         for (_, shared) in self.flows.drain() {
             shared
                 .lock()
-                .close(FlowClosed::ConnectionEnded(why.to_owned()));
+                .close(FlowClosed::ConnectionEnded(why.to_owned()), &shared.held);
             shared.changed.notify_waiters();
         }
     }
@@ -397,7 +448,7 @@ impl FlowTable {
                 continue;
             };
             let mut state = shared.lock();
-            let Some(datagram) = state.to_send.pop() else {
+            let Some(datagram) = state.to_send.pop(&shared.held) else {
                 state.scheduled = false;
                 continue;
             };

@@ -119,3 +119,50 @@ fn nothing_moves_at_the_low_water_mark_and_little_just_below_it() {
     let a = bench.a.id();
     assert_eq!(bench.arrived(), [(a, 0), (a, 1), (a, 2)]);
 }
+
+#[tokio::test]
+async fn all_flows_of_a_connection_hold_at_most_the_shared_budget() {
+    use pp_mux::{FLOW_QUEUE_BYTES, FLOWS_HELD_BYTES, MAX_DATAGRAM};
+    let (tx, _commands) = mpsc::unbounded_channel();
+    let mut table = FlowTable::default();
+    let flows_to_fill_the_budget = FLOWS_HELD_BYTES / FLOW_QUEUE_BYTES;
+    let flows: Vec<MuxFlow> = (1..=flows_to_fill_the_budget + 2)
+        .map(|n| table.add(StreamId::new(2 * n as u32).unwrap(), tx.clone()))
+        .collect();
+    let per_flow = FLOW_QUEUE_BYTES / MAX_DATAGRAM;
+    for flow in &flows {
+        for _ in 0..per_flow {
+            table.deliver(flow.id(), vec![7; MAX_DATAGRAM]);
+        }
+    }
+    let held: u64 = flows.iter().map(|f| f.stats().received_bytes).sum();
+    let dropped: u64 = flows
+        .iter()
+        .map(|f| f.stats().dropped_receive_queue_full)
+        .sum();
+    assert_eq!(
+        held, FLOWS_HELD_BYTES as u64,
+        "the budget, not one byte more"
+    );
+    assert_eq!(dropped, (2 * per_flow) as u64, "the two flows past it drop");
+    let last = flows.last().unwrap();
+    // Reading a datagram gives its bytes back: the next one fits.
+    assert_eq!(flows[0].recv().await.unwrap().len(), MAX_DATAGRAM);
+    table.deliver(last.id(), vec![8; MAX_DATAGRAM]);
+    assert_eq!(last.stats().received_datagrams, 1);
+    // So does dropping a flow with unread datagrams, closed or not.
+    table.close(
+        flows[1].id(),
+        crate::flow::FlowClosed::PeerReset("x".into()),
+    );
+    let mut flows = flows;
+    drop(flows.remove(1));
+    for _ in 0..per_flow {
+        table.deliver(flows.last().unwrap().id(), vec![9; MAX_DATAGRAM]);
+    }
+    assert_eq!(
+        flows.last().unwrap().stats().received_datagrams,
+        per_flow as u64,
+        "the freed room is the last flow's now"
+    );
+}

@@ -22,9 +22,10 @@
 //! [`MuxLimits::max_peer_streams`] streams open at once (default 256), so
 //! what it can make this side buffer is bounded by that times 64 KiB plus
 //! the budget (docs/protocol.md 2.5). [`pump`] joins a stream to a TCP or
-//! unix socket.
+//! unix socket; [`datagram`] joins flows to UDP and unix datagram sockets.
 #![forbid(unsafe_code)]
 
+pub mod datagram;
 mod driver;
 mod error;
 mod flow;
@@ -42,7 +43,8 @@ pub use pp_mux::{
     CommandError, MuxLimits, Phase, ProtocolError, Role, STREAM_LIMIT_REASON, Side, StreamId,
 };
 pub use pp_mux::{
-    FLOW_LIMIT_REASON, FLOW_QUEUE_BYTES, FLOW_QUEUE_DATAGRAMS, MAX_DATAGRAM, MuxVersion,
+    FLOW_LIMIT_REASON, FLOW_QUEUE_BYTES, FLOW_QUEUE_DATAGRAMS, FLOWS_HELD_BYTES, MAX_DATAGRAM,
+    MuxVersion,
 };
 pub use pump::pump;
 pub use stream::MuxStream;

@@ -13,7 +13,7 @@
 //! | GET | `/v1/pods` | |
 //! | GET | `/v1/pods/{sid}` | |
 //! | GET | `/v1/pods/{sid}/wait` | `?from=PHASE&timeout_secs=N` |
-//! | POST | `/v1/pods/{sid}/attach` | `{"forwarder": "IP[:PORT]", "tunnels": [...], "init_data_has_wn_key": true}` |
+//! | POST | `/v1/pods/{sid}/attach` | `{"forwarder": "IP[:PORT]", "tunnels": [...], "targets": [...], "init_data_has_wn_key": true}` |
 //! | DELETE | `/v1/pods/{sid}` | |
 //! | GET | `/v1/metrics`, `/metrics` | |
 
@@ -66,6 +66,8 @@ struct AttachBody {
     forwarder: String,
     #[serde(default)]
     tunnels: Vec<String>,
+    #[serde(default)]
+    targets: Vec<String>,
     #[serde(default = "yes")]
     init_data_has_wn_key: bool,
 }
@@ -122,6 +124,7 @@ pub fn parse(
                 request: AttachRequest {
                     forwarder: body.forwarder,
                     tunnels: body.tunnels,
+                    targets: body.targets,
                     init_data_has_wn_key: body.init_data_has_wn_key,
                 },
             })

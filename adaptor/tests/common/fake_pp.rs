@@ -222,6 +222,8 @@ impl russh::server::Handler for Connection {
         name: &str,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
+        // An old PP: only pp-mux-v1; a refused channel is gone.
+        note(&self.shared.state, format!("subsystem {name} requested"));
         match self
             .channels
             .remove(&channel)

@@ -25,5 +25,6 @@ pub use session::{
 };
 pub use session::{
     DEFAULT_MAX_PEER_FLOWS, FLOW_LIMIT_REASON, FLOW_QUEUE_BYTES, FLOW_QUEUE_DATAGRAMS,
+    FLOWS_HELD_BYTES,
 };
 pub use version::MuxVersion;

@@ -24,6 +24,7 @@ use super::version::MuxVersion;
 
 pub use flows::{
     DEFAULT_MAX_PEER_FLOWS, FLOW_LIMIT_REASON, FLOW_QUEUE_BYTES, FLOW_QUEUE_DATAGRAMS,
+    FLOWS_HELD_BYTES,
 };
 
 /// Bytes each direction of a new stream may carry before the first CREDIT.

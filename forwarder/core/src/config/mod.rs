@@ -7,6 +7,7 @@
 //! outbounds = ["KUBERNETES_PHASE:KATAAGENT:unix:/run/kata-containers/agent.sock"]
 //! wn-source-networks = ["10.0.0.0/8"]             # where the WN connects from
 //! wn-source-networks-only = false                 # refuse every other source
+//! udp-idle-secs = 60                              # UDP flow idle timeout, 1..=86400
 //! ```
 //!
 //! `wn-source-networks` (default: none) makes connections from those
@@ -54,6 +55,8 @@ pub struct ForwarderConfig {
     pub wn_source_networks: Vec<SourceNetwork>,
     /// Refuse every source outside `wn_source_networks`.
     pub wn_source_networks_only: bool,
+    /// Seconds a datagram flow may carry nothing before it is reset.
+    pub udp_idle_secs: u32,
 }
 
 /// Why `forwarder.toml` was refused.
@@ -101,6 +104,7 @@ impl Default for ForwarderConfig {
             outbounds: default_set(DEFAULT_OUTBOUND, Direction::Outbound),
             wn_source_networks: Vec::new(),
             wn_source_networks_only: false,
+            udp_idle_secs: 60,
         }
     }
 }
@@ -145,9 +149,13 @@ impl ForwarderConfig {
                 "wn-source-networks-only" => {
                     config.wn_source_networks_only = value.into_bool(&key).map_err(toml)?;
                 }
+                "udp-idle-secs" => match value.into_integer(&key).map_err(toml)? {
+                    n @ 1..=86_400 => config.udp_idle_secs = n.try_into().unwrap_or(60),
+                    n => return Err(toml(alloc::format!("udp-idle-secs = {n}: give 1..=86400"))),
+                },
                 _ => {
-                    let expected = "wn-public-key, inbounds, outbounds, wn-source-networks or \
-                                    wn-source-networks-only";
+                    let expected = "wn-public-key, inbounds, outbounds, wn-source-networks, \
+                                    wn-source-networks-only or udp-idle-secs";
                     return Err(toml(minitoml::unknown_key(&key, expected)));
                 }
             }
@@ -279,6 +287,17 @@ mod tests {
                 .contains("forwarder.toml: wn-source-networks: \"10.0.0.1/8\""),
             "{bad}"
         );
+    }
+
+    #[test]
+    fn udp_idle_secs_defaults_to_60_and_takes_1_to_86400() {
+        assert_eq!(ForwarderConfig::default().udp_idle_secs, 60);
+        let config = ForwarderConfig::parse("udp-idle-secs = 5\n").unwrap();
+        assert_eq!(config.udp_idle_secs, 5);
+        for bad in ["0", "86401", "-1", "\"5\""] {
+            let error = ForwarderConfig::parse(&alloc::format!("udp-idle-secs = {bad}\n"));
+            assert!(error.unwrap_err().to_string().contains("udp-idle-secs"));
+        }
     }
 
     #[test]

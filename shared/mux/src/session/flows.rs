@@ -25,6 +25,10 @@ pub const FLOW_LIMIT_REASON: &str = "flow limit:";
 pub const FLOW_QUEUE_DATAGRAMS: usize = 64;
 /// Bytes of datagrams a driver holds per flow and direction before it drops.
 pub const FLOW_QUEUE_BYTES: usize = 256 * 1024;
+/// Bytes of datagrams a driver holds over all flows of one connection, both
+/// directions together, before it drops: what a peer can make a side hold
+/// stays at 4 MiB however many flows it opens.
+pub const FLOWS_HELD_BYTES: usize = 4 * 1024 * 1024;
 
 impl MuxSession {
     /// Opens a datagram flow to the peer's target `name`; datagrams may
