@@ -736,6 +736,15 @@ fn send_all(from: &mut MuxSession, to: &mut MuxSession, stream: StreamId, n: usi
     sent
 }
 
+/// The WN opens a stream and both sides take what that queued (the OPEN,
+/// the CREDITs that raise the windows).
+fn open_settled(wn: &mut MuxSession, pp: &mut MuxSession) -> StreamId {
+    let s = wn.open("A").unwrap();
+    deliver(wn, pp).unwrap();
+    deliver(pp, wn).unwrap();
+    s
+}
+
 #[test]
 fn both_ends_raise_a_new_streams_window_with_credit_right_after_open() {
     let window = 300_000;
@@ -822,9 +831,7 @@ fn streams_beyond_the_window_budget_get_the_base_window_until_one_finishes() {
     // A stream with the larger window finishes: its budget is free again.
     wn.reset(streams[0], "done").unwrap();
     deliver(&mut wn, &mut pp).unwrap();
-    let next = wn.open("A").unwrap();
-    deliver(&mut wn, &mut pp).unwrap();
-    deliver(&mut pp, &mut wn).unwrap();
+    let next = open_settled(&mut wn, &mut pp);
     assert_eq!(wn.send_window(next), Some(window));
     assert_eq!(pp.send_window(next), Some(window));
 }
@@ -848,17 +855,12 @@ fn a_peer_that_opens_without_reading_gets_no_more_credit_than_the_answer_limit()
 
 #[test]
 fn a_peer_that_never_raises_windows_works_with_one_that_does() {
-    let mut pp = MuxSession::with_limits(
-        Side::Pp(Phase::Kubernetes),
-        MuxVersion::V2,
-        MuxLimits::default(),
-    );
+    let limits = MuxLimits::default();
+    let mut pp = MuxSession::with_limits(Side::Pp(Phase::Kubernetes), MuxVersion::V2, limits);
     let mut wn = MuxSession::with_limits(Side::Wn, MuxVersion::V2, base_window_limits());
     deliver(&mut pp, &mut wn).unwrap();
     deliver(&mut wn, &mut pp).unwrap();
-    let s = wn.open("A").unwrap();
-    deliver(&mut wn, &mut pp).unwrap();
-    deliver(&mut pp, &mut wn).unwrap();
+    let s = open_settled(&mut wn, &mut pp);
     // The PP raised what it receives; the WN's direction keeps the base.
     assert_eq!(wn.send_window(s), Some(DEFAULT_STREAM_WINDOW));
     assert_eq!(pp.send_window(s), Some(INITIAL_WINDOW));
