@@ -60,8 +60,9 @@ wait "$bench"
 bench_udp() {
     echo
     setsid "$target/release/pp-bench-udp" &
-    local udp=$!
-    trap 'kill -- -"$udp" 2>/dev/null || true' EXIT
-    wait "$udp"
+    # Global, not local: the EXIT trap runs after this function returned.
+    bench_udp_pid=$!
+    trap 'kill -- -"$bench_udp_pid" 2>/dev/null || true' EXIT
+    wait "$bench_udp_pid"
 }
 bench_udp
