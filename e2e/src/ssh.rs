@@ -97,3 +97,23 @@ pub async fn attempt_from(
         },
     }
 }
+
+/// Asks for `subsystem` on `channel` (want-reply); whether the PP agreed.
+/// Panics when no answer comes within 30 s or the channel closes.
+pub async fn request_subsystem(channel: &mut russh::Channel<client::Msg>, subsystem: &str) -> bool {
+    channel
+        .request_subsystem(true, subsystem)
+        .await
+        .expect("subsystem request");
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), channel.wait())
+            .await
+            .expect("an answer")
+        {
+            Some(russh::ChannelMsg::Success) => return true,
+            Some(russh::ChannelMsg::Failure) => return false,
+            Some(_) => continue,
+            None => panic!("the channel closed"),
+        }
+    }
+}

@@ -14,28 +14,7 @@ use std::time::Duration;
 use pp_e2e::pp::{Pp, PpOptions};
 use pp_e2e::world::World;
 use pp_tunnel::{MuxError, MuxEvent, MuxLimits, MuxVersion, Phase, Side};
-use russh::ChannelMsg;
-use russh::client;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// Asks for `subsystem` on `channel`; whether the PP agreed.
-async fn request(channel: &mut russh::Channel<client::Msg>, subsystem: &str) -> bool {
-    channel
-        .request_subsystem(true, subsystem)
-        .await
-        .expect("subsystem request");
-    loop {
-        match tokio::time::timeout(Duration::from_secs(30), channel.wait())
-            .await
-            .expect("an answer")
-        {
-            Some(ChannelMsg::Success) => return true,
-            Some(ChannelMsg::Failure) => return false,
-            Some(_) => continue,
-            None => panic!("the channel closed"),
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_forwarder_still_serves_a_pp_mux_v1_client() {
@@ -56,10 +35,13 @@ async fn the_forwarder_still_serves_a_pp_mux_v1_client() {
     let ssh = attempt.handle.expect("the connection");
     let mut channel = ssh.channel_open_session().await.expect("channel");
     assert!(
-        !request(&mut channel, "pp-mux-v9").await,
+        !pp_e2e::ssh::request_subsystem(&mut channel, "pp-mux-v9").await,
         "an unknown version is refused"
     );
-    assert!(request(&mut channel, "pp-mux-v1").await, "v1 is served");
+    assert!(
+        pp_e2e::ssh::request_subsystem(&mut channel, "pp-mux-v1").await,
+        "v1 is served"
+    );
 
     let (mux, mut events, driver) = pp_tunnel::start_with(
         channel.into_stream(),

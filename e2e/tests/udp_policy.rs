@@ -11,7 +11,6 @@ use pp_e2e::pp::{Pp, PpOptions};
 use pp_e2e::udp::{STUCK, start_echo};
 use pp_e2e::world::World;
 use pp_tunnel::{FlowClosed, MuxEvent, MuxFlow, MuxLimits, MuxVersion, Phase, Side};
-use russh::ChannelMsg;
 use tokio::io::AsyncReadExt;
 
 /// The reason the PP gave when it reset `flow`.
@@ -44,21 +43,10 @@ async fn flows_follow_the_phase_and_kind_of_their_tunnel() {
     let attempt = pp_e2e::ssh::attempt(&pp.ssh_addr(), Some(&key), Duration::from_secs(30)).await;
     let ssh = attempt.handle.expect("the WN key is accepted");
     let mut channel = ssh.channel_open_session().await.expect("channel");
-    channel
-        .request_subsystem(true, MuxVersion::V2.subsystem())
-        .await
-        .expect("subsystem request");
-    loop {
-        match tokio::time::timeout(STUCK, channel.wait())
-            .await
-            .expect("an answer")
-        {
-            Some(ChannelMsg::Success) => break,
-            Some(ChannelMsg::Failure) => panic!("pp-mux-v2 refused"),
-            Some(_) => continue,
-            None => panic!("the channel closed"),
-        }
-    }
+    assert!(
+        pp_e2e::ssh::request_subsystem(&mut channel, MuxVersion::V2.subsystem()).await,
+        "pp-mux-v2 is served"
+    );
     let (mux, mut events, driver) = pp_tunnel::start_with(
         channel.into_stream(),
         Side::Wn,
