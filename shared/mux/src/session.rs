@@ -569,15 +569,8 @@ impl MuxSession {
     ) -> Result<Option<Event>, ProtocolError> {
         self.take_peer_id(stream)?;
         if self.peer_streams >= self.limits.max_peer_streams {
-            self.check_answers_read("OPEN")?;
-            let reason = alloc::format!(
-                "{STREAM_LIMIT_REASON} {} streams already open on this connection",
-                self.limits.max_peer_streams
-            );
-            self.queue(&Frame::Reset {
-                stream,
-                reason: frame::truncate_reset_reason(&reason).into(),
-            });
+            let limit = self.limits.max_peer_streams;
+            self.refuse_over_cap(stream, "OPEN", STREAM_LIMIT_REASON, limit, "streams")?;
             return Ok(None);
         }
         self.streams.insert(stream, Stream::new());
@@ -588,6 +581,27 @@ impl MuxSession {
             self.grant_stream_window(stream);
         }
         Ok(Some(Event::Opened { stream, name }))
+    }
+
+    /// Answers an `OPEN` or `OPEN_FLOW` over its cap with
+    /// `RESET(stream, "PREFIX LIMIT WHAT already open on this connection")`
+    /// (docs/protocol.md 2.5); the refusal is an answer, so a peer that
+    /// leaves answers unread gets a protocol error instead.
+    fn refuse_over_cap(
+        &mut self,
+        stream: StreamId,
+        frame_name: &'static str,
+        prefix: &str,
+        limit: usize,
+        what: &str,
+    ) -> Result<(), ProtocolError> {
+        self.check_answers_read(frame_name)?;
+        let reason = alloc::format!("{prefix} {limit} {what} already open on this connection");
+        self.queue(&Frame::Reset {
+            stream,
+            reason: frame::truncate_reset_reason(&reason).into(),
+        });
+        Ok(())
     }
 
     /// Raises a new stream's receive window to [`MuxLimits::stream_window`]

@@ -12,9 +12,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::{CommandError, Event, MuxSession, ProtocolError};
-use crate::frame::{
-    self, FrameError, MAX_DATAGRAM, StreamId, TYPE_DATAGRAM, TYPE_OPEN_FLOW, truncate_reset_reason,
-};
+use crate::frame::{self, FrameError, MAX_DATAGRAM, StreamId, TYPE_DATAGRAM, TYPE_OPEN_FLOW};
 
 /// Flows the peer may have open at once unless `MuxLimits` says otherwise.
 pub const DEFAULT_MAX_PEER_FLOWS: usize = 256;
@@ -92,15 +90,8 @@ impl MuxSession {
         self.check_flow_frame(TYPE_OPEN_FLOW)?;
         self.take_peer_id(stream)?;
         if self.peer_flows >= self.limits.max_peer_flows {
-            self.check_answers_read("OPEN_FLOW")?;
-            let reason = alloc::format!(
-                "{FLOW_LIMIT_REASON} {} flows already open on this connection",
-                self.limits.max_peer_flows
-            );
-            self.queue(&frame::Frame::Reset {
-                stream,
-                reason: truncate_reset_reason(&reason).into(),
-            });
+            let limit = self.limits.max_peer_flows;
+            self.refuse_over_cap(stream, "OPEN_FLOW", FLOW_LIMIT_REASON, limit, "flows")?;
             return Ok(None);
         }
         self.flows.insert(stream);
