@@ -30,18 +30,6 @@ pub fn may_reach<'a>(
     may_open(targets, name, phase).map(|tag| tag.target())
 }
 
-/// A short description of a WN-side target for log lines.
-pub fn describe(target: &Target) -> String {
-    match target {
-        Target::Tcp { ip, port } => std::net::SocketAddr::new(*ip, *port).to_string(),
-        Target::Unix { path } => format!("unix:{path}"),
-        Target::NetnsTcp { netns_path, port } => format!("127.0.0.1:{port} in {netns_path}"),
-        Target::Udp { ip, port } => format!("udp:{}", std::net::SocketAddr::new(*ip, *port)),
-        Target::NetnsUdp { netns_path, port } => format!("udp:127.0.0.1:{port} in {netns_path}"),
-        Target::UnixDatagram { path } => format!("unixgram:{path}"),
-    }
-}
-
 /// Carries a stream the PP opened to `target` until both directions end,
 /// counted in `stats`.
 pub async fn carry_stream(
@@ -50,7 +38,7 @@ pub async fn carry_stream(
     stream: MuxStream,
     (target, stats): (Target, Arc<TunnelStats>),
 ) {
-    let described = describe(&target);
+    let described = target.to_string();
     let _open = stats.open_stream();
     let moved = match &target {
         Target::Tcp { ip, port } => match TcpStream::connect((*ip, *port)).await {
@@ -103,7 +91,7 @@ pub async fn carry_flow(
     (target, stats): (Target, Arc<TunnelStats>),
     idle: Duration,
 ) {
-    let described = describe(&target);
+    let described = target.to_string();
     let socket = match &target {
         Target::Udp { ip, port } => ConnectedDatagram::connect_udp((*ip, *port).into()).await,
         Target::UnixDatagram { path } => ConnectedDatagram::connect_unix(path),

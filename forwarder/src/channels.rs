@@ -149,7 +149,7 @@ async fn serve_mux(
 
 /// Carries one stream the WN opened to an outbound target.
 async fn carry(conn: ConnId, name: String, stream: MuxStream, target: Target) {
-    let described = targets::describe(&target);
+    let described = target.to_string();
     match targets::connect(&target).await {
         Ok(socket) => {
             info!(
@@ -174,7 +174,7 @@ async fn carry(conn: ConnId, name: String, stream: MuxStream, target: Target) {
 /// server cannot end a channel, so when the target closes the whole
 /// connection ends (docs/protocol.md 1.2).
 async fn serve_raw(chan: ChanInOut<'_>, conn: ConnId, target: Target) -> String {
-    let described = targets::describe(&target);
+    let described = target.to_string();
     match targets::connect(&target).await {
         Ok(socket) => {
             info!("conn {conn}: raw tunnel to {described} connected");

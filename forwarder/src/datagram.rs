@@ -48,7 +48,7 @@ fn bind(target: &Target) -> std::io::Result<DatagramSocket> {
 /// Binds the datagram listener of `tag` and serves it; an address that
 /// cannot be bound is a start error naming the tag.
 pub fn start_listener(tag: Tag, ctrl: &Rc<Controller>) -> Result<(), String> {
-    let described = targets::describe(tag.target());
+    let described = tag.target().to_string();
     let socket = bind(tag.target()).map_err(|e| {
         format!(
             "inbound tunnel {}: cannot listen on {described}: {e}",
@@ -127,7 +127,7 @@ fn summary(counts: &DatagramCounts) -> String {
 
 /// Carries one flow the WN opened to a datagram target until it ends.
 pub async fn carry_flow(conn: ConnId, name: String, flow: MuxFlow, target: Target, idle: Duration) {
-    let described = targets::describe(&target);
+    let described = target.to_string();
     let socket = match targets::connect_datagram(&target).await {
         Ok(socket) => socket,
         Err(e) => {

@@ -67,13 +67,13 @@ pub fn start(tags: Vec<Tag>, ctrl: &Rc<Controller>) -> Result<(), String> {
             format!(
                 "inbound tunnel {}: cannot listen on {}: {e}",
                 tag.emit(),
-                targets::describe(tag.target())
+                tag.target()
             )
         })?;
         info!(
             "inbound tunnel {} listening on {}",
             tag.name(),
-            targets::describe(tag.target())
+            tag.target()
         );
         tokio::task::spawn_local(accept_loop(listener, tag, ctrl.clone()));
     }

@@ -49,18 +49,6 @@ pub async fn connect_datagram(target: &Target) -> io::Result<ConnectedDatagram> 
     }
 }
 
-/// A short, human description of a target for log lines.
-pub fn describe(target: &Target) -> String {
-    match target {
-        Target::Tcp { ip, port } => std::net::SocketAddr::new(*ip, *port).to_string(),
-        Target::NetnsTcp { netns_path, port } => format!("127.0.0.1:{port} in {netns_path}"),
-        Target::Unix { path } => format!("unix:{path}"),
-        Target::Udp { ip, port } => format!("udp:{}", std::net::SocketAddr::new(*ip, *port)),
-        Target::NetnsUdp { netns_path, port } => format!("udp:127.0.0.1:{port} in {netns_path}"),
-        Target::UnixDatagram { path } => format!("unixgram:{path}"),
-    }
-}
-
 /// The error for a stream opened to a datagram tunnel, or a flow to a
 /// stream tunnel.
 pub fn wrong_kind(what: &str) -> io::Error {

@@ -158,6 +158,25 @@ impl Target {
     }
 }
 
+impl core::fmt::Display for Target {
+    /// A short description of where the tunnel ends, for log lines
+    /// (`127.0.0.1:8080`, `udp:10.0.0.1:53`, `unix:PATH`, `127.0.0.1:80 in
+    /// /run/netns/x`); the tag form is [`Tag::emit`].
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        use core::net::SocketAddr;
+        match self {
+            Target::Tcp { ip, port } => write!(f, "{}", SocketAddr::new(*ip, *port)),
+            Target::NetnsTcp { netns_path, port } => write!(f, "127.0.0.1:{port} in {netns_path}"),
+            Target::Unix { path } => write!(f, "unix:{path}"),
+            Target::Udp { ip, port } => write!(f, "udp:{}", SocketAddr::new(*ip, *port)),
+            Target::NetnsUdp { netns_path, port } => {
+                write!(f, "udp:127.0.0.1:{port} in {netns_path}")
+            }
+            Target::UnixDatagram { path } => write!(f, "unixgram:{path}"),
+        }
+    }
+}
+
 /// One validated tunnel tag.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Tag {
@@ -201,6 +220,32 @@ mod tests {
         assert!(Availability::Attestation.allows(A) && !Availability::Attestation.allows(K));
         assert!(!Availability::Kubernetes.allows(A) && Availability::Kubernetes.allows(K));
         assert!(Availability::Both.allows(A) && Availability::Both.allows(K));
+    }
+
+    #[test]
+    fn targets_describe_where_they_end_for_log_lines() {
+        let described = |text: &str| {
+            Tag::parse(text, Direction::Outbound)
+                .unwrap()
+                .target()
+                .to_string()
+        };
+        assert_eq!(described("BOTH_PHASES:A:8080"), "127.0.0.1:8080");
+        assert_eq!(described("BOTH_PHASES:A:[::1]:80"), "[::1]:80");
+        assert_eq!(
+            described("BOTH_PHASES:A:/run/netns/x:80"),
+            "127.0.0.1:80 in /run/netns/x"
+        );
+        assert_eq!(described("BOTH_PHASES:A:unix:/s"), "unix:/s");
+        assert_eq!(
+            described("BOTH_PHASES:A:udp:10.0.0.1:53"),
+            "udp:10.0.0.1:53"
+        );
+        assert_eq!(
+            described("BOTH_PHASES:A:udp:/run/netns/x:53"),
+            "udp:127.0.0.1:53 in /run/netns/x"
+        );
+        assert_eq!(described("BOTH_PHASES:A:unixgram:/g"), "unixgram:/g");
     }
 
     #[test]
