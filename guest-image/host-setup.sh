@@ -171,14 +171,17 @@ static_target() {
 # $(static_target)) into $CARGO_TARGET_DIR (default REPO/target) and prints
 # the directory that holds them.
 build_project_binaries() {
-    local repo=$1 target_dir=${CARGO_TARGET_DIR:-$1/target} target rustflags=
+    local repo=$1 target_dir=${CARGO_TARGET_DIR:-$1/target} target
     target=$(static_target)
-    [[ "$target" == *-gnu ]] && rustflags="-C target-feature=+crt-static"
+    # RUSTFLAGS, when set, replaces the flags of .cargo/config.toml: the
+    # glibc fallback repeats them before its own.
+    local -a rustflags_env=()
+    [[ "$target" == *-gnu ]] && rustflags_env=(RUSTFLAGS="--cfg chacha20_avx512 -C target-feature=+crt-static")
     log "building the project's binaries (static, release, $target) into $target_dir"
     local packages
     for packages in "${GUEST_PACKAGES[*]}" "${HOST_PACKAGES[*]}"; do
         # shellcheck disable=SC2086 # the -p NAME words
-        (cd "$repo" && RUSTFLAGS="$rustflags" CC_x86_64_unknown_linux_musl=musl-gcc CARGO_TARGET_DIR="$target_dir" \
+        (cd "$repo" && env "${rustflags_env[@]}" CC_x86_64_unknown_linux_musl=musl-gcc CARGO_TARGET_DIR="$target_dir" \
             cargo build --release --target "$target" $packages >&2) ||
             return 1
     done
