@@ -23,12 +23,23 @@ pub struct Daemon {
     pub client: ControlClient,
     pub process: Process,
     args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Daemon {
     /// Starts `serve` in `<world dir>/<name>`, with the world's KBS double
     /// as Trustee and `extra_args` after `serve`.
     pub fn start(world: &World, name: &str, extra_args: &[String]) -> Daemon {
+        Self::start_with_env(world, name, extra_args, &[])
+    }
+
+    /// Like `start`, with `env` added to the daemon's environment.
+    pub fn start_with_env(
+        world: &World,
+        name: &str,
+        extra_args: &[String],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let dir = world.dir.path().join(name);
         std::fs::create_dir_all(&dir).expect("mkdir");
         let config = dir.join("adaptor.toml");
@@ -50,18 +61,25 @@ impl Daemon {
         ];
         args.extend(extra_args.iter().cloned());
         let socket = dir.join("control.sock");
-        let process = Self::spawn(&args);
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect();
+        let process = Self::spawn(&args, &env);
         Daemon {
             client: ControlClient::new(&socket),
             dir,
             socket,
             process,
             args,
+            env,
         }
     }
 
-    fn spawn(args: &[String]) -> Process {
-        let process = Process::spawn(&bin("pp-adaptor"), args);
+    fn spawn(args: &[String], env: &[(String, String)]) -> Process {
+        let mut command = std::process::Command::new(bin("pp-adaptor"));
+        command.args(args).envs(env.iter().map(|(k, v)| (k, v)));
+        let process = Process::from_command(command);
         process.wait_for("control API on", Duration::from_secs(30));
         process
     }
@@ -69,7 +87,7 @@ impl Daemon {
     /// `kill -9`, then the same command again.
     pub fn kill9_and_restart(&mut self) {
         self.process.kill9();
-        self.process = Self::spawn(&self.args);
+        self.process = Self::spawn(&self.args, &self.env);
     }
 
     pub async fn call(
@@ -100,21 +118,38 @@ impl Daemon {
     /// Attaches the pod to `pp`'s forwarder with a KATAAGENT listener on a
     /// free local port; returns that address.
     pub async fn attach(&self, sid: &str, pp: &Pp) -> String {
+        let mut addresses = self.attach_tunnels(sid, pp, &["KATAAGENT"]).await;
+        addresses.remove(0)
+    }
+
+    /// Attaches the pod to `pp`'s forwarder with a Kubernetes-phase TCP
+    /// listener on a free local port for each named tunnel; returns their
+    /// addresses in the order of `names`.
+    pub async fn attach_tunnels(&self, sid: &str, pp: &Pp, names: &[&str]) -> Vec<String> {
+        let tags: Vec<String> = names
+            .iter()
+            .map(|name| format!("KUBERNETES_PHASE:{name}:127.0.0.1:0"))
+            .collect();
         let reply = self
             .call(
                 Method::POST,
                 &format!("/v1/pods/{sid}/attach"),
                 Some(serde_json::json!({
                     "forwarder": pp.ssh_addr(),
-                    "tunnels": ["KUBERNETES_PHASE:KATAAGENT:127.0.0.1:0"],
+                    "tunnels": tags,
                     "init_data_has_wn_key": pp.options.wn_key.is_some(),
                 })),
             )
             .await;
-        reply["tunnels"]["KATAAGENT"]
-            .as_str()
-            .expect("attach names the KATAAGENT address")
-            .to_owned()
+        names
+            .iter()
+            .map(|name| {
+                reply["tunnels"][*name]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("attach names the {name} address: {reply}"))
+                    .to_owned()
+            })
+            .collect()
     }
 
     pub async fn status(&self, sid: &str) -> serde_json::Value {

@@ -2,20 +2,22 @@
 //! against OpenSSH doing the same job, and prints a table.
 //!
 //! Rows: 64-byte echo round trip (p50/p99) and throughput both ways through
-//! a tunnel: ours (adaptor → forwarder → target) and OpenSSH's (`ssh -L`
-//! through Debian's `sshd` on a loopback port); the forwarder's peak RSS;
+//! a tunnel: ours (the `pp-adaptor` daemon, a process of its own →
+//! forwarder → target) and OpenSSH's (`ssh -L` through Debian's `sshd` on a
+//! loopback port); the forwarder's peak RSS;
 //! time from TCP connect to the first tunnel byte in the Kubernetes phase
 //! (stock `ssh` client in both cases: `exec tunnel ECHO` on the forwarder,
 //! `-W` on sshd). Each row has the ratio ours/OpenSSH, its goal (issue 12)
 //! and whether it was met. Run it through `scripts/bench.sh`, which builds release
-//! binaries first.
+//! binaries first. `PP_BENCH_ADAPTOR_THREADS` (default 1, as `ssh` has one
+//! thread) sets the adaptor daemon's tokio worker threads.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pp_adaptor::local_tunnels::LocalAddress;
+use pp_e2e::daemon::Daemon;
 use pp_e2e::openssh::{ssh_command, ssh_keygen};
 use pp_e2e::pp::{Pp, PpOptions};
 use pp_e2e::process::Process;
@@ -46,10 +48,24 @@ async fn main() {
         ("SOURCE", source_port),
     ];
 
-    // Ours: the whole two-phase flow, then three local tunnel listeners.
+    // Ours: the whole two-phase flow, then three local tunnel listeners,
+    // served by the `pp-adaptor` daemon in a process of its own, as on a
+    // worker node and as `ssh` runs beside this process below. One worker
+    // thread, as `ssh` has one: on this two-CPU machine a second one only
+    // competes with the forwarder and this process for the CPUs (on a
+    // worker node the PP runs elsewhere; docs/benchmarks.md has both).
     let world = World::start();
+    let adaptor_threads =
+        std::env::var("PP_BENCH_ADAPTOR_THREADS").unwrap_or_else(|_| "1".to_owned());
+    let adaptor = Daemon::start_with_env(
+        &world,
+        "bench",
+        &[],
+        &[("TOKIO_WORKER_THREADS", adaptor_threads.as_str())],
+    );
+    let wn_key = adaptor.create("bench").await;
     let pp = Pp::start(PpOptions {
-        wn_key: Some(world.adaptor.wn_public_key()),
+        wn_key: Some(wn_key),
         extra_outbounds: targets
             .iter()
             .map(|(name, port)| format!("KUBERNETES_PHASE:{name}:127.0.0.1:{port}"))
@@ -57,22 +73,26 @@ async fn main() {
         ..PpOptions::default()
     });
     pp.wait_listening();
-    let handle = world
-        .serve_until_kubernetes("bench", &pp, &["ECHO", "SINK", "SOURCE"])
+    let addresses = adaptor
+        .attach_tunnels("bench", &pp, &["ECHO", "SINK", "SOURCE"])
         .await;
-    let entrance = |name: &str| match handle.tunnel_address(name) {
-        Some(LocalAddress::Tcp(addr)) => *addr,
-        _ => panic!("{name} listens on TCP"),
+    adaptor
+        .wait_phase("bench", "kubernetes", Duration::from_secs(120))
+        .await;
+    let entrance = |i: usize| -> SocketAddr {
+        addresses[i]
+            .parse()
+            .unwrap_or_else(|_| panic!("{} is an IP:PORT", addresses[i]))
     };
     let ours = Entrances {
-        echo: entrance("ECHO"),
-        sink: entrance("SINK"),
-        source: entrance("SOURCE"),
+        echo: entrance(0),
+        sink: entrance(1),
+        source: entrance(2),
     };
 
     // OpenSSH: sshd on loopback with the same WN key, `ssh -L` for each target.
     let scratch = pp_e2e::scratch_dir();
-    let wn_key_file = world.dir.path().join("adaptor").join("keys").join("wn");
+    let wn_key_file = adaptor.dir.join("keys").join("wn");
     let sshd = Sshd::start(scratch.path(), &wn_key_file);
     let forwards: Vec<(u16, u16)> = targets
         .iter()
@@ -101,7 +121,7 @@ async fn main() {
     let rss = peak_rss_kib(pp.forwarder().pid());
     // A newer authenticated connection supersedes the older one: stop the
     // adaptor so that the stock `ssh` clients below keep theirs.
-    world.adaptor.stop_pp(handle.sid()).await;
+    drop(adaptor);
     let ours_connect = median_connect(|| ssh_first_byte_forwarder(&pp, &wn_key_file));
     let openssh_connect = median_connect(|| ssh_first_byte_sshd(&sshd, &wn_key_file, echo_port));
 
@@ -145,6 +165,10 @@ async fn main() {
             Goal::None,
         ),
     ];
+    println!(
+        "(ours: the pp-adaptor daemon with {adaptor_threads} worker thread(s), PP_BENCH_ADAPTOR_THREADS)"
+    );
+    println!();
     println!("| metric | pp-forwarder | OpenSSH | ratio ours/OpenSSH | goal | met |");
     println!("|---|---|---|---|---|---|");
     for m in &metrics {
