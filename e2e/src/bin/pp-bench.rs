@@ -9,8 +9,10 @@
 //! (stock `ssh` client in both cases: `exec tunnel ECHO` on the forwarder,
 //! `-W` on sshd). Each row has the ratio ours/OpenSSH, its goal (issue 12)
 //! and whether it was met. Run it through `scripts/bench.sh`, which builds release
-//! binaries first. `PP_BENCH_ADAPTOR_THREADS` (default 1, as `ssh` has one
-//! thread) sets the adaptor daemon's tokio worker threads.
+//! binaries first. The echo and bulk measurements run in rounds that
+//! alternate the two paths (`PP_BENCH_ROUNDS`, default 3; the profile script
+//! uses 1). `PP_BENCH_ADAPTOR_THREADS` (default 1, as `ssh` has one thread)
+//! sets the adaptor daemon's tokio worker threads.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -29,6 +31,8 @@ use tokio::net::{TcpListener, TcpStream};
 const ECHO_COUNT: usize = 2000;
 const BULK_BYTES: u64 = 256 * 1024 * 1024;
 const CONNECT_RUNS: usize = 10;
+/// Rounds of the echo and bulk measurements per path (`PP_BENCH_ROUNDS`).
+const DEFAULT_ROUNDS: usize = 3;
 
 /// Where each measured path enters on the WN side.
 struct Entrances {
@@ -107,16 +111,29 @@ async fn main() {
         source: local(2),
     };
 
-    let mut rows = Vec::new();
-    for path in [&ours, &openssh] {
-        let (p50, p99) = echo_latency(path.echo).await;
-        next_profile_phase();
-        let up = upload(path.sink).await;
-        next_profile_phase();
-        let down = download(path.source).await;
-        next_profile_phase();
-        rows.push(Row { p50, p99, up, down });
+    // Rounds alternate the two paths (ours first, then OpenSSH first, ...)
+    // so that both see the same moments of this machine; each row is the
+    // median (throughput) or the percentile of the pooled round trips.
+    let rounds: usize = std::env::var("PP_BENCH_ROUNDS")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(DEFAULT_ROUNDS);
+    let mut runs = [Runs::default(), Runs::default()];
+    for round in 0..rounds {
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for index in order {
+            let path = [&ours, &openssh][index];
+            let run = &mut runs[index];
+            run.round_trips.extend(echo_round_trips(path.echo).await);
+            next_profile_phase();
+            run.up.push(upload(path.sink).await);
+            next_profile_phase();
+            run.down.push(download(path.source).await);
+            next_profile_phase();
+        }
     }
+    let rows = runs.map(|run| run.row());
     // The forwarder's high-water mark now covers the bulk transfers.
     let rss = peak_rss_kib(pp.forwarder().pid());
     // A newer authenticated connection supersedes the older one: stop the
@@ -191,6 +208,21 @@ async fn main() {
             "missed"
         }
     );
+    let mbs = |runs: &[f64]| {
+        runs.iter()
+            .map(|x| format!("{x:.0}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    println!();
+    println!(
+        "{rounds} rounds, paths alternating; throughput is the median, echo the percentiles of all {} round trips. MB/s per round, ours | OpenSSH: WN→PP {} | {}, PP→WN {} | {}",
+        rounds * ECHO_COUNT,
+        mbs(&ours.up_runs),
+        mbs(&theirs.up_runs),
+        mbs(&ours.down_runs),
+        mbs(&theirs.down_runs)
+    );
 }
 
 /// With `PP_BENCH_PERF_PID` set (scripts/bench.sh --profile), tells that
@@ -204,12 +236,44 @@ fn next_profile_phase() {
     }
 }
 
+/// One path's measurements over all rounds.
+#[derive(Default)]
+struct Runs {
+    round_trips: Vec<Duration>,
+    up: Vec<f64>,
+    down: Vec<f64>,
+}
+
+impl Runs {
+    fn row(mut self) -> Row {
+        self.round_trips.sort();
+        let n = self.round_trips.len();
+        Row {
+            p50: self.round_trips[n / 2],
+            p99: self.round_trips[n * 99 / 100],
+            up: median(&self.up),
+            down: median(&self.down),
+            up_runs: self.up,
+            down_runs: self.down,
+        }
+    }
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[sorted.len() / 2]
+}
+
 /// One path's measurements.
 struct Row {
     p50: Duration,
     p99: Duration,
     up: f64,
     down: f64,
+    /// Each round's MB/s, in round order.
+    up_runs: Vec<f64>,
+    down_runs: Vec<f64>,
 }
 
 /// What the ratio ours/OpenSSH must be (docs/benchmarks.md, issue 12).
@@ -328,7 +392,7 @@ async fn wait_until_listening(addr: SocketAddr) {
     panic!("nothing listens on {addr}");
 }
 
-async fn echo_latency(addr: SocketAddr) -> (Duration, Duration) {
+async fn echo_round_trips(addr: SocketAddr) -> Vec<Duration> {
     let mut stream = TcpStream::connect(addr).await.expect("connect echo");
     stream.set_nodelay(true).expect("nodelay");
     let message = [0x42u8; 64];
@@ -340,8 +404,7 @@ async fn echo_latency(addr: SocketAddr) -> (Duration, Duration) {
         stream.read_exact(&mut back).await.expect("read");
         samples.push(start.elapsed());
     }
-    samples.sort();
-    (samples[ECHO_COUNT / 2], samples[ECHO_COUNT * 99 / 100])
+    samples
 }
 
 async fn upload(addr: SocketAddr) -> f64 {
