@@ -10,7 +10,8 @@
 #   3. UDP tunnels: 64-byte round trip p50/p99 and datagrams per second
 #      through a UDP tunnel against plain loopback (bench_udp at the end).
 # Release builds take several minutes the first time; the run itself about
-# a minute.
+# a minute (the tunnel table alternates ours and OpenSSH over three rounds:
+# PP_BENCH_ROUNDS; PP_BENCH_ADAPTOR_THREADS sets the adaptor's threads).
 #
 #   scripts/bench.sh --profile DIR   instead: an unstripped release build
 #     (target/profile), `perf record -a` (cpu-clock) with one file per phase,
