@@ -23,6 +23,7 @@ use pp_e2e::daemon::Daemon;
 use pp_e2e::openssh::{ssh_command, ssh_keygen};
 use pp_e2e::pp::{Pp, PpOptions};
 use pp_e2e::process::Process;
+use pp_e2e::udp::percentile;
 use pp_e2e::world::World;
 use pp_e2e::{bin, free_port};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -246,11 +247,9 @@ struct Runs {
 
 impl Runs {
     fn row(mut self) -> Row {
-        self.round_trips.sort();
-        let n = self.round_trips.len();
         Row {
-            p50: self.round_trips[n / 2],
-            p99: self.round_trips[n * 99 / 100],
+            p50: percentile(&mut self.round_trips, 50),
+            p99: percentile(&mut self.round_trips, 99),
             up: median(&self.up),
             down: median(&self.down),
             up_runs: self.up,
