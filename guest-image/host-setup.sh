@@ -173,16 +173,17 @@ static_target() {
 build_project_binaries() {
     local repo=$1 target_dir=${CARGO_TARGET_DIR:-$1/target} target
     target=$(static_target)
-    # RUSTFLAGS, when set, replaces the flags of .cargo/config.toml: the
-    # glibc fallback repeats them before its own.
-    local -a rustflags_env=()
-    [[ "$target" == *-gnu ]] && rustflags_env=(RUSTFLAGS="--cfg chacha20_avx512 -C target-feature=+crt-static")
+    # The glibc fallback links statically; cargo joins these flags with
+    # those .cargo/config.toml gives every x86_64 build.
+    local -a static_config=()
+    [[ "$target" == *-gnu ]] &&
+        static_config=(--config "target.$target.rustflags=[\"-C\", \"target-feature=+crt-static\"]")
     log "building the project's binaries (static, release, $target) into $target_dir"
     local packages
     for packages in "${GUEST_PACKAGES[*]}" "${HOST_PACKAGES[*]}"; do
         # shellcheck disable=SC2086 # the -p NAME words
-        (cd "$repo" && env "${rustflags_env[@]}" CC_x86_64_unknown_linux_musl=musl-gcc CARGO_TARGET_DIR="$target_dir" \
-            cargo build --release --target "$target" $packages >&2) ||
+        (cd "$repo" && CC_x86_64_unknown_linux_musl=musl-gcc CARGO_TARGET_DIR="$target_dir" \
+            cargo build --release --target "$target" "${static_config[@]}" $packages >&2) ||
             return 1
     done
     printf '%s\n' "$target_dir/$target/release"
