@@ -52,6 +52,15 @@ pub(crate) struct State {
 impl State {
     /// Initialize Poly1305 [`State`] with the given key
     pub(crate) fn new(key: &Key) -> Self {
+        // Created only after the CPU was found to have AVX2 (autodetect) or
+        // by the fuzz harness, like every other method here. The work runs in
+        // a function with AVX2 enabled so that the helpers' intrinsics are
+        // inlined: here each one stayed a call.
+        unsafe { Self::new_avx2(key) }
+    }
+
+    #[target_feature(enable = "avx2")]
+    unsafe fn new_avx2(key: &Key) -> Self {
         // Prepare addition key and polynomial key.
         let (k, r1) = unsafe { prepare_keys(key) };
 

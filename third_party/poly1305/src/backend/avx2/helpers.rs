@@ -197,6 +197,7 @@ impl Aligned130 {
 impl Add<Aligned130> for Aligned130 {
     type Output = Aligned130;
 
+    #[inline(always)]
     fn add(self, other: Aligned130) -> Aligned130 {
         // With 26-bit limbs inside 32-bit words, there is plenty of space for unreduced
         // addition.
@@ -212,6 +213,7 @@ pub(super) struct PrecomputedMultiplier {
 }
 
 impl From<Aligned130> for PrecomputedMultiplier {
+    #[inline(always)]
     fn from(r: Aligned130) -> Self {
         unsafe {
             // Precompute 5*R.
@@ -236,6 +238,7 @@ impl From<Aligned130> for PrecomputedMultiplier {
 impl Mul<PrecomputedMultiplier> for PrecomputedMultiplier {
     type Output = Unreduced130;
 
+    #[inline(always)]
     fn mul(self, other: PrecomputedMultiplier) -> Unreduced130 {
         // Pass through to `self.a` for multiplication.
         Aligned130(self.a) * other
@@ -835,6 +838,7 @@ impl Add<Aligned130> for Aligned2x130 {
     type Output = Aligned2x130;
 
     /// Adds `other` into the lower integer of `self`.
+    #[inline(always)]
     fn add(self, other: Aligned130) -> Aligned2x130 {
         Aligned2x130 {
             v0: self.v0 + other,
@@ -1812,6 +1816,7 @@ impl Add<Aligned130> for AdditionKey {
             let k = self.0;
 
             /// Reduce to an integer below 2^130.
+            #[inline(always)]
             unsafe fn propagate_carry(x: __m256i) -> __m256i {
                 // t = [
                 //     0,
@@ -1972,6 +1977,7 @@ impl Add<Aligned130> for AdditionKey {
 pub(super) struct IntegerTag(__m128i);
 
 impl From<AdditionKey> for IntegerTag {
+    #[inline(always)]
     fn from(k: AdditionKey) -> Self {
         unsafe {
             // There was no polynomial to add.
@@ -1984,6 +1990,7 @@ impl From<AdditionKey> for IntegerTag {
 }
 
 impl IntegerTag {
+    #[inline(always)]
     pub(super) fn write(self, tag: &mut [u8]) {
         unsafe {
             _mm_storeu_si128(tag.as_mut_ptr().cast(), self.0);
