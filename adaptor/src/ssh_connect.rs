@@ -158,6 +158,10 @@ fn presented_key(key: &russh::keys::PublicKeyOrCertificate) -> PresentedKey {
     }
 }
 
+/// Bytes read from the SSH socket at a time: two of the forwarder's
+/// largest packets (32 KiB of data each).
+const SSH_READ_BUFFER_BYTES: usize = 64 * 1024;
+
 /// Connects to `address` and opens the mux channel.
 pub async fn connect_mux(
     address: &str,
@@ -182,6 +186,10 @@ pub async fn connect_mux(
         reason: error.to_string(),
     })?;
     let _ = tcp.set_nodelay(true);
+    // russh reads each packet's length and then its body, each with a
+    // read of its own; a buffer in front turns that into one system call
+    // for several packets (docs/decisions/tunnel-speed.md, fourth round).
+    let tcp = tokio::io::BufReader::with_capacity(SSH_READ_BUFFER_BYTES, tcp);
     let verdict_slot = Arc::new(Mutex::new(None));
     let gate = HostKeyGate {
         pp_key,
