@@ -5,8 +5,8 @@
 # cpu-clock` while e2e/src/bin/pp-bench.rs runs, one perf.data file per
 # phase (pp-bench signals perf between phases), and writes DIR/report.md:
 # per phase the CPU share of each process, and the top symbols of our two
-# ends (pp-forwarder; pp-bench's tokio workers, i.e. the in-process adaptor
-# and the test client) or OpenSSH's (sshd, ssh). About a minute after the
+# ends (pp-forwarder; the threads named tokio-rt-worker, i.e. the adaptor
+# daemon's worker and the benchmark client's) or OpenSSH's (sshd, ssh). About a minute after the
 # build. Needs perf (Debian: linux-perf).
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
