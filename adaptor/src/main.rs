@@ -70,7 +70,8 @@ init-data), start the PP, `pp attach --sid SID --forwarder IP --tunnel TAG`, `pp
 `pp delete --sid SID` when the PP is gone (running it again is harmless).
 Without a daemon, `pp create` and `pp delete` work on their own, and `serve` serves the
 [[pp]] tables. A restarted `serve` serves again every pod it had attached.
-Logs go to stderr; RUST_LOG filters them (default info).";
+Logs go to stderr; RUST_LOG filters them (default info). TOKIO_WORKER_THREADS sets the
+number of worker threads (default: one per CPU).";
 
 /// Worker-node side of peer-pod secure comms: keys, Trustee registration,
 /// the two-phase SSH connection to each peer pod's forwarder, the KBS
