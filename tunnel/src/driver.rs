@@ -8,8 +8,11 @@
 //! when the pipe reaches EOF, or with the protocol or IO error that ended
 //! the connection; every stream and flow still open then fails with that
 //! reason. Datagram flows (v2) are kept in a `FlowTable` (see `flow`).
+//! What waits for the pipe is bounded whatever CREDIT the peer grants: the
+//! streams' written bytes (at most `UNSENT_LIMIT` each, see `stream`) move
+//! into the session only while its backlog is below [`TRANSMIT_LOW_WATER`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -20,7 +23,7 @@ use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::sync::oneshot;
 
 use crate::MuxError;
-use crate::flow::{FlowClosed, FlowTable, MuxFlow};
+use crate::flow::{FlowClosed, FlowTable, MuxFlow, TRANSMIT_LOW_WATER};
 use crate::handle::{IncomingFlow, IncomingStream, MuxEvent, MuxEvents, MuxHandle};
 use crate::stream::{Closed, MuxStream, Shared, SharedRef, lock};
 
@@ -104,6 +107,7 @@ where
         commands_tx: commands_tx.clone(),
         events: events_tx,
         streams: HashMap::new(),
+        data_ready: VecDeque::new(),
         flows: FlowTable::default(),
         read_buf: vec![0; READ_CHUNK],
         outgoing: Vec::new(),
@@ -129,6 +133,9 @@ pub struct MuxDriver<IO> {
     commands_tx: UnboundedSender<Command>,
     events: UnboundedSender<MuxEvent>,
     streams: HashMap<StreamId, SharedRef>,
+    /// Streams whose written bytes wait to move into the session, in the
+    /// order they were written.
+    data_ready: VecDeque<StreamId>,
     flows: FlowTable,
     read_buf: Vec<u8>,
     outgoing: Vec<u8>,
@@ -161,6 +168,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> MuxDriver<IO> {
                 Poll::Pending => {}
             }
             let unwritten = self.outgoing.len().saturating_sub(self.outgoing_written);
+            progressed |= self.send_stream_data(unwritten)?;
             progressed |= self.flows.send_queued(&mut self.session, unwritten)?;
             progressed |= self.poll_write_pipe(cx)?;
             if !progressed {
@@ -291,34 +299,63 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> MuxDriver<IO> {
         MuxStream::new(stream, shared, self.commands_tx.clone())
     }
 
+    /// Moves streams' written bytes into the session, one stream at a time
+    /// in the order they wrote, while fewer than [`TRANSMIT_LOW_WATER`] bytes
+    /// (`unwritten` plus the session's backlog) wait for the pipe. Returns
+    /// whether any moved.
+    fn send_stream_data(&mut self, unwritten: usize) -> Result<bool, MuxError> {
+        let mut moved = false;
+        while unwritten.saturating_add(self.session.transmit_backlog()) < TRANSMIT_LOW_WATER {
+            let Some(stream) = self.data_ready.pop_front() else {
+                break;
+            };
+            moved |= self.send_unsent(stream)?;
+        }
+        Ok(moved)
+    }
+
+    /// Moves one stream's written bytes into the session; returns whether
+    /// there were any.
+    fn send_unsent(&mut self, stream: StreamId) -> Result<bool, MuxError> {
+        // A stream already forgotten was finished: its bytes are moot.
+        let Some(shared) = self.streams.get(&stream) else {
+            return Ok(false);
+        };
+        let session = &mut self.session;
+        let sent = lock(shared).take_unsent(|bytes| {
+            if bytes.is_empty() {
+                return Ok(None);
+            }
+            session.send(stream, bytes).map(|n| Some(n == bytes.len()))
+        });
+        match sent {
+            Ok(None) => Ok(false),
+            Ok(Some(true)) => Ok(true),
+            Ok(Some(false)) => Err(MuxError::WindowAccounting { stream }),
+            // Reset by the peer meanwhile: the writer learns it from the stream.
+            Err(CommandError::StreamClosed(_)) => Ok(false),
+            Err(e) => Err(MuxError::Command(e)),
+        }
+    }
+
     fn apply(&mut self, command: Command) -> Result<(), MuxError> {
         match command {
             Command::Open { name, reply } => {
                 let opened = self.session.open(&name).map_err(MuxError::Command);
                 let _ = reply.send(opened.map(|stream| self.new_stream(stream)));
             }
-            Command::Data { stream } => {
-                // A stream already forgotten was finished: its bytes are moot.
-                let Some(shared) = self.streams.get(&stream) else {
-                    return Ok(());
-                };
-                let session = &mut self.session;
-                let sent = lock(shared)
-                    .take_unsent(|bytes| session.send(stream, bytes).map(|n| n == bytes.len()));
-                match sent {
-                    Ok(true) => {}
-                    Ok(false) => return Err(MuxError::WindowAccounting { stream }),
-                    // Reset by the peer meanwhile: the writer learns it from the stream.
-                    Err(CommandError::StreamClosed(_)) => {}
-                    Err(e) => return Err(MuxError::Command(e)),
-                }
-            }
+            Command::Data { stream } => self.data_ready.push_back(stream),
             Command::Consumed { stream, n } => ignore_closed(self.session.consumed(stream, n))?,
             Command::End { stream } => {
+                // The last bytes go before the END, whatever the backlog
+                // (at most one stream's `UNSENT_LIMIT`).
+                self.send_unsent(stream)?;
                 ignore_closed(self.session.end(stream))?;
                 self.forget_if_finished(stream);
             }
             Command::Reset { stream, reason } => {
+                // What was written before the reset still goes first.
+                self.send_unsent(stream)?;
                 ignore_closed(self.session.reset(stream, &reason))?;
                 self.streams.remove(&stream);
                 self.flows.close(stream, FlowClosed::LocalReset(reason));

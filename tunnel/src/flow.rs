@@ -32,8 +32,8 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::MuxError;
 use crate::driver::Command;
 
-/// The driver moves queued datagrams into the session only while fewer
-/// bytes than this wait to be written to the pipe.
+/// The driver moves queued datagrams and streams' written bytes into the
+/// session only while fewer bytes than this wait to be written to the pipe.
 pub const TRANSMIT_LOW_WATER: usize = 64 * 1024;
 
 /// What one flow carried and dropped, per direction; every counter only

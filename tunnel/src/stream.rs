@@ -4,7 +4,9 @@
 //! Contract: reads return the peer's DATA in order, then EOF after the
 //! peer's END, or an error once the stream was reset or the connection
 //! ended (the error text carries the peer's RESET reason). Writes accept at
-//! most the peer's remaining window and wait for CREDIT otherwise.
+//! most the peer's remaining window and wait for CREDIT otherwise, and at
+//! most [`UNSENT_LIMIT`] bytes the driver has not yet taken: a peer that
+//! grants a huge window and does not read makes writers wait, not buffer.
 //! `poll_shutdown` sends END; dropping a stream that is not finished sends
 //! RESET. Every byte read is reported to the driver, which returns CREDIT.
 
@@ -28,9 +30,9 @@ pub(crate) enum Closed {
     ConnectionEnded(String),
 }
 
-/// Capacity of the write buffer kept once the driver has emptied it: a
-/// buffer a burst grew beyond this is given back.
-const UNSENT_KEEP: usize = 256 * 1024;
+/// Written bytes a stream holds before the driver takes them; a writer
+/// waits beyond this.
+pub(crate) const UNSENT_LIMIT: usize = 128 * 1024;
 
 /// What the driver and the stream handle both see. The two byte buffers are
 /// reused, not allocated per frame or per write (the static build's
@@ -78,14 +80,11 @@ impl Shared {
     }
 
     /// Hands the written bytes to `send` (the driver's), then empties the
-    /// buffer.
+    /// buffer and wakes a writer that waited for room.
     pub(crate) fn take_unsent<T>(&mut self, send: impl FnOnce(&[u8]) -> T) -> T {
         let sent = send(&self.unsent);
-        if self.unsent.capacity() > UNSENT_KEEP {
-            self.unsent = Vec::new();
-        } else {
-            self.unsent.clear();
-        }
+        self.unsent.clear();
+        wake(&mut self.writer);
         sent
     }
 
@@ -239,12 +238,13 @@ impl AsyncWrite for MuxStream {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        if shared.send_window == 0 {
+        let room = UNSENT_LIMIT.saturating_sub(shared.unsent.len());
+        if shared.send_window == 0 || room == 0 {
             shared.writer = Some(cx.waker().clone());
             return Poll::Pending;
         }
         let window = usize::try_from(shared.send_window).unwrap_or(usize::MAX);
-        let accepted = buf.get(..window).unwrap_or(buf);
+        let accepted = buf.get(..window.min(room)).unwrap_or(buf);
         // One command for all bytes that wait: the driver takes them at once.
         if shared.unsent.is_empty()
             && this

@@ -1,12 +1,14 @@
 //! What a peer can make one side hold: the limit on open streams (refused
-//! with a reason, the connection goes on) and that closing the connection
-//! frees every stream and the target socket behind it.
+//! with a reason, the connection goes on), what waits for a pipe the peer
+//! does not read (bounded whatever window it grants), and that closing the
+//! connection frees every stream and the target socket behind it.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{echo, next_incoming};
+use common::{MIB, echo, next_incoming};
+use pp_mux::{MAX_WINDOW, MuxSession};
 use pp_tunnel::{
     IncomingStream, MuxEvent, MuxLimits, MuxVersion, Phase, STREAM_LIMIT_REASON, Side, pump, start,
     start_with,
@@ -55,6 +57,50 @@ async fn an_open_over_the_limit_is_refused_with_the_reason_and_the_connection_go
     let mut back = Vec::new();
     next.read_to_end(&mut back).await.unwrap();
     assert_eq!(back, b"still usable");
+}
+
+/// A WN that grants a stream the largest window (2^31 - 1 bytes) and then
+/// never reads the pipe: the PP's writer must end up waiting, having handed
+/// over no more than what the pipe, the driver and the stream may hold
+/// (64 KiB pipe + 64 KiB backlog + one stream's 128 KiB taken + 128 KiB
+/// unsent, and frame headers), instead of the whole window.
+#[tokio::test(start_paused = true)]
+async fn a_peer_that_grants_a_huge_window_and_does_not_read_makes_writers_wait() {
+    const PIPE: usize = 64 * 1024;
+    const MAX_HELD: usize = 512 * 1024;
+    let (pp_io, mut wn_io) = tokio::io::duplex(PIPE);
+    let (_pp, mut pp_events, pp_driver) = start(pp_io, Side::Pp(Phase::Kubernetes));
+    tokio::spawn(pp_driver.run());
+    // The WN as a bare session: HELLO, OPEN and a CREDIT for the rest of
+    // the largest window, then it never reads the pipe.
+    let mut wn = MuxSession::with_limits(
+        Side::Wn,
+        MuxVersion::V2,
+        MuxLimits {
+            stream_window: MAX_WINDOW,
+            window_budget: MAX_WINDOW,
+            ..MuxLimits::default()
+        },
+    );
+    wn.open("SOURCE").unwrap();
+    wn_io.write_all(&wn.take_transmit()).await.unwrap();
+    let mut stream = next_incoming(&mut pp_events).await.stream;
+
+    let chunk = vec![0x5a; 32 * 1024];
+    let mut accepted = 0;
+    // The clock is paused: the timeout fires as soon as every task waits.
+    // The cap only keeps a broken bound from buffering the whole window.
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while accepted < 8 * MIB {
+            accepted += stream.write(&chunk).await.unwrap();
+        }
+    })
+    .await;
+    assert!(accepted >= PIPE, "the writer got going: {accepted} bytes");
+    assert!(
+        accepted <= MAX_HELD,
+        "{accepted} bytes accepted for a peer that reads nothing"
+    );
 }
 
 #[tokio::test]
