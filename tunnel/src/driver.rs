@@ -10,7 +10,8 @@
 //! reason. Datagram flows (v2) are kept in a `FlowTable` (see `flow`).
 //! What waits for the pipe is bounded whatever CREDIT the peer grants: the
 //! streams' written bytes (at most `UNSENT_LIMIT` each, see `stream`) move
-//! into the session only while its backlog is below [`TRANSMIT_LOW_WATER`].
+//! into the session only while its backlog is below
+//! [`TRANSMIT_LOW_WATER`](crate::TRANSMIT_LOW_WATER).
 
 use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
@@ -23,7 +24,7 @@ use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::sync::oneshot;
 
 use crate::MuxError;
-use crate::flow::{FlowClosed, FlowTable, MuxFlow, TRANSMIT_LOW_WATER};
+use crate::flow::{FlowClosed, FlowTable, MuxFlow, pipe_has_room};
 use crate::handle::{IncomingFlow, IncomingStream, MuxEvent, MuxEvents, MuxHandle};
 use crate::stream::{Closed, MuxStream, Shared, SharedRef, lock};
 
@@ -303,12 +304,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> MuxDriver<IO> {
     }
 
     /// Moves streams' written bytes into the session, one stream at a time
-    /// in the order they wrote, while fewer than [`TRANSMIT_LOW_WATER`] bytes
-    /// (`unwritten` plus the session's backlog) wait for the pipe. Returns
-    /// whether any moved.
+    /// in the order they wrote, while the pipe has room (`pipe_has_room`).
+    /// Returns whether any moved.
     fn send_stream_data(&mut self, unwritten: usize) -> Result<bool, MuxError> {
         let mut moved = false;
-        while unwritten.saturating_add(self.session.transmit_backlog()) < TRANSMIT_LOW_WATER {
+        while pipe_has_room(&self.session, unwritten) {
             let Some(stream) = self.data_ready.pop_front() else {
                 break;
             };

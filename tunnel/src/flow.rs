@@ -36,6 +36,13 @@ use crate::driver::Command;
 /// session only while fewer bytes than this wait to be written to the pipe.
 pub const TRANSMIT_LOW_WATER: usize = 64 * 1024;
 
+/// Whether the driver may move more into `session`: fewer than
+/// [`TRANSMIT_LOW_WATER`] bytes (`unwritten` in the driver's buffer plus
+/// the session's backlog) wait for the pipe.
+pub(crate) fn pipe_has_room(session: &MuxSession, unwritten: usize) -> bool {
+    unwritten.saturating_add(session.transmit_backlog()) < TRANSMIT_LOW_WATER
+}
+
 /// What one flow carried and dropped, per direction; every counter only
 /// grows. "Sent" counts datagrams handed to the mux session (on their way
 /// to the peer); datagrams still queued when a flow closes count nowhere.
@@ -440,7 +447,7 @@ impl FlowTable {
         unwritten: usize,
     ) -> Result<bool, MuxError> {
         let mut moved = false;
-        while unwritten.saturating_add(session.transmit_backlog()) < TRANSMIT_LOW_WATER {
+        while pipe_has_room(session, unwritten) {
             let Some(id) = self.ready.pop_front() else {
                 break;
             };
